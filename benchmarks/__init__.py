@@ -1,0 +1,1 @@
+"""The benchmark suite (installed as scratchgen.benchmarks): run with `python -m benchmarks`."""

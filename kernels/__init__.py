@@ -1,0 +1,68 @@
+"""Pure array kernels for the three hot paths: convolution, recurrence, attention.
+
+Installed as ``scratchgen.kernels``. Nothing here knows about ``Tensor``: every function takes
+NumPy (or CuPy) arrays and returns arrays. Each family is a subpackage with three modules that
+implement one contract (the same function names and signatures):
+
+    reference   plain NumPy, the readable definition and the test oracle
+    cpu         Numba ``@njit`` kernels (``cache=True``), chosen for speed
+    gpu         ``numba.cuda`` kernels launched on CuPy arrays (matrix products through cuBLAS)
+
+``implementation(family, array)`` picks the module: the user's choice made with
+``use_kernels(name)`` wins; otherwise ``"gpu"`` for CuPy arrays and ``"cpu"`` for NumPy arrays.
+"""
+import contextlib
+import importlib
+import threading
+
+FAMILIES = ("conv", "recurrence", "attention")
+IMPLEMENTATIONS = ("reference", "cpu", "gpu")
+
+_state = threading.local()
+
+
+def current_choice():
+    """The implementation forced by ``use_kernels``, or None (choose by device)."""
+    return getattr(_state, "choice", None)
+
+
+class use_kernels(contextlib.ContextDecorator):
+    """Force one implementation for every kernel call.
+
+    Works as a plain call (``use_kernels("reference")`` switches until the next call; pass
+    ``None`` to go back to choosing by device) and as a context manager that restores the
+    previous choice on exit.
+    """
+
+    def __init__(self, name):
+        if name is not None and name not in IMPLEMENTATIONS:
+            raise ValueError(f"use_kernels: expected one of {IMPLEMENTATIONS} or None, got {name!r}")
+        self.previous = current_choice()
+        self.name = name
+        _state.choice = name
+
+    def __enter__(self):
+        _state.choice = self.name
+        return self
+
+    def __exit__(self, *exc):
+        _state.choice = self.previous
+        return False
+
+
+def default_implementation(array):
+    """``"gpu"`` for CuPy arrays, ``"cpu"`` for everything else."""
+    return "gpu" if type(array).__module__.startswith("cupy") else "cpu"
+
+
+def implementation(family, array):
+    """The kernel module of ``family`` to run on ``array`` (see the module docstring)."""
+    if family not in FAMILIES:
+        raise ValueError(f"kernels: unknown family {family!r}; expected one of {FAMILIES}")
+    name = current_choice() or default_implementation(array)
+    on_gpu = default_implementation(array) == "gpu"
+    if on_gpu != (name == "gpu") and name != "reference":
+        where = "CuPy (GPU)" if on_gpu else "NumPy (CPU)"
+        raise ValueError(f"kernels: implementation {name!r} cannot run on {where} arrays; "
+                         f"use 'reference' or {default_implementation(array)!r}")
+    return importlib.import_module(f"{__name__}.{family}.{name}")

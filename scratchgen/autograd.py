@@ -1,0 +1,341 @@
+"""Reverse-mode automatic differentiation: ``Function`` nodes, grad modes and the backward pass.
+
+How a graph is made (define-by-run)
+    ``SomeOp.apply(*tensors, **params)`` runs ``forward`` on the raw arrays (NumPy or CuPy, so one
+    code path serves both and kernels plug straight in) and, when any input requires a gradient
+    and grad mode is on, makes the ``Function`` instance the ``creator`` of its outputs. The node
+    remembers *edges* to its inputs — ``(creator, output_index)`` for computed tensors, the tensor
+    itself for leaves — but never the input arrays unless ``forward`` saved them.
+
+How backward works
+    ``backward(grad_outputs)`` receives gradient *Tensors* and returns gradient Tensors made of
+    ordinary differentiable ops. The engine runs it under ``no_grad`` for a first-order backward
+    (no graph cost) and with grad mode on when ``create_graph=True``; then the gradients are
+    themselves differentiable, which gives Hessian-vector products, WGAN-GP and R1 penalties
+    without writing any second derivative by hand.
+
+Saved arrays
+    ``forward`` calls ``save_for_backward(*arrays)``. ``apply`` recognises which saved arrays are
+    the op's own inputs or outputs and, in ``saved_tensors``, hands them back as Tensors still
+    attached to the graph (so a derivative that uses ``x`` or ``y`` is differentiable in turn);
+    other arrays (masks, indices) come back as constants. After a backward without
+    ``retain_graph`` the saved arrays are dropped; a second backward raises a clear error.
+"""
+import contextlib
+import threading
+
+_mode = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_mode, "enabled", True)
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Turn graph recording on or off inside a ``with`` block (or for a decorated function)."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self.previous = is_grad_enabled()
+        _mode.enabled = self.mode
+
+    def __exit__(self, *exc):
+        _mode.enabled = self.previous
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """Record nothing: for inference, parameter updates and first-order backward passes."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    def __init__(self):
+        super().__init__(True)
+
+
+class Function:
+    """One differentiable operation: ``forward`` on arrays, ``backward`` on gradient Tensors.
+
+    Subclasses implement::
+
+        def forward(self, *arrays, **params) -> array | tuple of arrays
+        def backward(self, *grad_outputs) -> Tensor | None | tuple of (Tensor | None)
+
+    ``backward`` returns one gradient per positional input of ``apply`` (None where there is
+    none); a gradient may have the *broadcast* shape — the engine sums it down to the input's
+    shape in one place (``sum_to``), and casts it to the input's dtype. ``self.needs_input_grad``
+    tells which inputs want one.
+
+    A fused kernel whose backward is itself a raw-array kernel sets ``once_differentiable =
+    True``: its gradients cannot be differentiated again, and trying to raises an error that
+    names the op instead of silently returning zero.
+    """
+
+    once_differentiable = False
+
+    # ---- building the graph -------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from .tensor import Tensor
+        node = cls()
+        node._saved_arrays = ()
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        outputs = node.forward(*arrays, **params)
+        single = not isinstance(outputs, tuple)
+        outputs = (outputs,) if single else outputs
+        track = is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        if track:
+            node._connect(inputs, arrays, outputs)
+        del node._saved_arrays
+        results = tuple(Tensor._from_node(out, node if track else None, i) for i, out in enumerate(outputs))
+        return results[0] if single else results
+
+    def save_for_backward(self, *arrays):
+        self._saved_arrays = arrays
+
+    def _connect(self, inputs, arrays, outputs):
+        from .tensor import Tensor
+        self.next_edges = tuple(_edge_to(x) if isinstance(x, Tensor) and x.requires_grad else None
+                                for x in inputs)
+        self.needs_input_grad = tuple(edge is not None for edge in self.next_edges)
+        self.input_meta = tuple((getattr(a, "shape", ()), getattr(a, "dtype", None)) for a in arrays)
+        self.output_meta = tuple((out.shape, out.dtype) for out in outputs)
+        self.released = False
+        self._saved = tuple(self._link(saved, inputs, arrays, outputs) for saved in self._saved_arrays)
+
+    def _link(self, saved, inputs, arrays, outputs):
+        """Remember a saved array with the graph position it came from (see module docstring)."""
+        from .tensor import Tensor
+        for tensor, array in zip(inputs, arrays):
+            if saved is array and isinstance(tensor, Tensor):
+                return tensor if tensor.creator is None else (saved, tensor.creator, tensor.index)
+        for index, output in enumerate(outputs):
+            if saved is output:
+                return (saved, self, index)
+        return (saved, None, 0)
+
+    @property
+    def saved_tensors(self):
+        """The saved arrays as Tensors, attached to the graph where they came from it."""
+        from .tensor import Tensor
+        if self.released:
+            raise RuntimeError(self._freed_message())
+        return tuple(item if isinstance(item, Tensor) else Tensor._from_node(*item) for item in self._saved)
+
+    def release(self):
+        """Drop the saved arrays (the graph's structure stays, so a reuse can be detected)."""
+        self._saved = ()
+        self.released = True
+
+    def _freed_message(self):
+        return (f"{type(self).__name__}.backward: the saved arrays of this graph were freed by an "
+                "earlier backward(); pass retain_graph=True to the first backward() to go through "
+                "the graph twice")
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError(f"{self.name} must implement forward")
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(f"{self.name} must implement backward")
+
+
+class SecondOrderBlocked(Function):
+    """Stands in for the gradient of a ``once_differentiable`` op under ``create_graph=True``.
+
+    Its forward passes the first-order gradient through; its backward refuses, naming the op, so
+    that a second derivative through a fused kernel is an error rather than a silent zero.
+    """
+
+    check_gradients = False  # a marker, not an op: nothing to gradcheck
+
+    def forward(self, gradient, *inputs, op):
+        self.op = op
+        return gradient
+
+    def backward(self, *grad_outputs):
+        raise RuntimeError(f"{self.op} is differentiable only once: its backward is a fused kernel. "
+                           "Use the op's reference composition (or avoid create_graph=True through it).")
+
+
+def _edge_to(tensor):
+    """Where a gradient for ``tensor`` must go: its creator's output slot, or the leaf itself."""
+    return tensor if tensor.creator is None else (tensor.creator, tensor.index)
+
+
+# ---- the backward pass ---------------------------------------------------------------------------
+def topological_order(roots):
+    """Function nodes reachable from ``roots``, each listed before the nodes it depends on.
+
+    Iterative depth-first search (a 5,000-op chain would overflow Python's recursion limit);
+    reversing the post-order puts every consumer before its producers.
+    """
+    post_order, visited = [], set()
+    stack = [(node, False) for node in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            post_order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for edge in node.next_edges:
+            if isinstance(edge, tuple) and id(edge[0]) not in visited:
+                stack.append((edge[0], False))
+    return post_order[::-1]
+
+
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+    """Propagate ``root_grads`` from ``roots`` to every leaf (or into ``capture``).
+
+    ``capture`` maps keys — ``id(leaf)`` or ``(node, index)`` — to None; when given, gradients for
+    those keys are stored there instead of being accumulated into ``leaf.grad``.
+    """
+    pending = {}  # node -> list of gradient Tensors per output (None: nothing arrived yet)
+    with set_grad_enabled(create_graph):
+        for root, grad in zip(roots, root_grads):
+            _deliver(_edge_to(root), grad, pending, capture)
+        nodes = topological_order([root.creator for root in roots if root.creator is not None])
+        for node in nodes:
+            grads_out = pending.pop(node, None)
+            if grads_out is None:
+                continue  # no gradient reaches this node (e.g. it feeds only an unused output)
+            if node.released:
+                raise RuntimeError(node._freed_message())
+            if capture is not None:
+                for index, grad in enumerate(grads_out):
+                    if (node, index) in capture:
+                        capture[(node, index)] = grad
+            grads_in = _call_backward(node, _fill_missing(node, grads_out), create_graph)
+            for edge, grad, meta in zip(node.next_edges, grads_in, node.input_meta):
+                if edge is not None and grad is not None:
+                    _deliver(edge, _match_input(grad, meta, node), pending, capture)
+            if not retain_graph:
+                node.release()
+
+
+def _call_backward(node, grads_out, create_graph):
+    grads_in = node.backward(*grads_out)
+    if not isinstance(grads_in, tuple):
+        grads_in = (grads_in,)
+    if len(grads_in) != len(node.next_edges):
+        raise RuntimeError(f"{node.name}.backward returned {len(grads_in)} gradients, "
+                           f"expected {len(node.next_edges)} (one per input)")
+    if node.once_differentiable and create_graph:
+        inputs = [edge for edge in node.next_edges if edge is not None]
+        grads_in = tuple(None if g is None else _block_second_order(g, node, inputs) for g in grads_in)
+    return grads_in
+
+
+def _block_second_order(grad, node, edges):
+    from .tensor import Tensor
+    blocked = SecondOrderBlocked()
+    blocked.next_edges = tuple(edges)
+    blocked.needs_input_grad = (True,) * len(edges)
+    blocked.input_meta = tuple(((), None) for _ in edges)
+    blocked.output_meta = ((grad.shape, grad.dtype),)
+    blocked.released = False
+    blocked.op = node.name
+    blocked._saved = ()
+    return Tensor._from_node(grad.data, blocked, 0)
+
+
+def _fill_missing(node, grads_out):
+    """Zeros for outputs that received no gradient (e.g. an unused output of a multi-output op)."""
+    from .tensor import zeros
+    present = next(g for g in grads_out if g is not None)
+    return [g if g is not None else zeros(shape, dtype=dtype, device=present.device)
+            for g, (shape, dtype) in zip(grads_out, node.output_meta)]
+
+
+def _match_input(grad, meta, node):
+    """Un-broadcast and cast a gradient to its input's shape and dtype — the one place it happens."""
+    shape, dtype = meta
+    if grad.shape != shape:
+        from .ops.shape import sum_to
+        try:
+            grad = sum_to(grad, shape)
+        except ValueError as error:
+            raise RuntimeError(f"{node.name}.backward: gradient of shape {grad.shape} does not "
+                               f"reduce to the input's shape {shape}") from error
+    if dtype is not None and grad.dtype != dtype:
+        grad = grad.to(dtype)
+    return grad
+
+
+def _deliver(edge, grad, pending, capture):
+    from .tensor import Tensor
+    if isinstance(edge, Tensor):
+        if capture is not None:
+            if id(edge) in capture:
+                capture[id(edge)] = grad if capture[id(edge)] is None else capture[id(edge)] + grad
+        else:
+            edge._accumulate_grad(grad)
+        return
+    node, index = edge
+    slots = pending.setdefault(node, [None] * len(node.output_meta))
+    slots[index] = grad if slots[index] is None else slots[index] + grad
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned rather than accumulated.
+
+    Mirrors ``torch.autograd.grad``. With ``create_graph=True`` the returned gradients are part of
+    the graph, so they can be differentiated again (a gradient penalty, a Hessian-vector product).
+    """
+    from .tensor import Tensor
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single_input = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_input else list(inputs)
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad (shape {x.shape})")
+    root_grads = _root_gradients(outputs, grad_outputs, "grad")
+    keys = [id(x) if x.creator is None else (x.creator, x.index) for x in inputs]
+    capture = dict.fromkeys(keys)
+    run_backward(outputs, root_grads, retain_graph=create_graph if retain_graph is None else retain_graph,
+                 create_graph=create_graph, capture=capture)
+    results = []
+    for i, (x, key) in enumerate(zip(inputs, keys)):
+        g = capture[key]
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {x.shape}) was not used to compute the outputs; "
+                               "pass allow_unused=True to get None for it")
+        results.append(g)
+    return tuple(results)
+
+
+def _root_gradients(outputs, grad_outputs, op):
+    """Seed gradients: ones for scalar outputs, the given ones otherwise (checked)."""
+    from .tensor import Tensor, ones_like
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(f"{op}: tensor of shape {out.shape} does not require grad and has no "
+                               "creator (was it computed under no_grad, or from leaves without "
+                               "requires_grad=True?)")
+        if g is None:
+            if out.numel() != 1:
+                raise RuntimeError(f"{op}: gradient can be implicitly created only for a scalar output; "
+                                   f"got shape {out.shape}, pass a gradient of that shape")
+            g = ones_like(out)
+        elif not isinstance(g, Tensor):
+            g = Tensor(g)
+        if g.shape != out.shape:
+            raise RuntimeError(f"{op}: expected a gradient of shape {out.shape}, got {g.shape}")
+        seeds.append(g)
+    return seeds

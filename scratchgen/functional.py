@@ -1,0 +1,247 @@
+"""``scratchgen.functional`` (import as ``F``): ``torch.nn.functional``'s names and signatures.
+
+Activations and losses here are compositions of the ops in ``scratchgen.ops``; each one's
+gradient follows from theirs. Kernel-backed ops (convolution, attention, LSTM) are added at the
+bottom from their own modules.
+"""
+import math
+
+import numpy as np
+
+from . import backend
+from .ops.elementwise import (abs, clamp, erf, exp, log, maximum, minimum, relu, sigmoid,  # noqa: F401
+                              softplus, sqrt, tanh, where)
+from .ops.linalg import matmul
+from .ops.reduction import log_softmax, logsumexp, mean, softmax, sum  # noqa: F401
+from .ops.shape import getitem, pad, reshape  # noqa: F401
+from .random import generator
+from .tensor import Tensor
+
+
+# ---- activations --------------------------------------------------------------------------------
+def leaky_relu(x, negative_slope=0.01):
+    return where(x > 0, x, x * negative_slope)
+
+
+def elu(x, alpha=1.0):
+    # exp only of the non-positive part: exp(x) of a large x would overflow inside the unused branch.
+    return where(x > 0, x, (exp(minimum(x, 0.0)) - 1) * alpha)
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) with Phi the standard normal CDF; ``approximate="tanh"`` uses Hendrycks &
+    Gimpel's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ValueError(f"gelu: expected approximate 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+def silu(x):
+    return x * sigmoid(x)
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    return clamp(x, min_val, max_val)
+
+
+# ---- layers as functions ------------------------------------------------------------------------
+def linear(x, weight, bias=None):
+    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
+                         f"expects {weight.shape[-1]} (weight shape {weight.shape})")
+    out = matmul(x, weight.mT)
+    return out if bias is None else out + bias
+
+
+def embedding(indices, weight, padding_idx=None):
+    """Rows of ``weight`` picked by integer ``indices`` (its gradient scatter-adds into them).
+    ``padding_idx``'s row gets no gradient, as in PyTorch."""
+    index = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"embedding: expected integer indices, got dtype {index.dtype}")
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= weight.shape[0]):
+        raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got values in "
+                         f"[{int(index.min())}, {int(index.max())}]")
+    if padding_idx is not None:
+        keep = backend.get_array_module(index).arange(weight.shape[0]) != padding_idx
+        weight = where(Tensor(keep[:, None]), weight, weight.detach())
+    return getitem(weight, index)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: expected p in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    keep = generator().random(x.shape) >= p
+    mask = backend.to_device((keep / (1 - p)).astype(x.dtype), x.device)
+    return x * Tensor(mask)
+
+
+# ---- normalisation ------------------------------------------------------------------------------
+# y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance; the three norms differ
+# only in the axes the statistics run over. Written with ops, so every derivative comes for free.
+def _normalize(x, axes, eps):
+    """(normalised x, mean, biased variance) over ``axes``; the statistics keep their dims."""
+    average = mean(x, axes, keepdim=True)
+    centred = x - average
+    variance = mean(centred * centred, axes, keepdim=True)
+    return centred / sqrt(variance + eps), average, variance
+
+
+def _channel_shape(ndim):
+    """Shape that broadcasts a per-channel (dim 1) vector of length C over (N, C, ...)."""
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+def _channel_affine(out, weight, bias):
+    """out * weight + bias with per-channel weight and bias of shape (C,)."""
+    if weight is not None:
+        out = out * reshape(weight, _channel_shape(out.ndim))
+    return out if bias is None else out + reshape(bias, _channel_shape(out.ndim))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing ``normalized_shape`` dims of each sample (Ba et al. 2016)."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    count = len(normalized_shape)
+    if count == 0 or input.shape[input.ndim - count:] != normalized_shape:
+        raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, got {input.shape}")
+    out = _normalize(input, tuple(range(input.ndim - count, input.ndim)), eps)[0]
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each sample over groups of C / num_groups channels and all positions (Wu & He 2018)."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by num_groups={num_groups}, "
+                         f"got shape {input.shape}")
+    grouped = reshape(input, (input.shape[0], num_groups, -1))  # (N, G, C/G * positions)
+    out = reshape(_normalize(grouped, (2,), eps)[0], input.shape)
+    return _channel_affine(out, weight, bias)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """Normalise each channel (dim 1) over the batch and all positions (Ioffe & Szegedy 2015).
+
+    Training uses the batch's statistics and, where running statistics are given, updates them
+    in place: running = (1 - momentum) running + momentum batch, with the *unbiased* batch variance
+    for ``running_var`` (as PyTorch). Evaluation uses the running statistics as constants.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input (N, C, ...), got shape {input.shape}")
+    shape = _channel_shape(input.ndim)
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
+        inverse_std = (running_var.data + eps) ** -0.5
+        out = (input - Tensor(running_mean.data.reshape(shape))) * Tensor(inverse_std.reshape(shape))
+        return _channel_affine(out, weight, bias)
+    count = input.numel() // input.shape[1]
+    if count < 2:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                         f"shape {input.shape}")
+    out, average, variance = _normalize(input, (0,) + tuple(range(2, input.ndim)), eps)
+    for running, batch in ((running_mean, average.data), (running_var, variance.data * (count / (count - 1)))):
+        if running is not None:
+            running.data *= 1 - momentum
+            running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)
+    return _channel_affine(out, weight, bias)
+
+
+# ---- losses -------------------------------------------------------------------------------------
+def _reduce(loss, reduction, op):
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: expected reduction 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_same_shape(op, input, target):
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: expected target of the input's shape {input.shape}, got {target.shape}")
+
+
+def mse_loss(input, target, reduction="mean"):
+    _check_same_shape("mse_loss", input, target)
+    diff = input - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def l1_loss(input, target, reduction="mean"):
+    _check_same_shape("l1_loss", input, target)
+    return _reduce(abs(input - target), reduction, "l1_loss")
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight=None):
+    """-[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))] = softplus(x) - y x, written so it never
+    takes the log of a rounded-to-zero probability."""
+    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    if pos_weight is None:
+        loss = softplus(input) - target * input
+    else:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus(-input)
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def _class_targets(op, input, target):
+    """Check (N, C, ...) logits against (N, ...) integer targets; move classes to the last axis."""
+    index = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{op}: expected integer class indices as target, got dtype {index.dtype}")
+    if input.ndim < 1 or index.shape != (input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()):
+        raise ValueError(f"{op}: expected target of shape {input.shape[:1] + input.shape[2:]} for input "
+                         f"{input.shape}, got {tuple(index.shape)}")
+    if input.ndim > 2:
+        input = input.permute(0, *range(2, input.ndim), 1)
+    return input.reshape(-1, input.shape[-1]), index.reshape(-1)
+
+
+def nll_loss(input, target, ignore_index=-100, reduction="mean", weight=None):
+    """-input[n, target[n]] averaged over the targets that are not ``ignore_index``."""
+    log_probs, index = _class_targets("nll_loss", input, target)
+    classes = log_probs.shape[-1]
+    valid = index != ignore_index
+    if ((index[valid] < 0) | (index[valid] >= classes)).any():
+        raise IndexError(f"nll_loss: target values must lie in [0, {classes}) (or be ignore_index), "
+                         f"got {index[valid].min()}..{index[valid].max()}")
+    safe = index * valid  # ignored positions read class 0 and are then weighted by 0
+    xp = log_probs.xp
+    picked = getitem(log_probs, (xp.arange(index.shape[0]), safe))
+    weights = valid.astype(log_probs.dtype) if weight is None else weight.data[safe] * valid
+    loss = -picked * Tensor(weights)
+    if reduction == "mean":
+        return sum(loss) / float(weights.sum())
+    return _reduce(loss.reshape(target.shape) if reduction == "none" else loss, reduction, "nll_loss")
+
+
+def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoothing=0.0, weight=None):
+    """Cross-entropy of logits (N, C, ...) against class indices (N, ...); with ``label_smoothing``
+    the target is (1 - s) one-hot + s / C uniform, as in PyTorch."""
+    log_probs = log_softmax(input, dim=1 if input.ndim > 1 else 0)
+    loss = nll_loss(log_probs, target, ignore_index=ignore_index, reduction=reduction, weight=weight)
+    if label_smoothing == 0.0:
+        return loss
+    if weight is not None:
+        raise NotImplementedError("cross_entropy: label_smoothing together with weight is not supported")
+    flat, index = _class_targets("cross_entropy", log_probs, target)
+    valid = Tensor((index != ignore_index).astype(log_probs.dtype))
+    smooth = -mean(flat, dim=-1) * valid
+    if reduction == "mean":
+        smooth = sum(smooth) / float(valid.data.sum())
+    else:
+        smooth = _reduce(smooth.reshape(target.shape) if reduction == "none" else smooth, reduction,
+                         "cross_entropy")
+    return loss * (1 - label_smoothing) + smooth * label_smoothing

@@ -1,0 +1,452 @@
+"""Element-wise ops: arithmetic, unary math, comparisons, activations with a closed-form derivative.
+
+Each ``Function`` keeps its forward and backward within a few lines of each other. Backward
+formulas are written with Tensor ops, so they are differentiable again (``create_graph=True``).
+Gradients may come out with the broadcast shape; the engine sums them back (``sum_to``).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+# ---- operands: scalars, dtype promotion, devices, broadcasting ----------------------------------
+def as_tensor_operand(value, like):
+    """``value`` as a Tensor on ``like``'s device (Python scalars take ``like``'s dtype)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (numbers.Number, np.bool_)):
+        dtype = backend.scalar_dtype(like.dtype, value)
+        return Tensor(like.xp.asarray(value, dtype=dtype))
+    return Tensor(backend.to_device(np.asarray(value) if not hasattr(value, "dtype") else value, like.device))
+
+
+def binary_operands(op, a, b, elementwise=True):
+    """Both operands as Tensors of one dtype (PyTorch's promotion), checked for device and, for
+    element-wise ops, for broadcastable shapes."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+    a = as_tensor_operand(a, b) if not isinstance(a, Tensor) else a
+    b = as_tensor_operand(b, a) if not isinstance(b, Tensor) else b
+    if a.device != b.device:
+        raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {b.device}; "
+                           "move one with .to(device)")
+    if elementwise:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} are not broadcastable") from None
+    dtype = backend.result_dtype(a.dtype, b.dtype)
+    return cast(a, dtype), cast(b, dtype)
+
+
+class Cast(Function):
+    """y = x as another dtype;  dx = dy cast back."""
+
+    def forward(self, x, dtype):
+        self.input_dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, grad):
+        return cast(grad, self.input_dtype)
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if x.requires_grad and not backend.is_floating(dtype):
+        return Tensor(x.data.astype(dtype))  # an integer copy carries no gradient (as in PyTorch)
+    return Cast.apply(x, dtype=dtype)
+
+
+# ---- arithmetic ----------------------------------------------------------------------------------
+class Add(Function):
+    """y = a + b;  da = dy, db = dy."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    """y = a - b;  da = dy, db = -dy."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        return grad, -grad if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    """y = a * b;  da = dy * b, db = dy * a."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        return (grad * b if self.needs_input_grad[0] else None,
+                grad * a if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    """y = a / b;  da = dy / b, db = -dy * a / b**2 = -dy * y / b."""
+
+    def forward(self, a, b):
+        y = a / b
+        self.save_for_backward(b, y)
+        return y
+
+    def backward(self, grad):
+        b, y = self.saved_tensors
+        return (grad / b if self.needs_input_grad[0] else None,
+                -grad * y / b if self.needs_input_grad[1] else None)
+
+
+class Neg(Function):
+    """y = -x;  dx = -dy."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return -grad
+
+
+class Pow(Function):
+    """y = a ** b;  da = dy * b * a**(b-1), db = dy * y * log(a)."""
+
+    def forward(self, a, b):
+        y = a ** b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, grad):
+        a, b, y = self.saved_tensors
+        grad_a = grad * b * a ** (b - 1) if self.needs_input_grad[0] else None
+        grad_b = grad * y * log(a) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def add(a, b):
+    return Add.apply(*binary_operands("add", a, b))
+
+
+def sub(a, b):
+    return Sub.apply(*binary_operands("sub", a, b))
+
+
+def mul(a, b):
+    return Mul.apply(*binary_operands("mul", a, b))
+
+
+def div(a, b):
+    a, b = binary_operands("div", a, b)
+    if not backend.is_floating(a.dtype):  # true division of integers gives floats, as in PyTorch
+        a, b = cast(a, backend.DEFAULT_DTYPE), cast(b, backend.DEFAULT_DTYPE)
+    return Div.apply(a, b)
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def pow(a, b):  # noqa: A001 (PyTorch's name)
+    return Pow.apply(*binary_operands("pow", a, b))
+
+
+# ---- unary math ----------------------------------------------------------------------------------
+class Exp(Function):
+    """y = exp(x);  dx = dy * y."""
+
+    def forward(self, x):
+        y = backend.get_array_module(x).exp(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        return grad * y
+
+
+class Log(Function):
+    """y = log(x);  dx = dy / x."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.get_array_module(x).log(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  dx = dy / (2 y)."""
+
+    def forward(self, x):
+        y = backend.get_array_module(x).sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        return grad / (2 * y)
+
+
+class Abs(Function):
+    """y = |x|;  dx = dy * sign(x)  (0 at x = 0, as PyTorch)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.save_for_backward(xp.sign(x))
+        return xp.abs(x)
+
+    def backward(self, grad):
+        (sign,) = self.saved_tensors
+        return grad * sign
+
+
+class Erf(Function):
+    """y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt;  dx = dy * 2/sqrt(pi) * exp(-x^2)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        if backend.is_cupy_array(x):
+            from cupyx.scipy.special import erf as erf_function
+        else:
+            from scipy.special import erf as erf_function
+        return erf_function(x).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad * (2 / math.sqrt(math.pi)) * exp(-x * x)
+
+
+def exp(x):
+    return Exp.apply(_float_input("exp", x))
+
+
+def log(x):
+    return Log.apply(_float_input("log", x))
+
+
+def sqrt(x):
+    return Sqrt.apply(_float_input("sqrt", x))
+
+
+def abs(x):  # noqa: A001 (PyTorch's name)
+    return Abs.apply(x)
+
+
+def erf(x):
+    return Erf.apply(_float_input("erf", x))
+
+
+def _float_input(op, x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    return x if backend.is_floating(x.dtype) else cast(x, backend.DEFAULT_DTYPE)
+
+
+# ---- piecewise ops (constant masks: their second derivative is zero almost everywhere) ----------
+class Where(Function):
+    """y = a where cond else b;  da = dy where cond else 0, db = dy where not cond else 0."""
+
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return backend.get_array_module(a).where(condition, a, b)
+
+    def backward(self, grad):
+        zero = Tensor(grad.xp.zeros((), dtype=grad.dtype))
+        grad_a = Where.apply(grad, zero, condition=self.condition) if self.needs_input_grad[0] else None
+        grad_b = Where.apply(zero, grad, condition=self.condition) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Clamp(Function):
+    """y = min(max(x, low), high);  dx = dy where low <= x <= high else 0."""
+
+    def forward(self, x, low, high):
+        xp = backend.get_array_module(x)
+        inside = xp.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside &= x >= low
+        if high is not None:
+            inside &= x <= high
+        self.inside = inside
+        return xp.clip(x, low, high).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        return where(Tensor(self.inside), grad, 0.0)
+
+
+class Maximum(Function):
+    """y = max(a, b);  the gradient goes to the larger input, split evenly on ties (PyTorch)."""
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a)
+        self.share_a = ((a > b) + 0.5 * (a == b)).astype(xp.result_type(a, b))
+        return xp.maximum(a, b)
+
+    def backward(self, grad):
+        share_a = Tensor(self.share_a)
+        return grad * share_a, grad * (1 - share_a)
+
+
+class Relu(Function):
+    """y = max(x, 0);  dx = dy where x > 0 else 0."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return backend.get_array_module(x).maximum(x, 0).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        return where(Tensor(self.positive), grad, 0.0)
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b`` (broadcasting all three)."""
+    condition = condition.data if isinstance(condition, Tensor) else condition
+    like = a if isinstance(a, Tensor) else b
+    a, b = binary_operands("where", a if isinstance(a, Tensor) else as_tensor_operand(a, like),
+                           b if isinstance(b, Tensor) else as_tensor_operand(b, like))
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where: expected a bool condition, got dtype {condition.dtype}")
+    try:
+        np.broadcast_shapes(condition.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {tuple(condition.shape)} does not broadcast with "
+                         f"{a.shape} and {b.shape}") from None
+    return Where.apply(a, b, condition=condition)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 (PyTorch's names)
+    if min is None and max is None:
+        raise ValueError("clamp: expected at least one of min and max")
+    return Clamp.apply(x, low=min, high=max)
+
+
+clip = clamp
+
+
+def maximum(a, b):
+    return Maximum.apply(*binary_operands("maximum", a, b))
+
+
+def minimum(a, b):
+    """min(a, b) = -max(-a, -b): one derivative rule serves both."""
+    a, b = binary_operands("minimum", a, b)
+    return -maximum(-a, -b)
+
+
+def relu(x):
+    return Relu.apply(x)
+
+
+# ---- smooth activations -------------------------------------------------------------------------
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        # exp(-|x|) never overflows; pick the form that is exact on each side of 0.
+        z = xp.exp(-xp.abs(x))
+        y = xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        return grad * y * (1 - y)
+
+
+class Tanh(Function):
+    """y = tanh(x);  dx = dy * (1 - y^2)."""
+
+    def forward(self, x):
+        y = backend.get_array_module(x).tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        return grad * (1 - y * y)
+
+
+class Softplus(Function):
+    """y = log(1 + exp(x)) (computed as logaddexp(0, x): no overflow);  dx = dy * sigmoid(x)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.get_array_module(x).logaddexp(0, x).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad * sigmoid(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(_float_input("sigmoid", x))
+
+
+def tanh(x):
+    return Tanh.apply(_float_input("tanh", x))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta. Computed exactly for every x (PyTorch switches to the identity
+    above ``threshold``; the two differ by less than exp(-threshold))."""
+    if beta == 1.0:
+        return Softplus.apply(x)
+    return Softplus.apply(x * beta) / beta
+
+
+# ---- comparisons and logic (no gradient) --------------------------------------------------------
+_COMPARISONS = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+                "gt": np.greater, "ge": np.greater_equal, "and": np.logical_and, "or": np.logical_or}
+
+
+def compare(name, a, b):
+    """Element-wise comparison or logic as a bool tensor (not differentiable)."""
+    a, b = binary_operands(name, a, b)
+    xp = a.xp
+    return Tensor(getattr(xp, _COMPARISONS[name].__name__)(a.data, b.data))
+
+
+def eq(a, b):
+    return compare("eq", a, b)
+
+
+def isfinite(x):
+    return Tensor(x.xp.isfinite(x.data))
+
+
+def isnan(x):
+    return Tensor(x.xp.isnan(x.data))
+
+
+def sign(x):
+    return Tensor(x.xp.sign(x.data))
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8):
+    a, b = binary_operands("allclose", a, b)
+    return bool(a.xp.allclose(a.data, b.data, rtol=rtol, atol=atol))
+
+
+def any(x, dim=None, keepdim=False):  # noqa: A001
+    return Tensor(x.xp.any(x.data, axis=dim, keepdims=keepdim))
+
+
+def all(x, dim=None, keepdim=False):  # noqa: A001
+    return Tensor(x.xp.all(x.data, axis=dim, keepdims=keepdim))

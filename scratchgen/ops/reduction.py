@@ -1,0 +1,174 @@
+"""Reductions (sum, mean, var, max, logsumexp, ...) and the softmax family.
+
+Only ``Sum``, ``Amax`` and the two softmaxes are Functions; ``mean``, ``var``, ``std``,
+``logsumexp`` and friends are compositions, so their gradients (of any order) come for free.
+"""
+import builtins
+from collections import namedtuple
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+from .elementwise import exp, log, sqrt
+from .shape import expand, normalize_dim, normalize_dims, reshape
+
+
+def _keepdim_shape(shape, axes):
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+class Sum(Function):
+    """y = sum of x over ``axes``;  dx = dy broadcast back over those axes."""
+
+    def forward(self, x, axes, keepdim):
+        self.input_shape, self.axes = x.shape, axes
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        return expand(reshape(grad, _keepdim_shape(self.input_shape, self.axes)), self.input_shape)
+
+
+class Amax(Function):
+    """y = max of x over ``axes``;  the gradient goes to the maximal elements, split evenly
+    between ties (PyTorch's rule for ``amax``)."""
+
+    def forward(self, x, axes, keepdim):
+        self.input_shape, self.axes = x.shape, axes
+        peak = x.max(axis=axes, keepdims=True)
+        winners = x == peak
+        self.share = winners / winners.sum(axis=axes, keepdims=True)
+        self.share = self.share.astype(x.dtype, copy=False)
+        return peak if keepdim else peak.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+
+    def backward(self, grad):
+        grad = reshape(grad, _keepdim_shape(self.input_shape, self.axes))
+        return grad * Tensor(self.share)
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001 (PyTorch's name)
+    axes = normalize_dims("sum", dim, x.ndim)
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.kind in "biu":
+        x = x.to(np.int64)
+    return Sum.apply(x, axes=axes, keepdim=keepdim)
+
+
+def _count(x, axes):
+    return int(np.prod([x.shape[a] for a in axes]))
+
+
+def mean(x, dim=None, keepdim=False):
+    if not backend.is_floating(x.dtype):
+        raise TypeError(f"mean: expected a floating-point tensor, got dtype {x.dtype}")
+    axes = normalize_dims("mean", dim, x.ndim)
+    return sum(x, axes, keepdim) / _count(x, axes)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    """Variance over ``dim`` with Bessel's ``correction`` (default 1; ``unbiased=False`` means 0)."""
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    axes = normalize_dims("var", dim, x.ndim)
+    centred = x - mean(x, axes, keepdim=True)
+    return sum(centred * centred, axes, keepdim) / builtins.max(_count(x, axes) - correction, 0)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+
+
+def amax(x, dim=None, keepdim=False):
+    axes = normalize_dims("amax", dim, x.ndim)
+    if x.numel() == 0:
+        raise RuntimeError(f"amax: cannot reduce an empty tensor of shape {x.shape}")
+    return Amax.apply(x, axes=axes, keepdim=keepdim)
+
+
+def amin(x, dim=None, keepdim=False):
+    return -amax(-x, dim, keepdim)
+
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001
+    """The largest element, or with ``dim`` a (values, indices) pair, as ``torch.max``."""
+    if dim is None:
+        return amax(x)
+    return MaxResult(amax(x, dim, keepdim), argmax(x, dim, keepdim))
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001
+    if dim is None:
+        return amin(x)
+    return MaxResult(amin(x, dim, keepdim), argmin(x, dim, keepdim))
+
+
+def argmax(x, dim=None, keepdim=False):
+    if dim is None:
+        return Tensor(x.xp.asarray(x.data.argmax()))
+    dim = normalize_dim("argmax", dim, x.ndim)
+    return Tensor(x.xp.argmax(x.data, axis=dim, keepdims=keepdim).astype(np.int64))
+
+
+def argmin(x, dim=None, keepdim=False):
+    if dim is None:
+        return Tensor(x.xp.asarray(x.data.argmin()))
+    dim = normalize_dim("argmin", dim, x.ndim)
+    return Tensor(x.xp.argmin(x.data, axis=dim, keepdims=keepdim).astype(np.int64))
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m = max(x), a constant shift
+    (so nothing overflows and the gradient is the softmax)."""
+    axes = normalize_dims("logsumexp", dim, x.ndim)
+    shift = amax(x, axes, keepdim=True).detach()
+    shift = Tensor(x.xp.where(x.xp.isfinite(shift.data), shift.data, 0))
+    out = log(sum(exp(x - shift), axes, keepdim=True)) + shift
+    return out if keepdim else reshape(out, [s for i, s in enumerate(x.shape) if i not in axes])
+
+
+# ---- softmax ------------------------------------------------------------------------------------
+def _log_softmax_array(x, dim):
+    xp = backend.get_array_module(x)
+    shifted = x - x.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x);  dx = dy - softmax(x) * sum(dy)."""
+
+    def forward(self, x, dim):
+        self.dim = dim
+        y = _log_softmax_array(x, dim)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        return grad - exp(y) * sum(grad, self.dim, keepdim=True)
+
+
+class Softmax(Function):
+    """y = exp(x) / sum(exp(x));  dx = y * (dy - sum(dy * y))."""
+
+    def forward(self, x, dim):
+        self.dim = dim
+        y = backend.get_array_module(x).exp(_log_softmax_array(x, dim))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        return y * (grad - sum(grad * y, self.dim, keepdim=True))
+
+
+def softmax(x, dim=-1):
+    return Softmax.apply(x, dim=normalize_dim("softmax", dim, x.ndim))
+
+
+def log_softmax(x, dim=-1):
+    return LogSoftmax.apply(x, dim=normalize_dim("log_softmax", dim, x.ndim))

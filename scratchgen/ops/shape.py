@@ -1,0 +1,361 @@
+"""Ops that move elements around without arithmetic: reshape, permute, expand and its adjoint
+``sum_to``, indexing and its adjoint ``index_add``, cat/split, pad, and device transfer.
+
+Most come in adjoint pairs, and each one's backward *is* its partner: expand <-> sum_to,
+getitem <-> index_add, pad -> getitem, cat -> getitem. So every derivative here is itself
+differentiable, to any order.
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+def normalize_dim(op, dim, ndim):
+    """A possibly negative ``dim`` as an index in [0, ndim), or a clear IndexError."""
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: expected dim to be an int, got {type(dim).__name__}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % max(ndim, 1)
+
+
+def normalize_dims(op, dim, ndim):
+    """``dim`` (None, an int, or a sequence) as a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    axes = tuple(sorted(normalize_dim(op, d, ndim) for d in dims))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: dim {dim} repeats a dimension")
+    return axes
+
+
+# ---- reshape and permute -------------------------------------------------------------------------
+class Reshape(Function):
+    """y = x viewed with another shape;  dx = dy reshaped back."""
+
+    def forward(self, x, shape):
+        self.input_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, grad):
+        return reshape(grad, self.input_shape)
+
+
+class Permute(Function):
+    """y = x with its axes reordered;  dx = dy with the inverse order."""
+
+    def forward(self, x, dims):
+        self.dims = dims
+        return x.transpose(dims)
+
+    def backward(self, grad):
+        return permute(grad, *np.argsort(self.dims))
+
+
+def _sizes(op, sizes):
+    if len(sizes) == 1 and not isinstance(sizes[0], numbers.Integral):
+        sizes = tuple(sizes[0])
+    if any(not isinstance(s, numbers.Integral) for s in sizes):
+        raise TypeError(f"{op}: expected int sizes, got {sizes}")
+    return tuple(int(s) for s in sizes)
+
+
+def reshape(x, *shape):
+    shape = _sizes("reshape", shape)
+    known = int(np.prod([s for s in shape if s != -1]))
+    fits = x.numel() == known if -1 not in shape else known > 0 and x.numel() % known == 0
+    if shape.count(-1) > 1 or not fits:
+        raise ValueError(f"reshape: shape {shape} is invalid for a tensor of shape {x.shape} "
+                         f"({x.numel()} elements)")
+    if tuple(shape) == x.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start = normalize_dim("flatten", start_dim, x.ndim)
+    end = normalize_dim("flatten", end_dim, x.ndim)
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+
+def permute(x, *dims):
+    dims = _sizes("permute", dims)
+    axes = tuple(normalize_dim("permute", d, x.ndim) for d in dims)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"permute: expected a permutation of {x.ndim} dims, got {dims}")
+    if axes == tuple(range(x.ndim)):
+        return x
+    return Permute.apply(x, dims=axes)
+
+
+def transpose(x, dim0, dim1):
+    order = list(range(x.ndim))
+    a, b = normalize_dim("transpose", dim0, x.ndim), normalize_dim("transpose", dim1, x.ndim)
+    order[a], order[b] = order[b], order[a]
+    return permute(x, *order)
+
+
+def t(x):
+    if x.ndim > 2:
+        raise ValueError(f"t: expected a tensor with at most 2 dims, got shape {x.shape}")
+    return x.T if x.ndim == 2 else x
+
+
+def squeeze(x, dim=None):
+    axes = [d for d in normalize_dims("squeeze", dim, x.ndim) if x.shape[d] == 1]
+    return reshape(x, tuple(s for d, s in enumerate(x.shape) if d not in axes))
+
+
+def unsqueeze(x, dim):
+    dim = normalize_dim("unsqueeze", dim, x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+# ---- expand and its adjoint ---------------------------------------------------------------------
+class Expand(Function):
+    """y = x broadcast to a larger shape;  dx = dy summed over the broadcast axes (``sum_to``)."""
+
+    def forward(self, x, shape):
+        self.input_shape = x.shape
+        return backend.get_array_module(x).broadcast_to(x, shape)
+
+    def backward(self, grad):
+        return sum_to(grad, self.input_shape)
+
+
+class SumTo(Function):
+    """y = x summed down to ``shape`` (un-broadcasting);  dx = dy broadcast back (``expand``)."""
+
+    def forward(self, x, shape):
+        self.input_shape = x.shape
+        lead = x.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+        return x.sum(axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+
+    def backward(self, grad):
+        return expand(grad, self.input_shape)
+
+
+def expand(x, *sizes):
+    """Broadcast to ``sizes`` (-1 keeps a dimension), as ``torch.Tensor.expand``."""
+    sizes = _sizes("expand", sizes)
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: cannot expand shape {x.shape} to fewer dims {sizes}")
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    if any(x.shape[i] not in (1, shape[lead + i]) for i in range(x.ndim)):
+        raise ValueError(f"expand: shape {x.shape} cannot be expanded to {sizes}")
+    return x if shape == x.shape else Expand.apply(x, shape=shape)
+
+
+broadcast_to = expand
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def sum_to(x, shape):
+    """Sum ``x`` down to ``shape``, the adjoint of broadcasting (how gradients are un-broadcast)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if np.broadcast_shapes(shape, x.shape) != x.shape:
+        raise ValueError(f"sum_to: shape {x.shape} does not reduce to {shape}")
+    return SumTo.apply(x, shape=shape)
+
+
+# ---- indexing and its adjoint -------------------------------------------------------------------
+def raw_index(index):
+    """A user's index with Tensors replaced by their arrays (and lists by integer arrays)."""
+    items = index if isinstance(index, tuple) else (index,)
+    converted = tuple(i.data if isinstance(i, Tensor) else (np.asarray(i) if isinstance(i, list) else i)
+                      for i in items)
+    return converted if isinstance(index, tuple) else converted[0]
+
+
+def _is_basic(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (numbers.Integral, slice, type(None), type(Ellipsis))) for i in items)
+
+
+class Index(Function):
+    """y = x[index] (ints, slices, None, ..., integer or boolean arrays);
+    dx = zeros with dy added at the same positions (``index_add``: repeated indices sum)."""
+
+    def forward(self, x, index):
+        self.input_shape, self.index = x.shape, index
+        return x[index]
+
+    def backward(self, grad):
+        return index_add(grad, self.input_shape, self.index)
+
+
+class IndexAdd(Function):
+    """y = zeros(shape) with x added at ``index`` (scatter-add);  dx = dy[index]."""
+
+    def forward(self, x, shape, index):
+        self.index = index
+        xp = backend.get_array_module(x)
+        out = xp.zeros(shape, dtype=x.dtype)
+        if _is_basic(index):
+            out[index] = x  # positions are distinct: plain assignment is the fast path
+        elif xp is np:
+            np.add.at(out, index, x)
+        else:
+            import cupyx
+            cupyx.scatter_add(out, index, x)
+        return out
+
+    def backward(self, grad):
+        return Index.apply(grad, index=self.index)
+
+
+def getitem(x, index):
+    index = raw_index(index)
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if hasattr(item, "dtype") and item.dtype.kind not in "biu":
+            raise IndexError(f"getitem: tensors used as indices must be integer or bool, got {item.dtype}")
+    try:
+        return Index.apply(x, index=index)
+    except IndexError as error:
+        raise IndexError(f"getitem: {error} (tensor of shape {x.shape})") from None
+
+
+def index_add(x, shape, index):
+    return IndexAdd.apply(x, shape=tuple(shape), index=index)
+
+
+def gather(x, dim, index):
+    """out[i][j][k] = x[i][index[i][j][k]][k] for dim=1, as ``torch.gather`` (through ``getitem``)."""
+    dim = normalize_dim("gather", dim, x.ndim)
+    index = index.data if isinstance(index, Tensor) else index
+    if index.ndim != x.ndim:
+        raise ValueError(f"gather: expected index with {x.ndim} dims, got shape {tuple(index.shape)}")
+    xp = x.xp
+    grids = list(xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij"))
+    grids[dim] = index
+    return getitem(x, tuple(grids))
+
+
+# ---- joining and splitting ----------------------------------------------------------------------
+class Cat(Function):
+    """y = the inputs joined along ``dim``;  each dx is its slice of dy."""
+
+    def forward(self, *arrays, dim):
+        self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
+        return backend.get_array_module(arrays[0]).concatenate(arrays, axis=dim)
+
+    def backward(self, grad):
+        bounds = np.cumsum([0] + self.sizes)
+        lead = (slice(None),) * self.dim
+        return tuple(getitem(grad, lead + (slice(start, stop),)) if needed else None
+                     for start, stop, needed in zip(bounds[:-1], bounds[1:], self.needs_input_grad))
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    first = tensors[0]
+    dim = normalize_dim("cat", dim, first.ndim)
+    dtype = backend.result_dtype(*[t.dtype for t in tensors])
+    for i, t in enumerate(tensors):
+        if t.device != first.device:
+            raise RuntimeError(f"cat: expected all tensors on {first.device}, got tensor {i} on {t.device}")
+        if t.ndim != first.ndim or t.shape[:dim] + t.shape[dim + 1:] != first.shape[:dim] + first.shape[dim + 1:]:
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, expected {first.shape} "
+                             f"except in dim {dim}")
+    from .elementwise import cast
+    return Cat.apply(*[cast(t, dtype) for t in tensors], dim=dim)
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: expected every tensor of shape {tensors[0].shape}, "
+                             f"got {t.shape} at position {i}")
+    dim = normalize_dim("stack", dim, tensors[0].ndim + 1)
+    return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Pieces of ``x`` along ``dim``: equal pieces of a given size (the last may be smaller), or
+    the listed sizes — as ``torch.split``. Each piece is a slice, so its gradient is ``index_add``."""
+    dim = normalize_dim("split", dim, x.ndim)
+    length = x.shape[dim]
+    if isinstance(split_size_or_sections, numbers.Integral):
+        size = int(split_size_or_sections)
+        sizes = [min(size, length - start) for start in range(0, length, size)] if size > 0 else []
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != length:
+            raise ValueError(f"split: sections {sizes} do not sum to dim {dim}'s size {length}")
+    bounds = np.cumsum([0] + sizes)
+    lead = (slice(None),) * dim
+    return tuple(getitem(x, lead + (slice(int(a), int(b)),)) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def chunk(x, chunks, dim=0):
+    length = x.shape[normalize_dim("chunk", dim, x.ndim)]
+    return split(x, -(-length // chunks), dim)
+
+
+def unbind(x, dim=0):
+    dim = normalize_dim("unbind", dim, x.ndim)
+    return tuple(getitem(x, (slice(None),) * dim + (i,)) for i in range(x.shape[dim]))
+
+
+# ---- padding -------------------------------------------------------------------------------------
+class Pad(Function):
+    """y = x surrounded by ``value``;  dx = the interior slice of dy."""
+
+    def forward(self, x, widths, value):
+        self.interior = tuple(slice(before, before + size) for (before, _), size in zip(widths, x.shape))
+        return backend.get_array_module(x).pad(x, widths, mode="constant", constant_values=value)
+
+    def backward(self, grad):
+        return getitem(grad, self.interior)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """``torch.nn.functional.pad``: ``pad`` lists (before, after) pairs from the *last* dim backwards."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; expected 'constant'")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: expected an even number of at most {2 * x.ndim} sizes, got {pad}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding (cropping) is not supported, got {pad}")
+    pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
+    widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    return Pad.apply(x, widths=tuple(widths), value=value)
+
+
+# ---- devices -------------------------------------------------------------------------------------
+class ToDevice(Function):
+    """y = x copied to another device;  dx = dy copied back."""
+
+    def forward(self, x, device):
+        self.source = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    def backward(self, grad):
+        return to_device(grad, self.source)
+
+
+def to_device(x, device):
+    return x if x.device == device else ToDevice.apply(x, device=device)

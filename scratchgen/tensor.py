@@ -1,0 +1,411 @@
+"""``Tensor``: an array (NumPy or CuPy) plus what autograd needs, and the creation functions.
+
+A tensor is a *leaf* when it has no ``creator`` (data, parameters); otherwise ``creator`` is the
+``Function`` node that produced it and ``index`` which of that node's outputs it is. Gradients
+of leaves that ``requires_grad`` accumulate in ``.grad`` with ``+`` (micrograd's rule: a value
+used twice gets the sum of both contributions).
+
+The methods here only translate PyTorch's vocabulary into calls of the ops in ``scratchgen.ops``;
+the math lives there.
+"""
+import numbers
+
+import numpy as np
+
+from . import backend
+from .autograd import _root_gradients, is_grad_enabled, no_grad, run_backward
+from .backend import DEFAULT_DTYPE, Device, as_dtype, device_of, get_array_module
+from .random import generator
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "__weakref__")
+    __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+
+    def __init__(self, data, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = data if hasattr(data, "__array_interface__") or backend.is_cupy_array(data) \
+            else np.asarray(data)
+        self.grad = None
+        self.creator = None
+        self.index = 0
+        self.name = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _from_node(cls, data, creator=None, index=0):
+        """Wrap an op's output array; ``creator`` None makes a constant (no graph)."""
+        tensor = cls.__new__(cls)
+        tensor.data, tensor.grad, tensor.name = data, None, None
+        tensor.creator, tensor.index = creator, index
+        tensor._requires_grad = creator is not None
+        return tensor
+
+    # ---- autograd --------------------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and not backend.is_floating(self.dtype):
+            raise RuntimeError(f"requires_grad: only floating-point tensors can require gradients, "
+                               f"got dtype {self.dtype}")
+        if not flag and self.creator is not None:
+            raise RuntimeError("requires_grad: cannot turn it off on a tensor computed by an op; "
+                               "use .detach()")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        return self.creator is None
+
+    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (``gradient`` seeds non-scalars)."""
+        seeds = _root_gradients([self], None if gradient is None else [gradient], "backward")
+        run_backward([self], seeds, retain_graph=retain_graph or create_graph, create_graph=create_graph)
+
+    def _accumulate_grad(self, grad):
+        if is_grad_enabled():  # create_graph=True: keep the sum differentiable
+            self.grad = grad if self.grad is None else self.grad + grad
+        elif self.grad is None:  # copy: the incoming array may be shared or a read-only view
+            self.grad = Tensor(grad.data.copy())
+        else:
+            self.grad = Tensor(self.grad.data + grad.data)
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor._from_node(self.data)
+
+    def retain_grad(self):
+        raise NotImplementedError("retain_grad: use scratchgen.grad(output, [tensor]) for non-leaf gradients")
+
+    # ---- properties ------------------------------------------------------------------------------
+    shape = property(lambda self: tuple(self.data.shape))
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    device = property(lambda self: device_of(self.data))
+
+    def size(self, dim=None):
+        """The shape (as PyTorch's ``size()``), or one dimension's length."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def dim(self):
+        return self.data.ndim
+
+    @property
+    def xp(self):
+        return get_array_module(self.data)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        body = np.array2string(self.numpy(), separator=", ", precision=4, threshold=50, prefix="tensor(")
+        extras = [] if self.dtype == DEFAULT_DTYPE or self.dtype.kind != "f" else [f"dtype={self.dtype}"]
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.creator is not None:
+            extras.append(f"grad_fn=<{self.creator.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({', '.join([body] + extras)})"
+
+    # ---- conversion ------------------------------------------------------------------------------
+    def numpy(self):
+        """The data as a NumPy array (shared, not copied, on the CPU)."""
+        if backend.is_cupy_array(self.data):
+            raise TypeError("numpy(): tensor is on a CUDA device; call .cpu() first")
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(-1)[0].item()
+
+    def tolist(self):
+        return backend.to_device(self.data, "cpu").tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"bool(): truth value of a tensor with {self.data.size} elements is "
+                               "ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    __hash__ = object.__hash__
+
+    def to(self, *args, dtype=None, device=None):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or keywords, as in PyTorch."""
+        for arg in args:
+            if isinstance(arg, (str, Device)) and not _is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        out = self
+        if device is not None and Device(device) != self.device:
+            out = _ops.shape.to_device(out, Device(device))
+        if dtype is not None and as_dtype(dtype) != out.dtype:
+            out = _ops.elementwise.cast(out, as_dtype(dtype))
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def bool(self):
+        return self.to(np.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    # ---- arithmetic (math in scratchgen.ops.elementwise) ----------------------------------------
+    def __add__(self, other):
+        return _ops.elementwise.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.elementwise.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.elementwise.sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops.elementwise.sub(other, self)
+
+    def __mul__(self, other):
+        return _ops.elementwise.mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops.elementwise.mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops.elementwise.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.elementwise.div(other, self)
+
+    def __pow__(self, other):
+        return _ops.elementwise.pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops.elementwise.pow(other, self)
+
+    def __neg__(self):
+        return _ops.elementwise.neg(self)
+
+    def __abs__(self):
+        return _ops.elementwise.abs(self)
+
+    def __matmul__(self, other):
+        return _ops.linalg.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.linalg.matmul(other, self)
+
+    def __eq__(self, other):
+        return _ops.elementwise.compare("eq", self, other)
+
+    def __ne__(self, other):
+        return _ops.elementwise.compare("ne", self, other)
+
+    def __lt__(self, other):
+        return _ops.elementwise.compare("lt", self, other)
+
+    def __le__(self, other):
+        return _ops.elementwise.compare("le", self, other)
+
+    def __gt__(self, other):
+        return _ops.elementwise.compare("gt", self, other)
+
+    def __ge__(self, other):
+        return _ops.elementwise.compare("ge", self, other)
+
+    def __invert__(self):
+        if self.dtype != np.bool_:
+            raise TypeError(f"~: expected a bool tensor, got dtype {self.dtype}")
+        return Tensor(~self.data)
+
+    def __and__(self, other):
+        return _ops.elementwise.compare("and", self, other)
+
+    def __or__(self, other):
+        return _ops.elementwise.compare("or", self, other)
+
+    def __getitem__(self, index):
+        return _ops.shape.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        if self.requires_grad:
+            raise RuntimeError("setitem: in-place assignment into a tensor that requires grad would "
+                               "corrupt its gradient; build a new tensor (e.g. with where or cat)")
+        self.data[_ops.shape.raw_index(index)] = value.data if isinstance(value, Tensor) else value
+
+    def __getattr__(self, name):
+        """Every function in ``scratchgen.ops`` that takes a tensor first is also a method
+        (``x.sum(dim=1)``, ``x.reshape(2, 3)``, ``x.softmax(-1)``), as in PyTorch."""
+        method = _ops.METHODS.get(name)
+        if method is None:
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        return method.__get__(self)
+
+
+def _is_dtype_name(arg):
+    try:
+        as_dtype(arg)
+        return True
+    except TypeError:
+        return False
+
+
+# ---- creation ------------------------------------------------------------------------------------
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new leaf tensor copied from ``data`` (nested lists, scalars, NumPy/CuPy arrays, Tensors).
+
+    Python floats become float32 (the default dtype), ints int64 and bools bool — as in PyTorch;
+    arrays keep their dtype unless ``dtype`` says otherwise.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    dtype = as_dtype(dtype)
+    if dtype is None and not hasattr(data, "dtype"):
+        inferred = np.asarray(data)
+        dtype = DEFAULT_DTYPE if inferred.dtype.kind == "f" else inferred.dtype
+    array = backend.to_device(data, device or (device_of(data) if hasattr(data, "dtype") else "cpu"))
+    xp = get_array_module(array)
+    array = xp.array(array, dtype=dtype, copy=True)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def _make(array, dtype, device, requires_grad):
+    array = array.astype(as_dtype(dtype) or DEFAULT_DTYPE, copy=False)
+    return Tensor(backend.to_device(array, device or "cpu"), requires_grad=requires_grad)
+
+
+def _shape_of(size):
+    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
+        size = tuple(size[0])
+    if any(not isinstance(s, numbers.Integral) or s < 0 for s in size):
+        raise ValueError(f"size: expected non-negative ints, got {size}")
+    return tuple(int(s) for s in size)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.zeros(_shape_of(size)), dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.ones(_shape_of(size)), dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None and isinstance(fill_value, (bool, numbers.Integral)):
+        dtype = np.bool_ if isinstance(fill_value, bool) else np.int64
+    return _make(np.full(_shape_of((size,)), fill_value), dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples from the global generator (``manual_seed`` makes them repeat)."""
+    return _make(generator().standard_normal(_shape_of(size)), dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform samples on [0, 1) from the global generator."""
+    return _make(generator().random(_shape_of(size)), dtype, device, requires_grad)
+
+
+def randint(low, high, size, dtype=np.int64, device=None):
+    return _make(generator().integers(low, high, size=_shape_of((size,))), dtype, device, False)
+
+
+def randperm(n, device=None):
+    return _make(generator().permutation(n), np.int64, device, False)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    values = np.arange(start, end, step)
+    if dtype is None:
+        dtype = DEFAULT_DTYPE if values.dtype.kind == "f" else np.int64
+    return _make(values, dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _make(np.linspace(start, end, steps), dtype, device, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(np.eye(n, m), dtype, device, requires_grad)
+
+
+def _like(maker):
+    def like(other, dtype=None, device=None, requires_grad=False, **kwargs):
+        return maker(*other.shape, dtype=dtype or other.dtype, device=device or other.device,
+                     requires_grad=requires_grad, **kwargs)
+    like.__name__ = f"{maker.__name__}_like"
+    like.__doc__ = f"``{maker.__name__}`` with the shape, dtype and device of ``other``."
+    return like
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+randn_like = _like(randn)
+rand_like = _like(rand)
+
+
+def full_like(other, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(other.shape, fill_value, dtype=dtype or other.dtype, device=device or other.device,
+                requires_grad=requires_grad)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+__all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "randint", "randperm", "arange",
+           "linspace", "eye", "zeros_like", "ones_like", "randn_like", "rand_like", "full_like",
+           "is_tensor", "no_grad"]
+
+
+from . import ops as _ops  # noqa: E402  (ops import Tensor, so they load after it)
