@@ -23,8 +23,24 @@ Saved arrays
 """
 import contextlib
 import threading
+import time
 
 _mode = threading.local()
+
+# Objects watching every forward and backward call (the profiler, anomaly mode); see ``observe``.
+_observers = []
+
+
+@contextlib.contextmanager
+def observe(observer):
+    """Call ``observer.on_forward(node, input_arrays, output_arrays, seconds)`` after every op's
+    forward and ``observer.on_backward(node, grads_out, grads_in, seconds)`` after every backward,
+    inside the ``with`` block. The engine pays nothing for this when nobody watches."""
+    _observers.append(observer)
+    try:
+        yield observer
+    finally:
+        _observers.remove(observer)
 
 
 def is_grad_enabled():
@@ -85,9 +101,12 @@ class Function:
         node = cls()
         node._saved_arrays = ()
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        started = time.perf_counter()
         outputs = node.forward(*arrays, **params)
         single = not isinstance(outputs, tuple)
         outputs = (outputs,) if single else outputs
+        for observer in _observers:
+            observer.on_forward(node, arrays, outputs, time.perf_counter() - started)
         track = is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         if track:
             node._connect(inputs, arrays, outputs)
@@ -199,12 +218,14 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     """Propagate ``root_grads`` from ``roots`` to every leaf (or into ``capture``).
 
     ``capture`` maps keys — ``id(leaf)`` or ``(node, index)`` — to None; when given, gradients for
-    those keys are stored there instead of being accumulated into ``leaf.grad``.
+    those keys are stored there instead of being accumulated into ``leaf.grad``. Leaf gradients
+    are summed over the whole pass first, so a leaf's hooks see its total gradient once.
     """
-    pending = {}  # node -> list of gradient Tensors per output (None: nothing arrived yet)
+    pending = {}      # node -> list of gradient Tensors per output (None: nothing arrived yet)
+    leaf_grads = {}   # id(leaf) -> [leaf, summed gradient]
     with set_grad_enabled(create_graph):
         for root, grad in zip(roots, root_grads):
-            _deliver(_edge_to(root), grad, pending, capture)
+            _deliver(_edge_to(root), grad, pending, leaf_grads)
         nodes = topological_order([root.creator for root in roots if root.creator is not None])
         for node in nodes:
             grads_out = pending.pop(node, None)
@@ -212,6 +233,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 continue  # no gradient reaches this node (e.g. it feeds only an unused output)
             if node.released:
                 raise RuntimeError(node._freed_message())
+            grads_out = [_run_hooks(getattr(node, "output_hooks", {}).get(i, ()), g) for i, g in enumerate(grads_out)]
             if capture is not None:
                 for index, grad in enumerate(grads_out):
                     if (node, index) in capture:
@@ -219,15 +241,33 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             grads_in = _call_backward(node, _fill_missing(node, grads_out), create_graph)
             for edge, grad, meta in zip(node.next_edges, grads_in, node.input_meta):
                 if edge is not None and grad is not None:
-                    _deliver(edge, _match_input(grad, meta, node), pending, capture)
+                    _deliver(edge, _match_input(grad, meta, node), pending, leaf_grads)
             if not retain_graph:
                 node.release()
+        for leaf, grad in leaf_grads.values():
+            grad = _run_hooks(leaf._hooks, grad)
+            if capture is None:
+                leaf._accumulate_grad(grad)
+            elif id(leaf) in capture:
+                capture[id(leaf)] = grad
+
+
+def _run_hooks(hooks, grad):
+    """Tensor hooks see a gradient and may replace it (by returning a Tensor)."""
+    for hook in hooks or ():
+        if grad is not None:
+            replaced = hook(grad)
+            grad = grad if replaced is None else replaced
+    return grad
 
 
 def _call_backward(node, grads_out, create_graph):
+    started = time.perf_counter()
     grads_in = node.backward(*grads_out)
     if not isinstance(grads_in, tuple):
         grads_in = (grads_in,)
+    for observer in _observers:
+        observer.on_backward(node, grads_out, grads_in, time.perf_counter() - started)
     if len(grads_in) != len(node.next_edges):
         raise RuntimeError(f"{node.name}.backward returned {len(grads_in)} gradients, "
                            f"expected {len(node.next_edges)} (one per input)")
@@ -273,14 +313,11 @@ def _match_input(grad, meta, node):
     return grad
 
 
-def _deliver(edge, grad, pending, capture):
+def _deliver(edge, grad, pending, leaf_grads):
     from .tensor import Tensor
     if isinstance(edge, Tensor):
-        if capture is not None:
-            if id(edge) in capture:
-                capture[id(edge)] = grad if capture[id(edge)] is None else capture[id(edge)] + grad
-        else:
-            edge._accumulate_grad(grad)
+        entry = leaf_grads.setdefault(id(edge), [edge, None])
+        entry[1] = grad if entry[1] is None else entry[1] + grad
         return
     node, index = edge
     slots = pending.setdefault(node, [None] * len(node.output_meta))

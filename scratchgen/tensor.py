@@ -19,7 +19,7 @@ from .random import generator
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "_hooks", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, requires_grad=False):
@@ -31,6 +31,7 @@ class Tensor:
         self.creator = None
         self.index = 0
         self.name = None
+        self._hooks = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -38,7 +39,7 @@ class Tensor:
     def _from_node(cls, data, creator=None, index=0):
         """Wrap an op's output array; ``creator`` None makes a constant (no graph)."""
         tensor = cls.__new__(cls)
-        tensor.data, tensor.grad, tensor.name = data, None, None
+        tensor.data, tensor.grad, tensor.name, tensor._hooks = data, None, None, None
         tensor.creator, tensor.index = creator, index
         tensor._requires_grad = creator is not None
         return tensor
@@ -83,8 +84,24 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor._from_node(self.data)
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces
+        the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: the tensor does not require grad")
+        if self.creator is None:
+            self._hooks = hooks = self._hooks or []
+        else:
+            hooks = self.creator.__dict__.setdefault("output_hooks", {}).setdefault(self.index, [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
     def retain_grad(self):
-        raise NotImplementedError("retain_grad: use scratchgen.grad(output, [tensor]) for non-leaf gradients")
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward (a hook that stores it)."""
+        if self.creator is not None:
+            def store(grad):
+                self.grad = grad if self.grad is None else self.grad + grad
+            self.register_hook(store)
 
     # ---- properties ------------------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape))
@@ -288,6 +305,15 @@ class Tensor:
         if method is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         return method.__get__(self)
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
 
 
 def _is_dtype_name(arg):

@@ -229,3 +229,56 @@ def test_creation_functions_follow_pytorch_defaults():
     assert sg.arange(5).dtype == np.int64 and sg.arange(0.0, 1.0, 0.5).dtype == np.float32
     assert sg.full((2,), 7).dtype == np.int64
     assert sg.zeros_like(sg.ones(2, dtype=sg.float64)).dtype == np.float64
+
+
+def test_leaf_hook_sees_the_total_gradient_once_and_can_replace_it():
+    x = leaf(2)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.data.copy()) or g * 10)
+    (x * 2 + x * 3).sum().backward()
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], [5.0, 5.0])
+    np.testing.assert_allclose(x.grad.data, [50.0, 50.0])
+
+
+def test_hooks_fire_from_the_output_back_to_the_leaves_and_can_be_removed():
+    x = leaf(2)
+    h = x * 2
+    order = []
+    handle = h.register_hook(lambda g: order.append("h"))
+    x.register_hook(lambda g: order.append("x"))
+    h.sum().backward(retain_graph=True)
+    handle.remove()
+    h.sum().backward()
+    assert order == ["h", "x", "x"]
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient():
+    x = leaf(3)
+    h = x * 2
+    h.retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad.data, 2 * h.data)
+
+
+def test_observers_see_every_forward_and_backward():
+    from scratchgen.autograd import observe
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def on_forward(self, node, inputs, outputs, seconds):
+            self.calls.append(("forward", node.name))
+
+        def on_backward(self, node, grads_out, grads_in, seconds):
+            self.calls.append(("backward", node.name))
+
+    x = leaf(2)
+    with observe(Recorder()) as recorder:
+        (x.exp() * 2).sum().backward()
+    (x * 2).sum()  # outside the block: not recorded
+    assert recorder.calls[:3] == [("forward", "Exp"), ("forward", "Mul"), ("forward", "Sum")]
+    # backward formulas are ops too (Sum's backward reshapes and expands): they are observed as well
+    assert [c for c in recorder.calls if c[0] == "backward"] == [("backward", "Sum"), ("backward", "Mul"),
+                                                                  ("backward", "Exp")]
