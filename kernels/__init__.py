@@ -20,6 +20,10 @@ IMPLEMENTATIONS = ("reference", "cpu", "gpu")
 
 _state = threading.local()
 
+# Called as ``listener(family, name)`` each time a kernel module is picked (the profiler records
+# which implementation ran); empty, and so free, unless someone listens.
+implementation_listeners = []
+
 
 def current_choice():
     """The implementation forced by ``use_kernels``, or None (choose by device)."""
@@ -65,4 +69,6 @@ def implementation(family, array):
         where = "CuPy (GPU)" if on_gpu else "NumPy (CPU)"
         raise ValueError(f"kernels: implementation {name!r} cannot run on {where} arrays; "
                          f"use 'reference' or {default_implementation(array)!r}")
+    for listener in implementation_listeners:
+        listener(family, name)
     return importlib.import_module(f"{__name__}.{family}.{name}")

@@ -20,6 +20,7 @@ from .ops.reduction import amax, amin, argmax, argmin, logsumexp, max, mean, min
 from .ops.shape import cat, chunk, flatten, gather, permute, reshape, split, squeeze, stack, transpose, \
     unsqueeze  # noqa: F401
 from .random import get_rng_state, manual_seed, set_rng_state
+from .serialize import CheckpointError, load, save
 from .tensor import (Tensor, arange, eye, full, full_like, is_tensor, linspace, ones, ones_like, rand,
                      rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 
@@ -28,3 +29,8 @@ __version__ = "0.1.0"
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
 long, double, half = int64, float64, float16
+
+from . import init, nn, optim  # noqa: E402,F401  (subpackages that build on everything above)
+from . import viz  # noqa: E402,F401  (graph pictures, gradient flow)
+from .anomaly import AnomalyError, detect_anomaly  # noqa: E402,F401
+from .profiler import profile  # noqa: E402,F401

@@ -35,12 +35,25 @@ _observers = []
 def observe(observer):
     """Call ``observer.on_forward(node, input_arrays, output_arrays, seconds)`` after every op's
     forward and ``observer.on_backward(node, grads_out, grads_in, seconds)`` after every backward,
-    inside the ``with`` block. The engine pays nothing for this when nobody watches."""
+    inside the ``with`` block. The engine pays nothing for this when nobody watches.
+
+    An observer may also define ``on_forward_begin(node)`` and ``on_backward_begin(node)``, called
+    just before. Between ``on_backward_begin`` and ``on_backward`` run the ops of the node's
+    backward formula *and* the engine's un-broadcasting and accumulation of its gradients (they
+    are forward calls of ``SumTo``, ``Add``...): that bracket is how the profiler and anomaly mode
+    attribute them to the backward they serve rather than to the forward pass."""
     _observers.append(observer)
     try:
         yield observer
     finally:
         _observers.remove(observer)
+
+
+def _notify_begin(event, node):
+    for observer in _observers:
+        begin = getattr(observer, event, None)
+        if begin is not None:
+            begin(node)
 
 
 def is_grad_enabled():
@@ -101,6 +114,8 @@ class Function:
         node = cls()
         node._saved_arrays = ()
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        if _observers:
+            _notify_begin("on_forward_begin", node)
         started = time.perf_counter()
         outputs = node.forward(*arrays, **params)
         single = not isinstance(outputs, tuple)
@@ -238,10 +253,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 for index, grad in enumerate(grads_out):
                     if (node, index) in capture:
                         capture[(node, index)] = grad
-            grads_in = _call_backward(node, _fill_missing(node, grads_out), create_graph)
-            for edge, grad, meta in zip(node.next_edges, grads_in, node.input_meta):
-                if edge is not None and grad is not None:
-                    _deliver(edge, _match_input(grad, meta, node), pending, leaf_grads)
+            _backward_step(node, _fill_missing(node, grads_out), create_graph, pending, leaf_grads)
             if not retain_graph:
                 node.release()
         for leaf, grad in leaf_grads.values():
@@ -261,13 +273,24 @@ def _run_hooks(hooks, grad):
     return grad
 
 
-def _call_backward(node, grads_out, create_graph):
+def _backward_step(node, grads_out, create_graph, pending, leaf_grads):
+    """Run one node's backward, then un-broadcast its gradients and deliver them to its inputs.
+    Observers see the whole step (see ``observe``)."""
+    if _observers:
+        _notify_begin("on_backward_begin", node)
     started = time.perf_counter()
+    grads_in = _call_backward(node, grads_out, create_graph)
+    for edge, grad, meta in zip(node.next_edges, grads_in, node.input_meta):
+        if edge is not None and grad is not None:
+            _deliver(edge, _match_input(grad, meta, node), pending, leaf_grads)
+    for observer in _observers:
+        observer.on_backward(node, grads_out, grads_in, time.perf_counter() - started)
+
+
+def _call_backward(node, grads_out, create_graph):
     grads_in = node.backward(*grads_out)
     if not isinstance(grads_in, tuple):
         grads_in = (grads_in,)
-    for observer in _observers:
-        observer.on_backward(node, grads_out, grads_in, time.perf_counter() - started)
     if len(grads_in) != len(node.next_edges):
         raise RuntimeError(f"{node.name}.backward returned {len(grads_in)} gradients, "
                            f"expected {len(node.next_edges)} (one per input)")

@@ -112,7 +112,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     count = len(normalized_shape)
     if count == 0 or input.shape[input.ndim - count:] != normalized_shape:
-        raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, got {input.shape}")
+        raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, "
+                         f"got {input.shape}")
     out = _normalize(input, tuple(range(input.ndim - count, input.ndim)), eps)[0]
     if weight is not None:
         out = out * weight
@@ -122,8 +123,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise each sample over groups of C / num_groups channels and all positions (Wu & He 2018)."""
     if input.ndim < 2 or input.shape[1] % num_groups:
-        raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by num_groups={num_groups}, "
-                         f"got shape {input.shape}")
+        raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by "
+                         f"num_groups={num_groups}, got shape {input.shape}")
     grouped = reshape(input, (input.shape[0], num_groups, -1))  # (N, G, C/G * positions)
     out = reshape(_normalize(grouped, (2,), eps)[0], input.shape)
     return _channel_affine(out, weight, bias)
@@ -151,7 +152,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                          f"shape {input.shape}")
     out, average, variance = _normalize(input, (0,) + tuple(range(2, input.ndim)), eps)
-    for running, batch in ((running_mean, average.data), (running_var, variance.data * (count / (count - 1)))):
+    unbiased_variance = variance.data * (count / (count - 1))
+    for running, batch in ((running_mean, average.data), (running_var, unbiased_variance)):
         if running is not None:
             running.data *= 1 - momentum
             running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)
@@ -245,3 +247,6 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoo
         smooth = _reduce(smooth.reshape(target.shape) if reduction == "none" else smooth, reduction,
                          "cross_entropy")
     return loss * (1 - label_smoothing) + smooth * label_smoothing
+
+
+from .ops.recurrence import lstm, lstm_cell  # noqa: E402,F401

@@ -1,0 +1,184 @@
+"""Convolution on the CPU: Numba im2col / col2im around OpenBLAS sgemm (through ``np.matmul``).
+
+Why this shape (measured on the benchmark workloads, 1 thread, float32; see benchmarks/conv.py):
+    * The arithmetic is all in matrix products, and OpenBLAS sgemm reaches 80-95 GFLOP/s on the
+      per-sample shapes (e.g. 64 x 288 x 256); a Numba loop nest reaches a fraction of that, so
+      the loops here only move data: ``im2col`` gathers windows into columns, ``col2im`` scatters
+      column gradients back. With the data movement tuned, the cpu kernels run within a few
+      percent of their sgemm calls alone (the ``gemm`` row of the benchmark).
+    * Forward and data gradient make one product per sample and group (``np.matmul`` over a stack
+      of matrices calls sgemm once per matrix), which writes straight in NCHW order; one big product
+      over ``N*OH*OW`` would need transposed copies in and out, and ran slower.
+    * The weight gradient contracts over samples too, so it is one product per group over all the
+      chunk's positions, with im2col writing the columns directly in ``(C*kh*kw, n, OH*OW)`` order
+      (no transposed copy of the columns; only the smaller ``grad_y`` chunk is transposed).
+    * Samples go in chunks whose columns fill about half of L2, so sgemm reads the columns that
+      im2col has just written (and col2im reads sgemm's output) from cache: 5-10% faster than
+      one pass over the whole batch.
+
+Pooling and interpolation are the reference ones: memory-bound reductions and two small matrix
+products that NumPy already runs at memory speed (issue 4 asks reference quality for them).
+"""
+import numpy as np
+from numba import njit
+
+from ._geometry import check_conv2d_backward, check_conv2d_forward
+from .reference import (avg_pool2d_backward, avg_pool2d_forward, interpolate_backward,  # noqa: F401
+                        interpolate_forward, max_pool2d_backward, max_pool2d_forward, max_pool2d_gather)
+
+
+# ---- data movement: the gather and its adjoint ---------------------------------------------------
+@njit(cache=True)
+def im2col(x, geometry, cols, sample_stride, row_stride):
+    """Gather windows of ``x (N, C, H, W)`` into the flat buffer ``cols``.
+
+    ``cols[n*sample_stride + k*row_stride + oh*OW + ow] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]``
+    with ``k = (c*kh + i)*kw + j``; the two strides choose the layout, ``(N, K, P)`` or ``(K, N, P)``.
+    Each (n, c) plane is first copied into a zero-padded scratch plane that stays in L1, so every
+    row of columns is a copy of exactly OW elements with no border tests (2-3x faster than
+    clipping each row against the border, measured).
+    """
+    n_samples, channels, height, width = x.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
+    padded = np.zeros((height + 2 * ph, width + 2 * pw), dtype=x.dtype)
+    flat_padded, flat_x = padded.reshape(-1), x.reshape(-1)
+    for n in range(n_samples):
+        for c in range(channels):
+            plane = (n * channels + c) * height * width
+            for row in range(height):  # 30% faster than the equivalent slice assignment
+                copy_row(flat_x, plane + row * width, 1, flat_padded, (row + ph) * padded.shape[1] + pw, width)
+            for i in range(kh):
+                for j in range(kw):
+                    tile = n * sample_stride + ((c * kh + i) * kw + j) * row_stride
+                    for oh in range(out_h):
+                        source = (oh * sh + i * dh) * padded.shape[1] + j * dw
+                        copy_row(flat_padded, source, sw, cols, tile + oh * out_w, out_w)
+
+
+@njit(cache=True)
+def col2im(cols, sample_stride, row_stride, geometry, grad_x):
+    """Scatter-add the flat column buffer back into ``grad_x (N, C, H, W)`` (the adjoint of ``im2col``),
+    through a padded scratch plane whose border is dropped at the end."""
+    n_samples, channels, height, width = grad_x.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
+    padded = np.empty((height + 2 * ph, width + 2 * pw), dtype=grad_x.dtype)
+    flat_padded, flat_grad = padded.reshape(-1), grad_x.reshape(-1)
+    for n in range(n_samples):
+        for c in range(channels):
+            padded[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    tile = n * sample_stride + ((c * kh + i) * kw + j) * row_stride
+                    for oh in range(out_h):
+                        target = (oh * sh + i * dh) * padded.shape[1] + j * dw
+                        add_row(cols, tile + oh * out_w, flat_padded, target, sw, out_w)
+            plane = (n * channels + c) * height * width
+            for row in range(height):
+                copy_row(flat_padded, (row + ph) * padded.shape[1] + pw, 1, flat_grad, plane + row * width, width)
+
+
+# Indices below are unsigned (np.uint64): for a signed index Numba emits a negative-index
+# wrap-around test that blocks LLVM's vectoriser (measured 3x slower copies). Never mix uint64
+# with int64 in one expression: Numba would promote the result to float64.
+@njit(cache=True, inline="always")
+def copy_row(source, start, stride, target, target_start, count):
+    """``target[target_start + q] = source[start + q*stride]`` for ``q < count``."""
+    start, target_start, step = np.uint64(start), np.uint64(target_start), np.uint64(stride)
+    if stride == 1:  # the common case gets a loop LLVM can vectorise
+        for q in range(np.uint64(count)):
+            target[target_start + q] = source[start + q]
+    else:
+        for q in range(np.uint64(count)):
+            target[target_start + q] = source[start + q * step]
+
+
+@njit(cache=True, inline="always")
+def add_row(source, start, target, target_start, stride, count):
+    """``target[target_start + q*stride] += source[start + q]`` for ``q < count``."""
+    start, target_start, step = np.uint64(start), np.uint64(target_start), np.uint64(stride)
+    if stride == 1:
+        for q in range(np.uint64(count)):
+            target[target_start + q] += source[start + q]
+    else:
+        for q in range(np.uint64(count)):
+            target[target_start + q * step] += source[start + q]
+
+
+def geometry_of(kernel_hw, stride, padding, dilation, output_hw):
+    """The ten ints the loops need, as one tuple of Python ints (one Numba signature for all)."""
+    return tuple(int(v) for v in (*kernel_hw, *stride, *padding, *dilation, *output_hw))
+
+
+CHUNK_BYTES = 1 << 20
+
+
+def sample_chunks(n_samples, bytes_per_sample):
+    """``(start, stop)`` runs of samples whose columns fill about ``CHUNK_BYTES`` (half of a 2 MiB L2):
+    sgemm then reads the columns im2col has just written (or col2im reads sgemm's) from cache."""
+    step = max(1, CHUNK_BYTES // bytes_per_sample)
+    return [(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
+
+
+# ---- convolution ---------------------------------------------------------------------------------
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+    """``y_g[n] = W_g @ im2col(x)_g[n] (+ bias)``: per chunk of samples, im2col then sgemm per sample and group."""
+    out_hw = check_conv2d_forward("conv2d_forward", x, weight, bias, stride, padding, dilation, groups)
+    n_samples, out_channels = x.shape[0], weight.shape[0]
+    rows, positions = weight[0].size * groups, out_hw[0] * out_hw[1]
+    geometry = geometry_of(weight.shape[2:], stride, padding, dilation, out_hw)
+    weight_matrices = weight.reshape(groups, out_channels // groups, -1)
+    y = np.empty((n_samples, out_channels) + out_hw, dtype=x.dtype)
+    chunks = sample_chunks(n_samples, rows * positions * x.itemsize)
+    cols = np.empty((chunks[0][1], rows, positions), dtype=x.dtype)
+    for start, stop in chunks:
+        block = cols[:stop - start]
+        im2col(x[start:stop], geometry, block.reshape(-1), rows * positions, positions)
+        np.matmul(weight_matrices, block.reshape(stop - start, groups, -1, positions),
+                  out=y[start:stop].reshape(stop - start, groups, -1, positions))
+    if bias is not None:
+        y += bias[:, None, None]
+    return y
+
+
+def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, groups):
+    """``grad_x = col2im(W_g^T @ grad_y_g[n])``: per chunk of samples, sgemm then the scatter."""
+    out_hw = check_conv2d_backward("conv2d_backward_data", grad_y, weight, "weight", weight.shape, input_hw,
+                                   stride, padding, dilation, groups)
+    n_samples, out_channels = grad_y.shape[:2]
+    rows, positions = weight[0].size * groups, out_hw[0] * out_hw[1]
+    geometry = geometry_of(weight.shape[2:], stride, padding, dilation, out_hw)
+    weight_transposed = weight.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
+    grad_x = np.empty((n_samples, weight.shape[1] * groups) + tuple(input_hw), dtype=grad_y.dtype)
+    chunks = sample_chunks(n_samples, rows * positions * grad_y.itemsize)
+    grad_cols = np.empty((chunks[0][1], rows, positions), dtype=grad_y.dtype)
+    for start, stop in chunks:
+        block = grad_cols[:stop - start]
+        np.matmul(weight_transposed, grad_y[start:stop].reshape(stop - start, groups, -1, positions),
+                  out=block.reshape(stop - start, groups, -1, positions))
+        col2im(block.reshape(-1), rows * positions, positions, geometry, grad_x[start:stop])
+    return grad_x
+
+
+def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, groups):
+    """``grad_W_g^T = sum over chunks of im2col(x)_g (K/g, n*P) @ grad_y_g^T (n*P, C_out/g)``.
+
+    The contraction runs over samples and positions together, so the columns are written in
+    ``(K, n, P)`` order by im2col (no transposed copy) and only the chunk of ``grad_y`` is transposed.
+    """
+    n_samples, out_channels = grad_y.shape[:2]
+    weight_shape = (out_channels, x.shape[1] // groups) + tuple(kernel_hw)
+    out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:], stride,
+                                   padding, dilation, groups)
+    rows, positions = x.shape[1] * kernel_hw[0] * kernel_hw[1], out_hw[0] * out_hw[1]
+    geometry = geometry_of(kernel_hw, stride, padding, dilation, out_hw)
+    grad_by_sample = grad_y.reshape(n_samples, groups, out_channels // groups, positions)
+    # accumulated transposed, (K/g, C_out/g): OpenBLAS runs (K, n*P) @ (n*P, C_out) ~15% faster than
+    # (C_out, n*P) @ (n*P, K) on the benchmark shapes (measured)
+    grad_weight_t = np.zeros((groups, rows // groups, out_channels // groups), dtype=grad_y.dtype)
+    for start, stop in sample_chunks(n_samples, rows * positions * x.itemsize):
+        count = stop - start
+        cols = np.empty((rows, count, positions), dtype=x.dtype)
+        im2col(x[start:stop], geometry, cols.reshape(-1), positions, count * positions)
+        grad_chunk = grad_by_sample[start:stop].transpose(1, 2, 0, 3).reshape(groups, out_channels // groups, -1)
+        grad_weight_t += cols.reshape(groups, rows // groups, -1) @ grad_chunk.transpose(0, 2, 1)
+    return grad_weight_t.transpose(0, 2, 1).reshape(weight_shape)

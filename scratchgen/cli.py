@@ -1,0 +1,171 @@
+"""The ``scratchgen`` command.
+
+    scratchgen train MODEL [--epochs --batch-size --lr --seed --data --image-size] [model options]
+                           [--device cpu|cuda] [--out DIR] [--resume RUN_OR_CHECKPOINT] [--dry-run]
+    scratchgen sample MODEL --checkpoint PATH --n N --out FILE.png|FILE.npy [--seed S] [--device D]
+    scratchgen eval samples FILE.npy                    digits metrics of any sample file, as JSON
+    scratchgen eval MODEL --checkpoint PATH [--n N]     the model's evaluation + digits metrics, as JSON
+    scratchgen models                                   the registered models
+
+Each model's options are the fields of its config dataclass (``--latent-dim`` sets
+``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
+Exit status: 0 done, 1 training stopped on a non-finite loss, 2 a usage error (message on
+stderr), 130 stopped by Ctrl-C (checkpoint saved).
+"""
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import sys
+import typing
+
+import numpy as np
+
+from . import runner
+from .data import IDXError
+from .eval.metrics import digits_metrics
+from .models import config_fields, get_recipe, recipe_names
+from .serialize import CheckpointError
+
+_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#=]*=[^#]*#\s*(.+)$")
+
+
+# ---- options from config dataclasses ---------------------------------------------------------------
+def field_comments(config_class):
+    """{field: the comment beside it in the source} over the config's class hierarchy
+    (a subclass's comment wins, as its default does)."""
+    comments = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # no source (e.g. a frozen build): options simply lack help
+            continue
+        for line in source.splitlines():
+            match = _FIELD_COMMENT.match(line)
+            if match:
+                comments[match[1]] = match[2].strip()
+    return comments
+
+
+def add_config_options(parser, config_class):
+    """One ``--field-name`` option per config field; only options given on the command line
+    reach the namespace (default SUPPRESS), so they can override a resumed run's config."""
+    comments = field_comments(config_class)
+    group = parser.add_argument_group(f"{config_class.__name__} options")
+    for name, kind, default in config_fields(config_class):
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{comments.get(name, '')} (default: {default})".strip()
+        if typing.get_origin(kind) is typing.Literal:
+            choices = typing.get_args(kind)
+            group.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, help=help_text)
+        elif kind is bool:
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            group.add_argument(flag, dest=name, type=kind, metavar=kind.__name__.upper(), help=help_text)
+
+
+def _summary(recipe):
+    doc = inspect.getmodule(recipe).__doc__ or ""
+    return doc.strip().splitlines()[0].split(": ", 1)[-1] if doc.strip() else recipe.name
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="scratchgen", description="Train, sample and evaluate generative "
+                                     "models built on scratchgen's engine.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model (writes runs/MODEL-<timestamp>/)")
+    train_models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name in recipe_names():
+        recipe = get_recipe(name)
+        model_parser = train_models.add_parser(name, help=_summary(recipe), description=_summary(recipe),
+                                               argument_default=argparse.SUPPRESS)
+        add_config_options(model_parser, recipe.Config)
+        run = model_parser.add_argument_group("run options")
+        run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+        run.add_argument("--out", default=None, help="run folder (default: runs/MODEL-<timestamp>)")
+        run.add_argument("--resume", default=None, metavar="PATH",
+                         help="continue a run: its folder or a checkpoint; given options override its config")
+        run.add_argument("--dry-run", action="store_true", default=False,
+                         help="3 batches, 64 test examples and samples, 1 epoch unless --epochs (a smoke test)")
+
+    sample = commands.add_parser("sample", help="draw samples from a checkpoint into a .png grid or .npy")
+    sample.add_argument("model", choices=recipe_names(), metavar="MODEL")
+    sample.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
+    sample.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
+    sample.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (float32 (N, H, W) in [0, 1])")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="cpu")
+
+    evaluate = commands.add_parser("eval", help="score a sample file or a checkpoint (prints JSON)")
+    targets = evaluate.add_subparsers(dest="target", required=True, metavar="samples|MODEL")
+    samples = targets.add_parser("samples", help="digits metrics of a .npy of samples")
+    samples.add_argument("file", help="float32 (N, 8, 8) (or (N, 16, 16)) in [0, 1]")
+    for name in recipe_names():
+        target = targets.add_parser(name, help=f"evaluate a {name} checkpoint")
+        target.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
+        target.add_argument("--n", type=int, default=runner.SAMPLES, help="samples to score (default: 1000)")
+        target.add_argument("--seed", type=int, default=0)
+        target.add_argument("--device", default="cpu")
+
+    commands.add_parser("models", help="list the registered models")
+    return parser
+
+
+# ---- commands --------------------------------------------------------------------------------------
+def _train(args):
+    fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
+    overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
+                           dry_run=args.dry_run)
+    return 130 if summary["interrupted"] else 0
+
+
+def _sample(args):
+    samples = runner.sample(args.model, args.checkpoint, args.n, args.out, seed=args.seed, device=args.device)
+    print(f"wrote {len(samples)} samples of shape {samples.shape[1:]} to {args.out}")
+    return 0
+
+
+def _eval(args):
+    if args.target == "samples":
+        try:
+            samples = np.load(args.file, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise runner.UsageError(f"eval samples: cannot read {args.file} as a .npy array ({error})") from error
+        try:
+            report = {"file": args.file, **digits_metrics(samples)}
+        except ValueError as error:
+            raise runner.UsageError(f"eval samples: {args.file}: {error}") from error
+    else:
+        report = runner.evaluate(args.target, args.checkpoint, n=args.n, seed=args.seed, device=args.device)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _models(args):
+    for name in recipe_names():
+        print(f"{name:10s} {_summary(get_recipe(name))}")
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except runner.TrainingStopped as error:
+        print(f"scratchgen: {error}", file=sys.stderr)
+        return 1
+    except (runner.UsageError, CheckpointError, IDXError) as error:
+        print(f"scratchgen: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""The model families, each one readable file registered with the runner (see ``base``):
+
+    mlp   an MLP digits classifier (the network behind the digits metrics)
+    vae   a variational autoencoder, MLP or convolutional
+
+``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
+"""
+from .base import Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config, recipe_names, register  # noqa: F401
+from . import mlp, vae  # noqa: E402,F401  (importing a model registers it)

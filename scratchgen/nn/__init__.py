@@ -1,0 +1,11 @@
+"""``scratchgen.nn``: ``Module``, ``Parameter`` and the layers, with PyTorch's names, parameter names
+and layouts (so a ``state_dict`` of NumPy arrays moves between the two)."""
+from . import init, utils  # noqa: F401
+from .activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax,  # noqa: F401
+                         Softplus, Tanh)
+from .containers import ModuleDict, ModuleList, Sequential  # noqa: F401
+from .layers import Dropout, Embedding, Flatten, Identity, Linear, Unflatten  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
+from .module import Module, Parameter  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
+from .recurrent import LSTM, LSTMCell  # noqa: F401

@@ -1,0 +1,79 @@
+"""``ExponentialMovingAverage``: shadow weights that average a model's parameters over training.
+
+    shadow = decay * shadow + (1 - decay) * param     (after every optimizer step: ``update()``)
+
+Sampling from the averaged weights (standard for diffusion models and GANs) swaps them in and
+back out: ``with ema.average_parameters(): sample(model)``, or ``store()``/``copy_to()``/``restore()``.
+Shadows are keyed by the model's ``state_dict`` names, which is how checkpoints store them
+(``ema/<name>``). Buffers (e.g. BatchNorm's running statistics) are copied, not averaged.
+"""
+import contextlib
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+
+
+class ExponentialMovingAverage:
+    def __init__(self, model, decay=0.999):
+        if not 0 <= decay <= 1:
+            raise ValueError(f"ExponentialMovingAverage: expected decay in [0, 1], got {decay}")
+        self.model, self.decay = model, decay
+        self.shadow = OrderedDict((name, tensor.data.copy()) for name, tensor in self._tracked())
+        self._stored = None
+
+    def _tracked(self):
+        return self.model._state_tensors()
+
+    def _averaged_names(self):
+        return {name for name, _ in self.model.named_parameters(remove_duplicate=False)}
+
+    def update(self):
+        """Move every shadow towards the model's current weights (in place)."""
+        averaged = self._averaged_names()
+        for name, tensor in self._tracked():
+            shadow = self.shadow[name]
+            if name in averaged:
+                shadow -= (1 - self.decay) * (shadow - tensor.data)
+            else:
+                shadow[...] = tensor.data
+
+    def copy_to(self, model=None):
+        """Write the shadow weights into ``model`` (default: the tracked one)."""
+        (model or self.model).load_state_dict(self.shadow)
+
+    def store(self):
+        """Remember the model's current weights (to ``restore()`` after sampling with the shadows)."""
+        self._stored = OrderedDict((name, tensor.data.copy()) for name, tensor in self._tracked())
+
+    def restore(self):
+        if self._stored is None:
+            raise RuntimeError("ExponentialMovingAverage.restore: nothing stored; call store() first")
+        self.model.load_state_dict(self._stored)
+        self._stored = None
+
+    @contextlib.contextmanager
+    def average_parameters(self):
+        """Inside the block the model holds the averaged weights; its own come back afterwards."""
+        self.store()
+        self.copy_to()
+        try:
+            yield self.model
+        finally:
+            self.restore()
+
+    def state_dict(self):
+        """name -> NumPy copy of each shadow (the ``ema/<name>`` entries of a checkpoint)."""
+        return OrderedDict((name, np.array(backend.to_device(shadow, "cpu"), copy=True))
+                           for name, shadow in self.shadow.items())
+
+    def load_state_dict(self, state_dict):
+        expected, given = set(self.shadow), set(state_dict)
+        if expected != given:
+            raise KeyError(f"ExponentialMovingAverage.load_state_dict: missing {sorted(expected - given)}, "
+                           f"unexpected {sorted(given - expected)}")
+        for name, shadow in self.shadow.items():
+            value = state_dict[name].data if isinstance(state_dict[name], Tensor) else state_dict[name]
+            shadow[...] = backend.to_device(value, backend.device_of(shadow)).astype(shadow.dtype, copy=False)

@@ -1,0 +1,135 @@
+"""``Optimizer``: parameter groups, per-parameter state, and PyTorch's state_dict format.
+
+An optimizer holds ``param_groups`` (a list of dicts: ``"params"`` plus hyperparameters such as
+``"lr"``, so one model can train its parts at different rates) and ``state`` (a dict from each
+parameter to its running buffers, e.g. Adam's moments). ``step()`` calls the subclass's
+``update(param, grad, state, group)`` for every parameter with a gradient, on the raw arrays and
+under ``no_grad``: updates are written in place with NumPy/CuPy operators (``*=``, ``+=``), so one
+code path serves both.
+
+``state_dict()`` is PyTorch's layout: state keyed by the parameter's position across all groups,
+and each group's ``"params"`` as a list of those positions — so it saves without the parameters and
+loads into a fresh optimizer built over the same model.
+"""
+import copy
+
+import numpy as np
+
+from .. import backend
+from ..autograd import enable_grad, no_grad
+from ..tensor import Tensor
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        groups = [params] if isinstance(params, Tensor) else list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters with its own hyperparameters (missing ones take the defaults)."""
+        group = dict(param_group)
+        params = group.get("params")
+        group["params"] = [params] if isinstance(params, Tensor) else list(params or [])
+        for i, param in enumerate(group["params"]):
+            if not isinstance(param, Tensor) or not param.requires_grad or not param.is_leaf:
+                raise ValueError(f"{type(self).__name__}: expected leaf tensors that require grad, got "
+                                 f"{type(param).__name__} at position {i} of the group")
+        taken = {id(p) for existing in self.param_groups for p in existing["params"]}
+        if len({id(p) for p in group["params"]}) != len(group["params"]) or \
+                any(id(p) in taken for p in group["params"]):
+            raise ValueError(f"{type(self).__name__}: a parameter appears twice (in one group or in two)")
+        for name, value in self.defaults.items():
+            group.setdefault(name, value)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if set_to_none:
+                    param.grad = None
+                else:
+                    param.grad.data[...] = 0
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. ``closure`` (re-evaluates the model
+        and returns the loss) is called first, with gradients on, and its loss returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for param in group["params"]:
+                    if param.grad is not None:
+                        grad = param.grad.data
+                        self.update(param.data, -grad if group.get("maximize") else grad,
+                                    self.state.setdefault(param, {}), group)
+        return loss
+
+    def update(self, param, grad, state, group):
+        """Update the array ``param`` in place from ``grad``; ``state`` is this parameter's dict."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update")
+
+    # ---- state_dict ------------------------------------------------------------------------------
+    def _all_params(self):
+        return [param for group in self.param_groups for param in group["params"]]
+
+    def state_dict(self):
+        """``{"state": {index: {name: array or number}}, "param_groups": [{..., "params": [index]}]}``
+        with NumPy copies of every array."""
+        index = {id(param): i for i, param in enumerate(self._all_params())}
+        groups = [{**{k: copy.deepcopy(v) for k, v in group.items() if k != "params"},
+                   "params": [index[id(p)] for p in group["params"]]} for group in self.param_groups]
+        state = {index[id(param)]: {name: _host_copy(value) for name, value in entries.items()}
+                 for param, entries in self.state.items() if id(param) in index}
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and buffers saved by ``state_dict`` (from an optimizer over the
+        same parameters, in the same groups); arrays take each parameter's dtype and device."""
+        saved_groups = state_dict["param_groups"]
+        sizes = [len(group["params"]) for group in self.param_groups]
+        saved_sizes = [len(group["params"]) for group in saved_groups]
+        if sizes != saved_sizes:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected groups of sizes {sizes}, "
+                             f"got {saved_sizes}")
+        params = self._all_params()
+        self.state = {}
+        for key, entries in state_dict["state"].items():
+            param = params[int(key)]
+            self.state[param] = {name: _like_param(value, param) for name, value in entries.items()}
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params")
+        return "\n".join(lines + [")"])
+
+
+def _host_copy(value):
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return np.array(backend.to_device(value, "cpu"), copy=True)
+    return copy.deepcopy(value)
+
+
+def _like_param(value, param):
+    """A saved state entry as an array beside ``param`` (floating arrays take its dtype)."""
+    if not hasattr(value, "dtype") or not hasattr(value, "shape"):
+        return copy.deepcopy(value)
+    value = value.data if isinstance(value, Tensor) else value
+    array = backend.to_device(np.asarray(value) if not backend.is_cupy_array(value) else value, param.device)
+    dtype = param.dtype if backend.is_floating(array.dtype) else array.dtype
+    return array.astype(dtype, copy=True)

@@ -1,0 +1,189 @@
+"""Checkpoints: ``save(obj, path)`` and ``load(path)`` — one ``.npz`` file, written atomically.
+
+``obj`` is a dict such as ``{"model": model.state_dict(), "optim": optimizer.state_dict(),
+"ema": ema.state_dict(), "meta": {"kind": "vae", "config": {...}, "step": 1200, "epoch": 3}}``.
+Inside the file every array is its own ``.npy`` member named by its path — ``model/<param>``,
+``optim/state/0/exp_avg``, ``ema/<param>`` — and ``__meta__`` holds one JSON document:
+
+    {"format_version": 1, "scratchgen_version": "0.1.0",
+     "kind": ..., "config": ..., "step": ..., "epoch": ..., "rng_state": ...,   (the "meta" dict)
+     "entries": {"model": {"fc.weight": {"__array__": "model/fc.weight"}, ...}, "optim": {...}}}
+
+``entries`` is the structure of everything but the arrays (numbers, strings, lists, nested dicts);
+arrays appear in it as ``{"__array__": member}``, tuples as ``{"__tuple__": [...]}`` and dicts with
+non-string keys (an optimizer's state is keyed by parameter index) as ``{"__items__": [[k, v], ...]}``,
+so ``load`` rebuilds the very same structure, bit for bit. Loading never unpickles
+(``allow_pickle=False``): a checkpoint cannot run code.
+
+Atomic: the file is written under a temporary name in the same folder and renamed over ``path``
+only once complete (``os.replace`` is atomic on POSIX and Windows), so a crash or Ctrl-C mid-write
+leaves the previous checkpoint intact.
+"""
+import json
+import os
+import secrets
+import zipfile
+
+import numpy as np
+
+from . import backend
+from .random import get_rng_state
+from .tensor import Tensor
+
+FORMAT_VERSION = 1
+META_MEMBER = "__meta__"
+_ARRAY, _TUPLE, _ITEMS = "__array__", "__tuple__", "__items__"
+_RESERVED_META = ("format_version", "scratchgen_version", "entries")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable scratchgen checkpoint (truncated, foreign, too new, wrong model)."""
+
+
+# ---- save ------------------------------------------------------------------------------------------
+def save(obj, path):
+    """Write ``obj`` (a dict; see the module docstring) to ``path`` atomically.
+
+    ``meta`` is optional; when it has no ``rng_state`` the global generator's state is recorded,
+    so a resumed run can continue the same random stream (``scratchgen.set_rng_state``).
+    """
+    if not isinstance(obj, dict) or not all(isinstance(key, str) for key in obj):
+        raise TypeError(f"save: expected a dict with string keys, got {type(obj).__name__}")
+    meta = dict(obj.get("meta") or {})
+    clashes = [key for key in meta if key in _RESERVED_META or not isinstance(key, str)]
+    if clashes:
+        raise ValueError(f"save: meta keys must be strings other than {list(_RESERVED_META)}, got {clashes}")
+    meta.setdefault("rng_state", get_rng_state())
+    arrays = {}
+    header = {"format_version": FORMAT_VERSION, "scratchgen_version": _version()}
+    header.update((key, _encode(value, f"meta/{key}", arrays)) for key, value in meta.items())
+    header["entries"] = {key: _encode(value, key, arrays) for key, value in obj.items() if key != "meta"}
+    _replace_atomically(os.fspath(path), arrays, json.dumps(header))
+
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+def _encode(value, path, arrays):
+    """``value`` as JSON, with every array moved into ``arrays`` under its ``path``."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+        if path in arrays or path == META_MEMBER:
+            raise ValueError(f"save: two arrays would be stored under the same name {path!r}")
+        array = np.array(backend.to_device(value, "cpu"), copy=True)
+        if array.dtype.hasobject:
+            raise TypeError(f"save: {path!r} is an object array, which cannot be stored without pickling")
+        arrays[path] = array
+        return {_ARRAY: path}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_encode(item, f"{path}/{i}", arrays) for i, item in enumerate(value)]
+        return items if isinstance(value, list) else {_TUPLE: items}
+    if isinstance(value, dict):
+        if all(isinstance(key, str) for key in value) and not {_ARRAY, _TUPLE, _ITEMS} & value.keys():
+            return {key: _encode(item, f"{path}/{key}", arrays) for key, item in value.items()}
+        for key in value:
+            if not (key is None or isinstance(key, (bool, int, float, str))):
+                raise TypeError(f"save: dict keys must be strings or numbers, "
+                                f"got {type(key).__name__} at {path!r}")
+        return {_ITEMS: [[key, _encode(item, f"{path}/{key}", arrays)] for key, item in value.items()]}
+    raise TypeError(f"save: cannot store a {type(value).__name__} at {path!r}; expected arrays, Tensors, "
+                    "numbers, strings, None, lists, tuples or dicts (pass model.state_dict(), not the model)")
+
+
+def _replace_atomically(path, arrays, header_json):
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:
+            write_archive(handle, arrays, header_json)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # Ctrl-C included: never leave a half-written temporary behind
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_archive(handle, arrays, header_json):
+    """The ``.npz`` layout ``np.savez`` writes (one uncompressed ``.npy`` member per array), but
+    with member names taken verbatim, so no name can clash with ``np.savez``'s own arguments."""
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in {**arrays, META_MEMBER: np.array(header_json)}.items():
+            with archive.open(name + ".npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+# ---- load ------------------------------------------------------------------------------------------
+def load(path, expected_kind=None, device=None):
+    """Read a checkpoint written by ``save``: the same dict, arrays as NumPy arrays (or moved to
+    ``device``). ``meta`` also reports ``format_version`` and ``scratchgen_version``.
+
+    Raises ``CheckpointError`` naming the problem for a truncated or corrupt file, an ``.npz``
+    that is not a scratchgen checkpoint, one written by a newer format, or (with
+    ``expected_kind``) one that holds a different kind of model.
+    """
+    path = os.fspath(path)
+    try:
+        header, arrays = _read_archive(path)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"load: {path} is truncated or corrupt "
+                              f"({type(error).__name__}: {error})") from error
+    version = header.get("format_version")
+    if not isinstance(version, int) or not isinstance(header.get("entries"), dict):
+        raise CheckpointError(f"load: {path} has a malformed {META_MEMBER} entry "
+                              "(no format_version or entries)")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"load: {path} uses checkpoint format version {version}, newer than this "
+                              f"scratchgen {_version()} reads (up to {FORMAT_VERSION}); upgrade scratchgen")
+    if expected_kind is not None and header.get("kind") != expected_kind:
+        raise CheckpointError(f"load: {path} holds a {header.get('kind')!r} checkpoint, "
+                              f"expected {expected_kind!r}")
+    if device is not None:
+        arrays = {name: backend.to_device(array, device) for name, array in arrays.items()}
+    obj = {key: _decode(node, arrays, path) for key, node in header.pop("entries").items()}
+    obj["meta"] = {key: _decode(node, arrays, path) for key, node in header.items()}
+    return obj
+
+
+def _read_archive(path):
+    """(the parsed ``__meta__`` JSON, name -> array) of an ``.npz``; every member is read now, so
+    damage anywhere in the file shows up here."""
+    archive = np.load(path, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"load: {path} is a single .npy array, not a checkpoint (.npz)")
+    with archive:
+        if META_MEMBER not in archive.files:
+            raise CheckpointError(f"load: {path} is an .npz without a {META_MEMBER} entry: not a scratchgen "
+                                  "checkpoint (scratchgen.save writes them)")
+        header = json.loads(str(archive[META_MEMBER]))
+        if not isinstance(header, dict):
+            raise CheckpointError(f"load: {path} has a malformed {META_MEMBER} entry (not a JSON object)")
+        arrays = {name: archive[name] for name in archive.files if name != META_MEMBER}
+    return header, arrays
+
+
+def _decode(node, arrays, path):
+    if isinstance(node, list):
+        return [_decode(item, arrays, path) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.keys() == {_ARRAY}:
+        if node[_ARRAY] not in arrays:
+            raise CheckpointError(f"load: {path} lacks the array {node[_ARRAY]!r} "
+                                  f"that its {META_MEMBER} lists")
+        return arrays[node[_ARRAY]]
+    if node.keys() == {_TUPLE}:
+        return tuple(_decode(item, arrays, path) for item in node[_TUPLE])
+    if node.keys() == {_ITEMS}:
+        return {key: _decode(item, arrays, path) for key, item in node[_ITEMS]}
+    return {key: _decode(item, arrays, path) for key, item in node.items()}

@@ -1,0 +1,314 @@
+"""Pictures of the machinery: the autograd graph behind a tensor, and gradient flow through layers.
+
+    g = scratchgen.viz.graph(loss, params=model)     # Graphviz DOT text of the graph
+    g.render("step.svg")                             # needs Graphviz's `dot` program
+
+    with scratchgen.viz.module_scopes(model):        # remember which module made each op...
+        loss = model(x).sum()
+    scratchgen.viz.graph(loss, params=model, collapse_modules=True)   # ...to draw one box per layer
+
+    flow = scratchgen.viz.GradientFlow(model)        # per-parameter gradient norms, every backward
+    ...train...
+    flow.plot("gradient_flow.png")
+
+The graph is read from the engine's own structure: each ``Function`` node keeps ``next_edges``
+(``(creator, output_index)`` for computed inputs, the leaf Tensor itself for leaves), its outputs'
+shapes (``output_meta``) and the arrays it saved for backward. Arrows point the way data flows on
+the forward pass (inputs to outputs); backward walks them in reverse.
+"""
+import contextlib
+import itertools
+import os
+import shutil
+import subprocess
+
+from .autograd import observe, topological_order
+
+_STYLE = {
+    "op": 'shape=box, style="rounded,filled", fillcolor="#fff2cc"',
+    "module": 'shape=box3d, style=filled, fillcolor="#e1d5e7"',
+    "parameter": 'shape=box, style=filled, fillcolor="#dae8fc"',
+    "leaf": 'shape=box, style=filled, fillcolor="#eeeeee"',
+    "output": 'shape=ellipse, style=filled, fillcolor="#d5e8d4"',
+}
+
+
+class Graph:
+    """DOT text (``.source``, or ``str(graph)``) that can be saved or rendered by Graphviz."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __str__(self):
+        return self.source
+
+    def save(self, path):
+        """Write the DOT text (open it with any Graphviz viewer, or ``dot -Tsvg``)."""
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(self.source)
+        return path
+
+    def render(self, path, format=None):  # noqa: A002 (graphviz's name)
+        """Draw the graph into ``path``; the format comes from its extension (svg, png, pdf...)."""
+        format = format or os.path.splitext(path)[1].lstrip(".").lower()
+        if not format:
+            raise ValueError(f"graph.render: expected a file name with an extension (.svg, .png), got {path!r}")
+        dot = shutil.which("dot")
+        if dot is None:
+            raise RuntimeError("graph.render: expected the Graphviz program `dot` on PATH, got none; install "
+                               "Graphviz (apt install graphviz, brew install graphviz, conda install graphviz) "
+                               "or write the DOT text with .save('graph.dot') and render it elsewhere")
+        subprocess.run([dot, f"-T{format}", "-o", os.fspath(path)], input=self.source, text=True, check=True,
+                       capture_output=True)
+        return path
+
+    def _repr_svg_(self):  # Jupyter shows the picture when Graphviz is installed
+        dot = shutil.which("dot")
+        if dot is None:
+            return None
+        return subprocess.run([dot, "-Tsvg"], input=self.source, text=True, check=True,
+                              capture_output=True).stdout
+
+
+# ---- reading the graph ---------------------------------------------------------------------------
+def graph(tensor, params=None, collapse_modules=False):
+    """The autograd graph behind ``tensor`` as a ``Graph``.
+
+    ``params``: a Module (its ``named_parameters`` name the leaves), a dict name -> Tensor, or None.
+    ``collapse_modules``: draw each module's ops as one box — True for the model's direct children,
+    an int for that depth of the module tree. It needs the forward pass to have run inside
+    ``module_scopes(model)``, which records the module behind each op.
+    """
+    names = _parameter_names(params)
+    nodes = _reachable_nodes(tensor)
+    depth = int(collapse_modules)
+    if depth and not any(getattr(node, "module_scope", None) for node in nodes):
+        raise ValueError("graph: collapse_modules needs to know which module made each op; run the forward "
+                         "pass inside `with scratchgen.viz.module_scopes(model):`")
+    builder = _DotBuilder(names, depth)
+    for node in nodes:
+        builder.add_op(node)
+    builder.add_output(tensor)
+    return Graph(builder.source())
+
+
+def _reachable_nodes(tensor):
+    """Function nodes behind ``tensor``, each after the nodes that produce its inputs."""
+    return [] if tensor.creator is None else topological_order([tensor.creator])[::-1]
+
+
+def _parameter_names(params):
+    if params is None:
+        return {}
+    pairs = params.named_parameters() if hasattr(params, "named_parameters") else dict(params).items()
+    return {id(tensor): name for name, tensor in pairs}
+
+
+def saved_nbytes(node):
+    """Bytes of the arrays a node keeps for its backward (0 once a backward has freed them)."""
+    total = 0
+    for item in getattr(node, "_saved", ()):
+        array = item[0] if isinstance(item, tuple) else item.data
+        total += int(getattr(array, "nbytes", 0))
+    return total
+
+
+def _shape(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _quote(text):
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class _DotBuilder:
+    """Collects DOT statements; with a collapse depth, ops inside a module at that depth merge."""
+
+    def __init__(self, names, depth):
+        self.names, self.depth = names, depth
+        self.keys = {}                 # id(node or leaf) -> DOT node name
+        self.statements, self.edges = [], {}
+        self.groups = {}               # group DOT name -> {"label", "ops", "params"}
+        self.counter = itertools.count()
+
+    def _new_key(self, obj, prefix):
+        key = self.keys[id(obj)] = f"{prefix}{next(self.counter)}"
+        return key
+
+    def _group_of(self, node):
+        scope = getattr(node, "module_scope", None) or ()
+        if not self.depth or len(scope) <= self.depth:
+            return None
+        path, kind, call = scope[self.depth]
+        return f"{path} ({kind})" + (f" call {call}" if call > 1 else "")
+
+    def add_op(self, node):
+        group = self._group_of(node)
+        if group is None:
+            key = self._new_key(node, "op")
+            meta = getattr(node, "output_meta", ())
+            released = getattr(node, "released", False)
+            saved = "saved: freed" if released else f"saved {saved_nbytes(node):,} B" if saved_nbytes(node) else ""
+            label = "\n".join(filter(None, [node.name, " ".join(_shape(s) for s, _ in meta), saved]))
+            self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE['op']}];")
+        else:
+            key = self.keys[id(node)] = self.groups.setdefault(group, {"key": f"module{len(self.groups)}",
+                                                                       "ops": 0, "params": []})["key"]
+            self.groups[group]["ops"] += 1
+        for index, edge in enumerate(node.next_edges):
+            if edge is None:
+                continue  # an input that needs no gradient is a constant here: not drawn
+            source = self._leaf(edge, group) if not isinstance(edge, tuple) else self.keys[id(edge[0])]
+            if source is not None and source != key:
+                label = _shape(edge[0].output_meta[edge[1]][0]) if isinstance(edge, tuple) else ""
+                # one arrow per input slot (x * x has two); between module boxes, one per pair
+                self.edges.setdefault((source, key, index if group is None else None), label)
+
+    def _leaf(self, tensor, group):
+        """The DOT name of a leaf; None when it is a parameter folded into its module's box."""
+        name = self.names.get(id(tensor))
+        if group is not None and name is not None and name.startswith(group.split(" ")[0] + "."):
+            if name not in self.groups[group]["params"]:
+                self.groups[group]["params"].append(name)
+            return None
+        if id(tensor) in self.keys:
+            return self.keys[id(tensor)]
+        key = self._new_key(tensor, "leaf")
+        kind = "parameter" if name is not None else "leaf"
+        label = f"{name or 'leaf'}\n{_shape(tensor.shape)} {tensor.dtype}"
+        self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE[kind]}];")
+        return key
+
+    def add_output(self, tensor):
+        key = self._new_key(tensor, "output")
+        label = f"output\n{_shape(tensor.shape)} {tensor.dtype}"
+        self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE['output']}];")
+        if tensor.creator is not None:
+            self.edges.setdefault((self.keys[id(tensor.creator)], key, None), "")
+
+    def source(self):
+        for group, info in self.groups.items():
+            parts = [group, f"{info['ops']} op" + ("s" if info["ops"] > 1 else "")]
+            if info["params"]:
+                parts.append(f"params: {', '.join(name.rsplit('.', 1)[-1] for name in info['params'])}")
+            self.statements.append(f"  {info['key']} [label={_quote(chr(10).join(parts))}, {_STYLE['module']}];")
+        edges = [f"  {a} -> {b}" + (f" [label={_quote(label)}]" if label else "") + ";"
+                 for (a, b, _), label in self.edges.items()]
+        header = ["digraph autograd {", "  rankdir=TB;",
+                  '  node [fontname="Helvetica", fontsize=10]; edge [fontname="Helvetica", fontsize=8];']
+        return "\n".join(header + self.statements + edges + ["}"]) + "\n"
+
+
+# ---- which module made each op -------------------------------------------------------------------------
+@contextlib.contextmanager
+def module_scopes(model):
+    """Inside the block, each op created during ``model``'s forward is tagged with the stack of modules
+    it ran in: ``node.module_scope = ((path, type name, call number), ...)``, outermost first.
+
+    Forward pre-hooks push a module onto a stack and forward hooks pop it; an autograd observer tags
+    each new node with the stack as it stands. Ops run inside a backward are not tagged."""
+    stack, calls, handles = [], {}, []
+
+    def enter(path, module):
+        def pre_hook(module, args):
+            calls[path] = calls.get(path, 0) + 1
+            stack.append((path or type(module).__name__, type(module).__name__, calls[path]))
+        return pre_hook
+
+    def leave(module, args, output):
+        stack.pop()
+
+    for path, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter(path, module)))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        with observe(_ScopeTagger(stack)):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _ScopeTagger:
+    def __init__(self, stack):
+        self.stack, self.backwards = stack, 0
+
+    def on_forward(self, node, inputs, outputs, seconds):
+        if self.stack and not self.backwards:
+            node.module_scope = tuple(self.stack)
+
+    def on_backward_begin(self, node):
+        self.backwards += 1
+
+    def on_backward(self, node, grads_out, grads_in, seconds):
+        self.backwards = max(0, self.backwards - 1)
+
+
+# ---- gradient flow ---------------------------------------------------------------------------------------
+class GradientFlow:
+    """Records the L2 norm of every parameter's gradient at each backward pass (through tensor hooks),
+    so vanishing or exploding gradients show up layer by layer.
+
+        flow = GradientFlow(model)     # or: with GradientFlow(model) as flow:
+        for batch in data: ...loss.backward()...
+        flow.norms["0.weight"]          # one float per backward
+        flow.plot("gradient_flow.png")
+        flow.remove()                   # unhook
+    """
+
+    def __init__(self, model, include_biases=True):
+        self.norms = {}
+        self._handles = []
+        for name, param in model.named_parameters():
+            if not param.requires_grad or (not include_biases and name.endswith("bias")):
+                continue
+            self.norms[name] = []
+            self._handles.append(param.register_hook(self._recorder(name)))
+
+    def _recorder(self, name):
+        def record(grad):
+            array = grad.data.reshape(-1)
+            xp = grad.xp
+            self.norms[name].append(float(xp.sqrt(xp.vdot(array, array).real)))
+        return record
+
+    def remove(self):
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+    def plot(self, path, steps=5):
+        """Two panels: the norm of each layer (x: parameters, input to output) at ``steps`` moments of
+        training, and each layer's norm over training; log scale. Returns ``path``."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [name for name, values in self.norms.items() if values]
+        if not names:
+            raise ValueError("GradientFlow.plot: no gradients recorded yet; run a backward pass first")
+        count = min(len(self.norms[name]) for name in names)
+        moments = sorted({round(i * (count - 1) / max(steps - 1, 1)) for i in range(steps)})
+        figure, (by_layer, over_time) = plt.subplots(1, 2, figsize=(12, 4.5))
+        colors = plt.cm.viridis([i / max(len(moments) - 1, 1) for i in range(len(moments))])
+        for color, step in zip(colors, moments):
+            by_layer.plot(range(len(names)), [self.norms[name][step] for name in names], "o-", color=color,
+                          label=f"backward {step + 1}")
+        by_layer.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        by_layer.set(yscale="log", ylabel="gradient L2 norm", title="gradient norm by layer")
+        by_layer.legend(fontsize=7)
+        for name in names:
+            over_time.plot(range(1, len(self.norms[name]) + 1), self.norms[name], label=name)
+        over_time.set(yscale="log", xlabel="backward pass", title="gradient norm over training")
+        over_time.legend(fontsize=6, ncol=2)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        return path

@@ -1,0 +1,91 @@
+"""Every GPU kernel compiles to PTX, for float32 and float64, as the real CUDA compiler sees it.
+
+Numba's CUDA simulator runs kernels as Python, so it accepts code that NVVM would reject (a
+type that does not unify, an unsupported call). This test compiles each kernel with explicit
+argument types — those its host code launches it with on CuPy arrays — for compute capability
+7.5, in a process *without* the simulator. PTX generation needs NVVM and libdevice but no GPU
+and no driver. It runs as its own CI step::
+
+    SCRATCHGEN_CHECK_PTX=1 python -m pytest tests/gpu/test_gpu_ptx.py
+
+Elsewhere it skips; with ``CI=true`` a missing CUDA compiler is a failure, not a skip.
+"""
+import importlib
+import os
+
+import pytest
+
+if os.environ.get("SCRATCHGEN_CHECK_PTX") != "1":
+    pytest.skip("PTX compilation runs in its own process: SCRATCHGEN_CHECK_PTX=1 python -m pytest "
+                "tests/gpu/test_gpu_ptx.py", allow_module_level=True)
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    pytest.skip("PTX compilation needs the real CUDA target, not the simulator", allow_module_level=True)
+
+from numba import cuda, types  # noqa: E402
+
+COMPUTE_CAPABILITY = (7, 5)  # Turing: the oldest architecture current CUDA toolkits still fully support
+FAMILIES = ("conv", "attention", "recurrence")
+
+
+def array(dtype, ndim, layout="C"):
+    return types.Array(dtype, ndim, layout)
+
+
+def signatures(dtype):
+    """Kernel name -> argument types, as the ``gpu`` modules launch them (see their host code)."""
+    c1, c2, c3, c4 = (array(dtype, n) for n in (1, 2, 3, 4))
+    geometry, index, flag = types.UniTuple(types.int64, 10), types.int64, types.boolean
+    mask = array(dtype, 4, "A")  # a broadcast view with zero strides
+    attention_inputs = (c4, c4, c4, c4, c3, c3, mask, flag, flag, dtype)  # grad_out, q, k, v, shift, delta, ...
+    return {
+        "im2col_kernel": (c4, geometry, c1, index, index),
+        "col2im_kernel": (c1, index, index, geometry, c4),
+        "attention_forward_kernel": (c4, c4, c4, mask, flag, flag, dtype, c4, c3),
+        "attention_backward_keys_kernel": attention_inputs + (c4, c4),
+        "attention_backward_queries_kernel": attention_inputs + (c4,),
+        "lstm_forward_step_kernel": (index, c2, c2, c1, c3, c3, c3),
+        "lstm_backward_step_kernel": (index, c3, c3, c3, c2, c2, c2),
+    }
+
+
+def kernels_of(family):
+    """The ``@cuda.jit`` kernels (not device functions) defined in ``scratchgen.kernels.<family>.gpu``."""
+    module = importlib.import_module(f"scratchgen.kernels.{family}.gpu")
+    return {name: obj for name, obj in vars(module).items()
+            if isinstance(obj, cuda.dispatcher.CUDADispatcher) and not obj.targetoptions.get("device")}
+
+
+ALL_KERNELS = {name: kernel for family in FAMILIES for name, kernel in kernels_of(family).items()}
+
+
+def compile_or_explain(kernel, argument_types):
+    try:
+        return cuda.compile_ptx(kernel.py_func, argument_types, cc=COMPUTE_CAPABILITY)[0]
+    except Exception as error:
+        if "NVVM" in str(error) or "libdevice" in str(error) or "nvrtc" in str(error).lower():
+            message = (f"no CUDA compiler for Numba ({type(error).__name__}: {str(error)[:300]}); install "
+                       "numba-cuda with its CUDA libraries: pip install 'numba-cuda[cu12]'")
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        raise
+
+
+def test_every_kernel_has_a_signature():
+    """A kernel added to a gpu module without a signature here would silently escape this check."""
+    assert set(ALL_KERNELS) == set(signatures(types.float32))
+
+
+@pytest.mark.parametrize("dtype", [types.float32, types.float64], ids=str)
+@pytest.mark.parametrize("name", sorted(ALL_KERNELS))
+def test_kernel_compiles_to_ptx(name, dtype):
+    ptx = compile_or_explain(ALL_KERNELS[name], signatures(dtype)[name])
+    assert f".target sm_{COMPUTE_CAPABILITY[0]}{COMPUTE_CAPABILITY[1]}" in ptx
+    assert ".entry" in ptx
+    if dtype == types.float32:  # a float64 constant sneaking into float32 code shows up as f64 math
+        assert "f64" not in ptx.replace("cvt.f64.f32", "").replace("cvt.rn.f32.f64", "") or name in NEEDS_F64, \
+            f"{name}: float32 kernel computes in float64:\n" + "\n".join(
+                line for line in ptx.splitlines() if ".f64" in line)[:2000]
+
+
+NEEDS_F64 = set()
