@@ -114,7 +114,8 @@ def breakdown(workload, repeats):
                                                          gates[0], cells[1], state), t),
         "backward_step kernel": (lambda: cpu.backward_step(gates[0], cells[0], cells[1], state, cell_grad,
                                                            recurrent), t),
-        "per-step transposes and copies": (lambda: per_step_copies(y, a["grad_y"], state, recurrent, grad_z), t),
+        "per-step transposes and copies": (lambda: per_step_copies(y, a["grad_y"], state, recurrent, grad_z),
+                                           t),
         "recurrent GEMM (backward)": (lambda: np.matmul(a["weight_hh"].T, recurrent, out=state), t),
         "grad_weight_hh GEMM": (lambda: grad_z @ y.reshape(t * b, h), 1),
         "grad_weight_ih GEMM": (lambda: grad_z @ a["x"].reshape(t * b, -1), 1),
@@ -153,7 +154,8 @@ def format_breakdown(rows):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference")
@@ -164,7 +166,8 @@ def parse_arguments(argv):
 def main(argv=None):
     args = parse_arguments(argv)
     w = WORKLOAD
-    print(f"lstm: 1 layer, T={w.steps} B={w.batch} I={w.inputs} H={w.hidden}, float32, {args.threads} thread(s)")
+    print(f"lstm: 1 layer, T={w.steps} B={w.batch} I={w.inputs} H={w.hidden}, float32, "
+          f"{args.threads} thread(s)")
     with pin_threads(args.threads):
         if args.breakdown:
             rows = breakdown(w, args.repeats)

@@ -13,6 +13,7 @@ implement one contract (the same function names and signatures):
 """
 import contextlib
 import importlib
+import os
 import threading
 
 FAMILIES = ("conv", "recurrence", "attention")
@@ -54,6 +55,12 @@ class use_kernels(contextlib.ContextDecorator):
         return False
 
 
+def simulating_gpu():
+    """Inside Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the ``gpu`` kernels run on NumPy
+    arrays, so ``use_kernels("gpu")`` is allowed there: that is how they are tested without a GPU."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
 def default_implementation(array):
     """``"gpu"`` for CuPy arrays, ``"cpu"`` for everything else."""
     return "gpu" if type(array).__module__.startswith("cupy") else "cpu"
@@ -64,7 +71,7 @@ def implementation(family, array):
     if family not in FAMILIES:
         raise ValueError(f"kernels: unknown family {family!r}; expected one of {FAMILIES}")
     name = current_choice() or default_implementation(array)
-    on_gpu = default_implementation(array) == "gpu"
+    on_gpu = default_implementation(array) == "gpu" or (name == "gpu" and simulating_gpu())
     if on_gpu != (name == "gpu") and name != "reference":
         where = "CuPy (GPU)" if on_gpu else "NumPy (CPU)"
         raise ValueError(f"kernels: implementation {name!r} cannot run on {where} arrays; "

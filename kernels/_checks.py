@@ -12,15 +12,25 @@ def array_module(array):
     return np
 
 
+def array_device(array):
+    """``"cpu"`` for NumPy arrays, ``"cuda:N"`` for CuPy arrays on GPU N."""
+    return f"cuda:{array.device.id}" if type(array).__module__.startswith("cupy") else "cpu"
+
+
 def check_float_arrays(op, contiguous=True, **arrays):
-    """Check that the named arrays share one float dtype (and are C-contiguous if asked).
+    """Check that the named arrays share one device and one float dtype (and are C-contiguous if asked).
 
     ``None`` values are skipped (optional inputs such as a bias). Returns the common dtype.
     """
-    dtype = None
+    dtype = device = None
     for name, array in arrays.items():
         if array is None:
             continue
+        if device is None:
+            first, device = name, array_device(array)
+        elif array_device(array) != device:
+            raise ValueError(f"{op}: expected all arrays on one device, got {first} on {device} and {name} on "
+                             f"{array_device(array)}; move them with .to(device) first")
         if array.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{op}: expected {name} of dtype float32 or float64, got {array.dtype}")
         if dtype is None:

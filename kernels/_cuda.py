@@ -6,8 +6,6 @@ is using, behind the cuBLAS products CuPy queued there. Without a GPU, Numba's C
 (``NUMBA_ENABLE_CUDASIM=1`` set before Numba is imported) runs the very same kernels in Python on
 NumPy arrays; the host code around them is written against ``xp``, so the simulator runs it too.
 """
-import os
-
 try:
     from numba import cuda
 except ImportError as error:  # numba without its CUDA target (numba-cuda replaces the built-in one)
@@ -17,11 +15,6 @@ except ImportError as error:  # numba without its CUDA target (numba-cuda replac
 THREADS_PER_BLOCK = 256      # element-wise kernels: one thread per element, a grid-stride loop
 MAX_BLOCKS = 65535           # enough blocks to fill any GPU; the loop covers the rest
 SHARED_MEMORY_BYTES = 48 * 1024  # the static limit every CUDA GPU grants without an opt-in
-
-
-def simulating():
-    """True inside Numba's CUDA simulator (kernels run in Python on NumPy arrays)."""
-    return os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 
 def is_cupy(array):

@@ -5,6 +5,9 @@
     scratchgen sample MODEL --checkpoint PATH --n N --out FILE.png|FILE.npy [--seed S] [--device D]
     scratchgen eval samples FILE.npy                    digits metrics of any sample file, as JSON
     scratchgen eval MODEL --checkpoint PATH [--n N]     the model's evaluation + digits metrics, as JSON
+    scratchgen translate --checkpoint PATH [SENTENCE ...] [--beam-width K] [--attention-map FILE.png]
+                                                        number words -> digits (seq2seq), one per line;
+                                                        reads stdin's lines when no sentence is given
     scratchgen models                                   the registered models
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
@@ -111,8 +114,46 @@ def build_parser():
         target.add_argument("--seed", type=int, default=0)
         target.add_argument("--device", default="cpu")
 
+    translate = commands.add_parser("translate", help="translate number words to digits with a seq2seq checkpoint")
+    translate.add_argument("sentences", nargs="*", metavar="SENTENCE",
+                           help='e.g. "forty two thousand seven" (default: each line of stdin)')
+    translate.add_argument("--checkpoint", required=True, help="a seq2seq checkpoint or run folder")
+    translate.add_argument("--beam-width", type=int, default=None,
+                           help="1: greedy decoding (default: the model's beam_width)")
+    translate.add_argument("--attention-map", default=None, metavar="FILE.png",
+                           help="also draw each sentence's attention weights into FILE.png")
+    translate.add_argument("--device", default="cpu")
+
     commands.add_parser("models", help="list the registered models")
+    add_study_commands(commands)
     return parser
+
+
+def add_study_commands(commands):
+    """``graph`` and ``profile``: look inside one training step (``scratchgen.study``)."""
+    graph = commands.add_parser("graph", help="draw the autograd graph of one training step",
+                                description="Draw the autograd graph of one training step of MODEL: ops with "
+                                "output shapes and saved bytes, parameters by name. .svg/.png/.pdf need "
+                                "Graphviz's dot; .dot writes the DOT text.")
+    graph.add_argument("model", choices=recipe_names(), metavar="MODEL")
+    graph.add_argument("--out", default="step.svg", help="FILE.svg, .png, .pdf or .dot (default: step.svg)")
+    graph.add_argument("--collapse-modules", type=int, nargs="?", const=1, default=0, metavar="DEPTH",
+                       help="one box per module at DEPTH of the module tree (default when given: 1)")
+    profile = commands.add_parser("profile", help="time every op of a few training steps",
+                                  description="Run MODEL's training step under scratchgen.profile() and print "
+                                  "where the time goes, op by op (forward, backward, FLOPs, bytes, kernels).")
+    profile.add_argument("model", choices=recipe_names(), metavar="MODEL")
+    profile.add_argument("--steps", type=int, default=20, help="profiled steps (default: 20)")
+    profile.add_argument("--warmup", type=int, default=1, help="unprofiled steps first, for JIT compilation "
+                         "(default: 1)")
+    profile.add_argument("--sort", default="seconds", choices=["seconds", "forward_seconds", "backward_seconds",
+                                                               "flops", "nbytes", "forward_calls"])
+    profile.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
+    profile.add_argument("--trace", default=None, metavar="PATH",
+                         help="also write a Chrome trace (open in chrome://tracing or ui.perfetto.dev)")
+    for parser in (graph, profile):
+        parser.add_argument("--batch-size", type=int, default=None, help="override the model's batch size")
+        parser.add_argument("--device", default="cpu")
 
 
 # ---- commands --------------------------------------------------------------------------------------
@@ -146,13 +187,55 @@ def _eval(args):
     return 0
 
 
+def _translate(args):
+    sentences = args.sentences or [line.strip() for line in sys.stdin]
+    translations = runner.translate(args.checkpoint, sentences, beam_width=args.beam_width, device=args.device)
+    for translation in translations:
+        print(translation.digits)
+    if args.attention_map:
+        from .plots import save_attention_maps
+        shown = [t for t in translations if t.words]
+        if shown:
+            save_attention_maps([(t.attention, t.tokens, t.words) for t in shown], args.attention_map)
+    return 0
+
+
 def _models(args):
     for name in recipe_names():
         print(f"{name:10s} {_summary(get_recipe(name))}")
     return 0
 
 
-COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models}
+def _study_overrides(args):
+    return {} if args.batch_size is None else {"batch_size": args.batch_size}
+
+
+def _graph(args):
+    from . import study
+    drawing = study.graph_step(args.model, args.collapse_modules, _study_overrides(args), args.device)
+    try:
+        drawing.save(args.out) if args.out.endswith(".dot") else drawing.render(args.out)
+    except (RuntimeError, ValueError) as error:
+        raise runner.UsageError(str(error)) from error
+    print(f"wrote the graph of one {args.model} training step to {args.out}")
+    return 0
+
+
+def _profile(args):
+    from . import study
+    profiler = study.profile_steps(args.model, args.steps, args.warmup, _study_overrides(args), args.device)
+    print(f"{args.model}: {args.steps} training steps after {args.warmup} warm-up, "
+          f"{profiler.total_seconds / args.steps * 1e3:.1f} ms per step")
+    print(profiler.table(sort_by=args.sort))
+    if args.json:
+        profiler.save(args.json)
+    if args.trace:
+        profiler.chrome_trace(args.trace)
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
+            "profile": _profile, "translate": _translate}
 
 
 def main(argv=None):

@@ -250,3 +250,5 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoo
 
 
 from .ops.recurrence import lstm, lstm_cell  # noqa: E402,F401
+from .ops.conv import avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d  # noqa: E402,F401
+from .ops.attention import scaled_dot_product_attention  # noqa: E402,F401

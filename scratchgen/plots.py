@@ -59,3 +59,21 @@ def save_loss_curves(records, path, keys, title=None):
         axes.set_title(title)
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
+
+
+def save_attention_maps(maps, path):
+    """Draw attention weights, one panel per ``(weights, row_labels, column_labels)``: weights
+    (rows, columns) in [0, 1], e.g. output tokens against source words (darker: more attention)."""
+    plt = _pyplot()
+    heights = [len(row_labels) + 2 for _, row_labels, _ in maps]
+    width = max(len(column_labels) for _, _, column_labels in maps)
+    figure, axes = plt.subplots(len(maps), 1, squeeze=False, gridspec_kw={"height_ratios": heights},
+                                figsize=(1.0 + 0.6 * width, 0.4 * sum(heights) + 0.3))
+    for panel, (weights, row_labels, column_labels) in zip(axes[:, 0], maps):
+        panel.imshow(np.asarray(weights), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        panel.set_xticks(range(len(column_labels)), column_labels, rotation=45, ha="right")
+        panel.set_yticks(range(len(row_labels)), row_labels)
+        panel.tick_params(length=0)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

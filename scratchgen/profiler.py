@@ -57,6 +57,12 @@ def conv_transpose_flops(inputs, outputs):
     return 2 * _size(x) * _size(weight[0])
 
 
+def conv_weight_grad_flops(inputs, outputs):
+    """The weight gradient (Cout, Cin/groups, *kernel) sums, for each output-gradient element,
+    a product with an input window: 2 * grad_y.size * grad_weight[0].size."""
+    return 2 * _size(inputs[0]) * _size(outputs[0][0])
+
+
 def attention_flops(inputs, outputs):
     """Q (.., T, d) K^T (.., S, d) and P (.., T, S) V (.., S, dv): 2 T S (d + dv) per head
     (counted dense, as is usual; a causal mask skips about half)."""
@@ -74,6 +80,11 @@ def lstm_flops(inputs, outputs):
 
 FLOP_COUNTERS = {
     "MatMul": matmul_flops,
+    "Conv2d": conv_flops,
+    "ConvTranspose2d": conv_transpose_flops,
+    "Conv2dWeightGrad": conv_weight_grad_flops,
+    "FusedLSTM": lstm_flops,
+    "ScaledDotProductAttention": attention_flops,
 }
 
 
@@ -244,15 +255,15 @@ class Profiler:
         rows = self.ops(sort_by)[:limit]
         total = self.total_seconds
         op_seconds = sum(s.seconds for s in self.summaries.values())
-        header = ["op", "fwd calls", "fwd ms", "bwd calls", "bwd ms", "total ms", "% of block", "GFLOP",
-                  "GFLOP/s", "MB alloc", "kernels"]
+        header = ["op", "fwd calls", "fwd ms", "bwd calls", "bwd ms", "total ms", "% of block", "FLOPs",
+                  "GFLOP/s", "allocated", "kernels"]
         body = [[s.name, s.forward_calls, _ms(s.forward_seconds), s.backward_calls, _ms(s.backward_seconds),
-                 _ms(s.seconds), _percent(s.seconds, total), _giga(s.flops), _rate(s.flops, s.seconds),
-                 f"{s.nbytes / 1e6:.2f}", ",".join(s.kernels) or "-"] for s in rows]
-        body.append(["(all ops)", sum(s.forward_calls for s in self.summaries.values()), "",
-                     sum(s.backward_calls for s in self.summaries.values()), "", _ms(op_seconds),
-                     _percent(op_seconds, total), _giga(sum(s.flops for s in self.summaries.values())), "",
-                     f"{sum(s.nbytes for s in self.summaries.values()) / 1e6:.2f}", ""])
+                 _ms(s.seconds), _percent(s.seconds, total), _si(s.flops), _rate(s.flops, s.seconds),
+                 _si(s.nbytes, "B"), ",".join(s.kernels) or "-"] for s in rows]
+        everything = self.summaries.values()
+        body.append(["(all ops)", sum(s.forward_calls for s in everything), "",
+                     sum(s.backward_calls for s in everything), "", _ms(op_seconds), _percent(op_seconds, total),
+                     _si(sum(s.flops for s in everything)), "", _si(sum(s.nbytes for s in everything), "B"), ""])
         body.append(["(outside ops)", "", "", "", "", _ms(total - op_seconds), _percent(total - op_seconds, total),
                      "", "", "", ""])
         return _format_table(header, body)
@@ -290,8 +301,14 @@ def _percent(part, whole):
     return f"{100 * part / whole:.1f}" if whole > 0 else "-"
 
 
-def _giga(flops):
-    return f"{flops / 1e9:.4f}" if flops else "-"
+def _si(value, unit=""):
+    """``value`` with an SI prefix: 27.6 k, 1.25 M, 3.4 G (``-`` for zero)."""
+    if not value:
+        return "-"
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value} {unit}".rstrip()
 
 
 def _rate(flops, seconds):

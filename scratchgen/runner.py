@@ -413,3 +413,12 @@ def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu"):
         report.update(score_samples(recipe, data, samples))
     return {"model": model, "checkpoint": resolve_checkpoint(checkpoint), "epoch": meta.get("epoch"),
             "step": meta.get("step"), **report}
+
+
+def translate(checkpoint, sentences, beam_width=None, device="cpu", model="seq2seq"):
+    """The ``Translation`` of each sentence by a translation model's checkpoint (file or run folder)."""
+    recipe, _, _ = load_recipe(model, checkpoint, device)
+    try:
+        return recipe.translate(sentences, beam_width)
+    except ValueError as error:
+        raise UsageError(f"translate: {error}") from error

@@ -79,22 +79,69 @@ def graph(tensor, params=None, collapse_modules=False):
     an int for that depth of the module tree. It needs the forward pass to have run inside
     ``module_scopes(model)``, which records the module behind each op.
     """
-    names = _parameter_names(params)
-    nodes = _reachable_nodes(tensor)
-    depth = int(collapse_modules)
-    if depth and not any(getattr(node, "module_scope", None) for node in nodes):
-        raise ValueError("graph: collapse_modules needs to know which module made each op; run the forward "
-                         "pass inside `with scratchgen.viz.module_scopes(model):`")
-    builder = _DotBuilder(names, depth)
-    for node in nodes:
-        builder.add_op(node)
-    builder.add_output(tensor)
-    return Graph(builder.source())
+    builder = _DotBuilder(_parameter_names(params), int(collapse_modules))
+    builder.add_graph(tensor.creator, tensor.shape, tensor.dtype)
+    return Graph(_digraph(builder.lines()))
 
 
-def _reachable_nodes(tensor):
-    """Function nodes behind ``tensor``, each after the nodes that produce its inputs."""
-    return [] if tensor.creator is None else topological_order([tensor.creator])[::-1]
+class StepGraph:
+    """The graph of every backward pass run inside the block — for a training step whose loss
+    tensor you never see (``recipe.train_step``): each graph is drawn as its backward begins,
+    before the pass frees the saved arrays. ``.graph`` draws them side by side.
+
+        with StepGraph(model) as step:
+            train_step(batch)
+        step.graph.render("step.svg")
+    """
+
+    def __init__(self, model, collapse_modules=False):
+        self.model, self.depth = model, int(collapse_modules)
+        self.names = _parameter_names(model)
+        self.passes = []            # DOT lines of each backward pass's graph
+        self._covered = set()       # nodes of the graphs drawn so far
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self):
+        self._exit.enter_context(module_scopes(self.model))
+        self._exit.enter_context(observe(self))
+        return self
+
+    def __exit__(self, *exc):
+        self._exit.close()
+        return False
+
+    def on_forward(self, node, inputs, outputs, seconds):
+        pass
+
+    def on_backward(self, node, grads_out, grads_in, seconds):
+        pass
+
+    def on_backward_begin(self, node):
+        if id(node) in self._covered:
+            return  # a node of a pass already drawn
+        number = len(self.passes) + 1
+        builder = _DotBuilder(self.names, self.depth, prefix=f"p{number}_")
+        nodes = builder.add_graph(node, *node.output_meta[0], title=f"loss of backward pass {number}")
+        self._covered.update(id(n) for n in nodes)
+        self.passes.append(builder.lines())
+
+    @property
+    def graph(self):
+        if not self.passes:
+            raise ValueError("StepGraph: no backward pass ran inside the block")
+        if len(self.passes) == 1:
+            return Graph(_digraph(self.passes[0]))
+        clusters = []
+        for number, lines in enumerate(self.passes, 1):
+            clusters += [f"  subgraph cluster_{number} {{", f"    label={_quote(f'backward pass {number}')};"]
+            clusters += ["  " + line for line in lines] + ["  }"]
+        return Graph(_digraph(clusters))
+
+
+def _digraph(lines):
+    header = ["digraph autograd {", "  rankdir=TB;",
+              '  node [fontname="Helvetica", fontsize=10]; edge [fontname="Helvetica", fontsize=8];']
+    return "\n".join(header + lines + ["}"]) + "\n"
 
 
 def _parameter_names(params):
@@ -124,41 +171,57 @@ def _quote(text):
 class _DotBuilder:
     """Collects DOT statements; with a collapse depth, ops inside a module at that depth merge."""
 
-    def __init__(self, names, depth):
-        self.names, self.depth = names, depth
+    def __init__(self, names, depth, prefix=""):
+        self.names, self.depth, self.prefix = names, depth, prefix
         self.keys = {}                 # id(node or leaf) -> DOT node name
         self.statements, self.edges = [], {}
-        self.groups = {}               # group DOT name -> {"label", "ops", "params"}
+        self.groups = {}               # group label -> {"key", "ops", "params"}
         self.counter = itertools.count()
 
-    def _new_key(self, obj, prefix):
-        key = self.keys[id(obj)] = f"{prefix}{next(self.counter)}"
+    def add_graph(self, root, shape, dtype, title="output"):
+        """Draw every node behind ``root`` (None: a leaf) and an output of ``shape``; returns the nodes."""
+        nodes = [] if root is None else topological_order([root])[::-1]  # producers first
+        if self.depth and not any(getattr(node, "module_scope", None) for node in nodes):
+            raise ValueError("graph: collapse_modules needs to know which module made each op; run the "
+                             "forward pass inside `with scratchgen.viz.module_scopes(model):`")
+        for node in nodes:
+            self._add_op(node)
+        key = f"{self.prefix}output{next(self.counter)}"
+        self.statements.append(f"  {key} [label={_quote(f'{title}{chr(10)}{_shape(shape)} {dtype}')}, "
+                               f"{_STYLE['output']}];")
+        if root is not None:
+            self.edges.setdefault((self.keys[id(root)], key, None), "")
+        return nodes
+
+    def _new_key(self, obj, kind):
+        key = self.keys[id(obj)] = f"{self.prefix}{kind}{next(self.counter)}"
         return key
 
     def _group_of(self, node):
-        scope = getattr(node, "module_scope", None) or ()
-        if not self.depth or len(scope) <= self.depth:
-            return None
-        path, kind, call = scope[self.depth]
-        return f"{path} ({kind})" + (f" call {call}" if call > 1 else "")
+        """The box of the module at ``depth`` of the module tree that ``node`` ran in, if any."""
+        for path, kind, call in getattr(node, "module_scope", None) or () if self.depth else ():
+            if path and path.count(".") + 1 == self.depth:
+                return f"{path} ({kind})" + (f" call {call}" if call > 1 else "")
+        return None
 
-    def add_op(self, node):
+    def _add_op(self, node):
         group = self._group_of(node)
         if group is None:
             key = self._new_key(node, "op")
-            meta = getattr(node, "output_meta", ())
-            released = getattr(node, "released", False)
-            saved = "saved: freed" if released else f"saved {saved_nbytes(node):,} B" if saved_nbytes(node) else ""
-            label = "\n".join(filter(None, [node.name, " ".join(_shape(s) for s, _ in meta), saved]))
+            saved = saved_nbytes(node)
+            saved = "saved: freed" if getattr(node, "released", False) else f"saved {saved:,} B" if saved else ""
+            shapes = " ".join(_shape(s) for s, _ in getattr(node, "output_meta", ()))
+            label = "\n".join(filter(None, [node.name, shapes, saved]))
             self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE['op']}];")
         else:
-            key = self.keys[id(node)] = self.groups.setdefault(group, {"key": f"module{len(self.groups)}",
-                                                                       "ops": 0, "params": []})["key"]
-            self.groups[group]["ops"] += 1
+            info = self.groups.setdefault(group, {"key": f"{self.prefix}module{len(self.groups)}", "ops": 0,
+                                                  "params": {}})
+            key = self.keys[id(node)] = info["key"]
+            info["ops"] += 1
         for index, edge in enumerate(node.next_edges):
             if edge is None:
                 continue  # an input that needs no gradient is a constant here: not drawn
-            source = self._leaf(edge, group) if not isinstance(edge, tuple) else self.keys[id(edge[0])]
+            source = self.keys[id(edge[0])] if isinstance(edge, tuple) else self._leaf(edge, group)
             if source is not None and source != key:
                 label = _shape(edge[0].output_meta[edge[1]][0]) if isinstance(edge, tuple) else ""
                 # one arrow per input slot (x * x has two); between module boxes, one per pair
@@ -167,9 +230,9 @@ class _DotBuilder:
     def _leaf(self, tensor, group):
         """The DOT name of a leaf; None when it is a parameter folded into its module's box."""
         name = self.names.get(id(tensor))
-        if group is not None and name is not None and name.startswith(group.split(" ")[0] + "."):
-            if name not in self.groups[group]["params"]:
-                self.groups[group]["params"].append(name)
+        prefix = None if group is None else group.split(" ")[0] + "."
+        if prefix is not None and name is not None and name.startswith(prefix):
+            self.groups[group]["params"].setdefault(name[len(prefix):], tensor.numel())
             return None
         if id(tensor) in self.keys:
             return self.keys[id(tensor)]
@@ -179,31 +242,28 @@ class _DotBuilder:
         self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE[kind]}];")
         return key
 
-    def add_output(self, tensor):
-        key = self._new_key(tensor, "output")
-        label = f"output\n{_shape(tensor.shape)} {tensor.dtype}"
-        self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE['output']}];")
-        if tensor.creator is not None:
-            self.edges.setdefault((self.keys[id(tensor.creator)], key, None), "")
-
-    def source(self):
+    def lines(self):
+        """The node statements, then the edges."""
+        groups = []
         for group, info in self.groups.items():
             parts = [group, f"{info['ops']} op" + ("s" if info["ops"] > 1 else "")]
-            if info["params"]:
-                parts.append(f"params: {', '.join(name.rsplit('.', 1)[-1] for name in info['params'])}")
-            self.statements.append(f"  {info['key']} [label={_quote(chr(10).join(parts))}, {_STYLE['module']}];")
+            params = info["params"]
+            if 0 < len(params) <= 4:
+                parts.append(f"params: {', '.join(params)}")
+            elif params:
+                parts.append(f"{len(params)} parameters, {sum(params.values()):,} values")
+            groups.append(f"  {info['key']} [label={_quote(chr(10).join(parts))}, {_STYLE['module']}];")
         edges = [f"  {a} -> {b}" + (f" [label={_quote(label)}]" if label else "") + ";"
                  for (a, b, _), label in self.edges.items()]
-        header = ["digraph autograd {", "  rankdir=TB;",
-                  '  node [fontname="Helvetica", fontsize=10]; edge [fontname="Helvetica", fontsize=8];']
-        return "\n".join(header + self.statements + edges + ["}"]) + "\n"
+        return self.statements + groups + edges
 
 
 # ---- which module made each op -------------------------------------------------------------------------
 @contextlib.contextmanager
 def module_scopes(model):
     """Inside the block, each op created during ``model``'s forward is tagged with the stack of modules
-    it ran in: ``node.module_scope = ((path, type name, call number), ...)``, outermost first.
+    it ran in: ``node.module_scope = ((path, type name, call number), ...)``, outermost first
+    (paths as ``named_modules`` gives them: "" for ``model`` itself, "encoder.0"...).
 
     Forward pre-hooks push a module onto a stack and forward hooks pop it; an autograd observer tags
     each new node with the stack as it stands. Ops run inside a backward are not tagged."""
@@ -212,7 +272,7 @@ def module_scopes(model):
     def enter(path, module):
         def pre_hook(module, args):
             calls[path] = calls.get(path, 0) + 1
-            stack.append((path or type(module).__name__, type(module).__name__, calls[path]))
+            stack.append((path, type(module).__name__, calls[path]))
         return pre_hook
 
     def leave(module, args, output):

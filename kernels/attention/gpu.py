@@ -65,7 +65,7 @@ def tile_rows(words, depth, value_depth, itemsize):
 
 
 # ---- device helpers --------------------------------------------------------------------------------
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def load_tile(source, first, count, tile, thread, rows):
     """``tile[r * D + d] = source[first + r, d]`` for r < count, loaded by all threads together
     (thread t takes words t, t + rows, ...: consecutive threads read consecutive words)."""
@@ -74,14 +74,14 @@ def load_tile(source, first, count, tile, thread, rows):
         tile[word] = source[first + word // depth, word % depth]
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def load_own_row(source, index, own, thread, rows, factor):
     """``own[d * rows + thread] = factor * source[index, d]``: this thread's row, transposed."""
     for d in range(source.shape[1]):
         own[d * rows + thread] = factor * source[index, d]
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def dot_own_tile(own, thread, rows, tile, row):
     """``own_row . tile_row`` for this thread's own (transposed) row and one streamed tile row."""
     depth = own.size // rows
@@ -91,7 +91,7 @@ def dot_own_tile(own, thread, rows, tile, row):
     return total
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def add_scaled_tile_row(own, thread, rows, weight, tile, row):
     """``own_row += weight * tile_row``."""
     depth = own.size // rows
@@ -99,7 +99,7 @@ def add_scaled_tile_row(own, thread, rows, weight, tile, row):
         own[d * rows + thread] += weight * tile[row * depth + d]
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def masked_score(s, mask, has_mask, is_causal, b, h, query, key):
     """The score after the additive mask, -inf where causal attention hides ``key``."""
     if is_causal and key > query:

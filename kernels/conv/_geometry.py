@@ -13,6 +13,8 @@ def output_size(size, kernel, stride, padding, dilation):
 
 def output_hw(op, input_hw, kernel_hw, stride, padding, dilation):
     """``(OH, OW)`` of a sliding window over ``input_hw``; raises when no window fits."""
+    if min(input_hw) < 1:
+        raise ValueError(f"{op}: expected an input size of at least 1 x 1, got {tuple(input_hw)}")
     hw = tuple(output_size(*axis) for axis in zip(input_hw, kernel_hw, stride, padding, dilation))
     if min(hw) < 1:
         raise ValueError(f"{op}: expected the (dilated) kernel {tuple(kernel_hw)} to fit the padded input "

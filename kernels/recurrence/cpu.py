@@ -2,56 +2,37 @@
 
 Forward::
 
-    Z_x = W_ih @ X^T                        one GEMM for all steps: (4H, T*B)
+    Z_x = W_ih @ x^T                        one (batched) GEMM for all steps: (T, 4H, B)
     for t in 0 .. T-1:
-        Z_h = W_hh @ h^T                    the recurrent GEMM: (4H, B)
-        forward_step: gates, c, h from Z_x[:, t] + Z_h + b   (one pass, nothing else stored)
+        Z_h = W_hh @ h                      the recurrent GEMM: (4H, B)
+        forward_step: gates, c, h from Z_x[t] + Z_h + b      (one pass; y[t] = h^T)
 
 Backward::
 
     for t in T-1 .. 0:
-        backward_step: dZ[:, t] from the saved gates and cells, dh, dc  (one pass)
+        dh += grad_y[t]^T
+        backward_step: dZ[:, t] from the saved gates and cells, dh, dc   (one pass)
         dh = W_hh^T @ dZ[:, t]              the recurrent GEMM
     dW_ih = dZ @ X;  dW_hh = dZ @ H_prev;  db = rowsum(dZ);  dX = dZ^T @ W_ih   (large GEMMs)
 
-Why these orientations: the per-step GEMM is a thin product (B = 32 rows). OpenBLAS runs
+Why these orientations: the per-step GEMM is a thin product (B = 32 columns). OpenBLAS runs
 ``W_hh @ h^T`` (a (4H, B) result) 1.4x faster than ``h @ W_hh^T`` (a (B, 4H) result) on the
-reference workload, so gates, cells and dZ are kept feature-major (features x batch), and dZ
-for all steps is one (4H, T*B) matrix so the weight gradients are single GEMMs after the loop.
+reference workload, so states, gates, cells and dZ are feature-major (features x batch), and dZ
+of all steps is one (4H, T*B) matrix so that each weight gradient is a single GEMM after the loop
+(64 accumulating per-step GEMMs ran 1.3x slower).
 
 Why the elementwise work is a Numba kernel and the matrix products are not: a hand-written
-Numba GEMM does not come near BLAS, and calling BLAS from inside Numba (``np.dot``) runs no
-faster than from NumPy, so the time loop stays in Python (64 steps cost ~0.1 ms of calls).
+Numba GEMM does not come near BLAS, and BLAS called from inside Numba (``np.dot``, a whole
+time loop in one compiled function) measured no faster than the Python loop below.
 
-Why float32 tanh is a rational function: this Numba build has no SVML, so ``math.tanh`` and
-``math.exp`` inside a loop are scalar libm calls and stop the loop from vectorising (a fused
-step with libm tanh measured 3x slower than the whole step done with NumPy ufuncs). A rational
-approximation is only multiplies, adds and one divide, which LLVM vectorises; the step kernels
-then cost a small fraction of the step's GEMM. float64 keeps libm's tanh: it is for gradient
-checks, where accuracy matters and speed does not.
+Why the transcendentals are not libm's in float32: see ``_activations`` (without SVML they
+would stop the step loops from vectorising).
 """
-import math
-
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
+from ._activations import KERNEL_OPTIONS, ONE, sigmoid, tanh
 from ._shapes import LSTMSaved, check_lstm_gradient_inputs, check_lstm_inputs
-
-# Exact in float32, so they keep float32 arithmetic float32 and cost float64 nothing.
-HALF = np.float32(0.5)
-ONE = np.float32(1.0)
-
-# tanh(x) ~= x * P(x^2) / Q(x^2) on |x| <= 9 (beyond it tanh rounds to +-1 in float32).
-# Coefficients fitted for this module by iteratively reweighted least squares on the relative
-# error (a Lawson/Remez-style refinement of the linearised fit P - tanh(x)/x * Q = 0): relative
-# error 2e-8 in exact arithmetic, at most 3.5e-7 absolute once evaluated in float32 (6 ulp of 1).
-TANH_CLAMP = np.float32(9.0)
-P0, P1, P2, P3, P4 = (np.float32(c) for c in (1.0, 0.13381009, 0.0034955684, 2.0608757e-05, 1.3354223e-08))
-Q0, Q1, Q2, Q3, Q4 = (np.float32(c) for c in (1.0, 0.46714324, 0.025876908, 0.00032856024, 7.776376e-07))
-
-# error_model="numpy": a Python-style zero-division check in the divide would stop vectorising.
-KERNEL_OPTIONS = {"cache": True, "error_model": "numpy"}
 
 
 def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias):
@@ -139,40 +120,5 @@ def backward_step(gates, cell_prev, cell, grad_h, grad_c, grad_z):
         dz[j] = dc * g * i * (ONE - i)
         dz[n + j] = dc * c_prev[j] * f * (ONE - f)
         dz[2 * n + j] = dc * i * (ONE - g * g)
-        dz[3 * n + j] = dh[j] * tanh_c * o * (ONE - o) * 1.001
+        dz[3 * n + j] = dh[j] * tanh_c * o * (ONE - o)
         dc_next[j] = dc * f
-
-
-# ---- activations: libm in float64, a vectorisable rational function in float32 -------------------
-def tanh(x):
-    """tanh inside the Numba kernels (this Python body is what float64 compiles to)."""
-    return math.tanh(x)
-
-
-@overload(tanh, jit_options=KERNEL_OPTIONS)
-def _tanh_by_dtype(x):
-    return tanh_rational if x == types.float32 else (lambda x: math.tanh(x))
-
-
-def tanh_rational(x):
-    """float32 tanh as x P(x^2) / Q(x^2), clamped to [-1, 1]; NaN stays NaN (no min/max).
-
-    A plain function: ``tanh``'s overload compiles it into the kernels that call it.
-    """
-    if x > TANH_CLAMP:
-        x = TANH_CLAMP
-    if x < -TANH_CLAMP:
-        x = -TANH_CLAMP
-    u = x * x
-    value = x * ((((P4 * u + P3) * u + P2) * u + P1) * u + P0) / ((((Q4 * u + Q3) * u + Q2) * u + Q1) * u + Q0)
-    if value > ONE:
-        value = ONE
-    if value < -ONE:
-        value = -ONE
-    return value
-
-
-@njit(**KERNEL_OPTIONS)
-def sigmoid(z):
-    """1 / (1 + exp(-z)) = (1 + tanh(z / 2)) / 2: one tanh, no exp to overflow."""
-    return HALF + HALF * tanh(HALF * z)

@@ -18,7 +18,8 @@ everything derived from them, so one pass over memory does the whole step. Conse
 take consecutive samples b, matching the feature-major (4H, B) layout of the pre-activations, the
 gates and the cells, so those accesses coalesce.
 
-sigmoid(z) is written (1 + tanh(z / 2)) / 2, as in ``cpu``: one tanh, no exp to overflow.
+The GPU has fast hardware exp and tanh, so the activations are the textbook ones (``cpu`` needs
+vectorisable polynomial stand-ins; see ``_activations``).
 """
 import math
 
@@ -27,10 +28,14 @@ from .._cuda import THREADS_PER_BLOCK, blocks_for, cuda, launch
 from ._shapes import LSTMSaved, check_lstm_gradient_inputs, check_lstm_inputs
 
 
-@cuda.jit(device=True)
-def sigmoid(z, half):
-    """``half`` is 0.5 in the arrays' dtype: a float32 kernel then computes in float32 throughout."""
-    return half + half * math.tanh(half * z)
+@cuda.jit(device=True, inline="always")
+def sigmoid(z, one):
+    """1 / (1 + exp(-z)) from exp(-|z|), which never overflows and keeps the tails' digits.
+
+    ``one`` is 1 in the arrays' dtype, so a float32 kernel computes in float32 throughout.
+    """
+    e = math.exp(-abs(z))
+    return one / (one + e) if z >= 0 else e / (one + e)
 
 
 @cuda.jit
@@ -42,14 +47,14 @@ def lstm_forward_step_kernel(t, projected, recurrent, bias, gates, cells, y):
         cells[t+1, k, b] = f * cells[t, k, b] + i * g;   y[t, b, k] = o * tanh(cells[t+1, k, b])
     """
     hidden, batch = cells.shape[1], cells.shape[2]
-    column, half = t * batch, cells.dtype.type(0.5)
+    column, one = t * batch, cells.dtype.type(1)
     for unit in range(cuda.grid(1), hidden * batch, cuda.gridsize(1)):
         k, b = unit // batch, unit % batch
         ki, kf, kg, ko = k, hidden + k, 2 * hidden + k, 3 * hidden + k
-        i = sigmoid(projected[ki, column + b] + recurrent[ki, b] + bias[ki], half)
-        f = sigmoid(projected[kf, column + b] + recurrent[kf, b] + bias[kf], half)
+        i = sigmoid(projected[ki, column + b] + recurrent[ki, b] + bias[ki], one)
+        f = sigmoid(projected[kf, column + b] + recurrent[kf, b] + bias[kf], one)
         g = math.tanh(projected[kg, column + b] + recurrent[kg, b] + bias[kg])
-        o = sigmoid(projected[ko, column + b] + recurrent[ko, b] + bias[ko], half)
+        o = sigmoid(projected[ko, column + b] + recurrent[ko, b] + bias[ko], one)
         c = f * cells[t, k, b] + i * g
         gates[t, ki, b], gates[t, kf, b], gates[t, kg, b], gates[t, ko, b] = i, f, g, o
         cells[t + 1, k, b] = c
@@ -105,8 +110,8 @@ def lstm_backward(grad_y, grad_h_n, grad_c_n, x, h0, weight_ih, weight_hh, y, sa
                                                                x, h0, weight_ih, weight_hh, y, saved)
     xp = array_module(x)
     grad_z = xp.empty((4 * hidden, steps * batch), dtype=x.dtype)             # dZ of all steps
-    grad_h = xp.ascontiguousarray(grad_h_n.T)                                  # (H, B)
-    grad_c = xp.ascontiguousarray(grad_c_n.T)
+    grad_h = xp.ascontiguousarray(grad_h_n.T)                                  # (H, B), only read
+    grad_c = grad_c_n.T.copy()  # updated in place: a copy even when the transpose is already contiguous
     for t in reversed(range(steps)):
         launch(lstm_backward_step_kernel, blocks_for(hidden * batch), THREADS_PER_BLOCK, t, saved.gates,
                saved.cells, grad_y, grad_h, grad_c, grad_z)

@@ -10,6 +10,8 @@ from .. import functional as F
 from .. import init
 from .module import Module, new_parameter
 
+LAYER_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # PyTorch's names, in its order
+
 
 class _LSTMParameters(Module):
     """Registers one layer's weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,)
@@ -28,7 +30,7 @@ class _LSTMParameters(Module):
             self.register_parameter(name, new_parameter(gates, **self._factory) if self.bias else None)
 
     def _layer_weights(self, suffix=""):
-        return tuple(getattr(self, f"{kind}{suffix}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        return tuple(getattr(self, f"{kind}{suffix}") for kind in LAYER_PARAMETERS)
 
     def reset_parameters(self):
         bound = 1 / math.sqrt(self.hidden_size)

@@ -15,6 +15,8 @@ argument fixed. Backwards are built from Functions, so gradients of any order fo
 critic differentiates its convolutions twice). Pooling and interpolation are linear in x (max
 pooling once its taps are fixed), so each is a pair of Functions that are each other's adjoint.
 """
+import numbers
+
 from .. import backend
 from ..autograd import Function
 from ..kernels import implementation
@@ -169,19 +171,21 @@ class InterpolateBackward(Function):
 
     def forward(self, grad_y, *, input_hw, mode, align_corners, scale_factor):
         self.resize = dict(mode=mode, align_corners=align_corners, scale_factor=scale_factor)
+        self.output_hw = grad_y.shape[2:]
         return _kernels(grad_y).interpolate_backward(*_contiguous(grad_y), input_hw, mode, align_corners,
                                                      scale_factor)
 
     def backward(self, grad):
-        return Interpolate.apply(grad, output_hw=self.input_hw, **self.resize)
+        return Interpolate.apply(grad, output_hw=self.output_hw, **self.resize)
 
 
 # ---- torch.nn.functional's signatures ------------------------------------------------------------
 def _pair(op, name, value):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+    """``3 -> (3, 3)``; a pair stays a pair (as plain ints, so the kernels see one signature)."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
         raise ValueError(f"{op}: expected {name} as an int or a pair of ints, got {value!r}")
-    return pair
+    return tuple(int(v) for v in pair)
 
 
 def _batched(op, x, operator):
@@ -227,13 +231,18 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     stride, padding = _pair("conv_transpose2d", "stride", stride), _pair("conv_transpose2d", "padding", padding)
     dilation = _pair("conv_transpose2d", "dilation", dilation)
     output_padding = _pair("conv_transpose2d", "output_padding", output_padding)
-    if any(o >= max(s, d) for o, s, d in zip(output_padding, stride, dilation)):
-        raise ValueError(f"conv_transpose2d: expected output_padding smaller than stride or dilation, got "
-                         f"output_padding {output_padding}, stride {stride}, dilation {dilation}")
+    if any(o >= s for o, s in zip(output_padding, stride)):
+        # PyTorch also takes output_padding < dilation; then the output is wider than conv2d's
+        # adjoint reaches (its conv2d has more outputs than x has), which this op does not model.
+        raise ValueError(f"conv_transpose2d: expected output_padding smaller than stride, got "
+                         f"output_padding {output_padding}, stride {stride}")
 
     def convolve(x):
         output_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o
                           in zip(x.shape[2:], stride, padding, dilation, weight.shape[2:], output_padding))
+        if min(output_hw) < 1:
+            raise ValueError(f"conv_transpose2d: expected a positive output size, got {output_hw} for input "
+                             f"{x.shape}, kernel {weight.shape[2:]}, stride {stride}, padding {padding}")
         return ConvTranspose2d.apply(x, weight, bias, output_hw=output_hw, stride=stride, padding=padding,
                                      dilation=dilation, groups=groups)
     return _batched("conv_transpose2d", input, convolve)

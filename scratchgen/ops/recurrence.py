@@ -73,7 +73,8 @@ def lstm(input, weights, hx=None, dropout=0.0, training=True, batch_first=False)
         if layer > 0 and dropout > 0 and training:
             from ..functional import dropout as drop  # functional imports this module at its end
             sequence = drop(sequence, dropout)
-        sequence, h_n, c_n = FusedLSTM.apply(sequence, h0[layer], c0[layer], weight_ih, weight_hh, bias_ih, bias_hh)
+        sequence, h_n, c_n = FusedLSTM.apply(sequence, h0[layer], c0[layer], weight_ih, weight_hh,
+                                             bias_ih, bias_hh)
         finals.append((h_n, c_n))
     h_n, c_n = stack([h for h, _ in finals]), stack([c for _, c in finals])   # (L, B, H)
     if unbatched:

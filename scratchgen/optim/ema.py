@@ -35,6 +35,8 @@ class ExponentialMovingAverage:
         averaged = self._averaged_names()
         for name, tensor in self._tracked():
             shadow = self.shadow[name]
+            if type(shadow) is not type(tensor.data):  # the model was moved (Module.to): follow it
+                shadow = self.shadow[name] = backend.to_device(shadow, tensor.device)
             if name in averaged:
                 shadow -= (1 - self.decay) * (shadow - tensor.data)
             else:

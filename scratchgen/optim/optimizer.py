@@ -73,8 +73,18 @@ class Optimizer:
                     if param.grad is not None:
                         grad = param.grad.data
                         self.update(param.data, -grad if group.get("maximize") else grad,
-                                    self.state.setdefault(param, {}), group)
+                                    self._state_beside(param), group)
         return loss
+
+    def _state_beside(self, param):
+        """``param``'s state, first moved to ``param``'s device if ``Module.to`` has moved the
+        parameter since the state was made: optimizer state follows its parameter."""
+        state = self.state.setdefault(param, {})
+        array_type = type(param.data)
+        for name, value in state.items():
+            if hasattr(value, "shape") and type(value) is not array_type:
+                state[name] = backend.to_device(value, param.device)
+        return state
 
     def update(self, param, grad, state, group):
         """Update the array ``param`` in place from ``grad``; ``state`` is this parameter's dict."""

@@ -21,8 +21,9 @@ def lstm_stacks(draw):
     states = [draw(arrays((layers, batch, hidden))) for _ in range(2)]
     weights = []
     for layer in range(layers):
-        weights += [draw(arrays((4 * hidden, inputs if layer == 0 else hidden))),
-                    draw(arrays((4 * hidden, hidden))), draw(arrays((4 * hidden,))), draw(arrays((4 * hidden,)))]
+        gates = 4 * hidden
+        shapes = [(gates, inputs if layer == 0 else hidden), (gates, hidden), (gates,), (gates,)]
+        weights += [draw(arrays(shape)) for shape in shapes]
     return (x, *states, *weights), {"batch_first": batch_first}
 
 

@@ -5,6 +5,7 @@ boundary checks."""
 import numpy as np
 import pytest
 from conftest import require_torch
+from gradcases.conv import conv_configs, pool_inputs
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -15,21 +16,9 @@ pairs = st.tuples
 
 
 @st.composite
-def conv_configs(draw):
-    """A convolution with every knob drawn, and an input size that fits at least one window."""
-    groups = draw(st.integers(1, 3))
-    kernel = draw(pairs(st.integers(1, 4), st.integers(1, 4)))
-    stride = draw(pairs(st.integers(1, 5), st.integers(1, 5)))  # up to larger than the kernel
-    dilation = draw(pairs(st.integers(1, 3), st.integers(1, 3)))
-    padding = draw(pairs(st.integers(0, 2), st.integers(0, 2)))
-    out_hw = draw(pairs(st.integers(1, 5), st.integers(1, 5)))
-    # the smallest input giving out_hw, plus up to stride - 1 rows that no window reaches
-    input_hw = tuple(max(1, (o - 1) * s + d * (k - 1) + 1 - 2 * p + draw(st.integers(0, s - 1)))
-                     for o, s, d, k, p in zip(out_hw, stride, dilation, kernel, padding))
-    return dict(batch=draw(st.integers(1, 3)), in_channels=groups * draw(st.integers(1, 3)),
-                out_channels=groups * draw(st.integers(1, 3)), input_hw=input_hw, kernel=kernel,
-                stride=stride, padding=padding, dilation=dilation, groups=groups,
-                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+def kernel_configs(draw):
+    """A drawn convolution (see ``gradcases.conv.conv_configs``), with or without bias, and a seed."""
+    return draw(conv_configs()) | dict(bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
 
 
 def conv_arrays(config, dtype):
@@ -55,7 +44,7 @@ def all_three(kernels, x, weight, bias, grad_y, config):
 
 
 @settings(max_examples=40)
-@given(config=conv_configs(), dtype=st.sampled_from([np.float32, np.float64]))
+@given(config=kernel_configs(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_cpu_matches_reference(config, dtype):
     arrays = conv_arrays(config, dtype)
     for name, ours, expected in zip(("forward", "backward_data", "backward_weight"),
@@ -65,7 +54,7 @@ def test_cpu_matches_reference(config, dtype):
 
 
 @settings(max_examples=25)
-@given(config=conv_configs())
+@given(config=kernel_configs())
 def test_reference_matches_torch(config):
     torch = require_torch()
     x, weight, bias, grad_y = conv_arrays(config, np.float64)
@@ -78,7 +67,7 @@ def test_reference_matches_torch(config):
 
 
 @settings(max_examples=25)
-@given(config=conv_configs())
+@given(config=kernel_configs())
 def test_backward_kernels_are_adjoints(config):
     """<conv(x, w), g> = <x, backward_data(g, w)> = <w, backward_weight(g, x)>: the definition."""
     x, weight, _, grad_y = conv_arrays(config | {"bias": False}, np.float64)
@@ -104,23 +93,18 @@ def test_benchmark_shapes_match_reference():
 
 
 # ---- pooling and interpolation (cpu re-exports the reference) -----------------------------------
-@st.composite
-def pool_configs(draw, dilated):
-    kernel = draw(pairs(st.integers(1, 4), st.integers(1, 4)))
-    dilation = draw(pairs(st.integers(1, 2), st.integers(1, 2))) if dilated else (1, 1)
-    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)  # PyTorch's limit
-    stride = draw(pairs(st.integers(1, 4), st.integers(1, 4)))
-    input_hw = tuple(max(1, d * (k - 1) + 1 - 2 * p) + draw(st.integers(0, 6))
-                     for k, d, p in zip(kernel, dilation, padding))
-    x = np.random.default_rng(draw(st.integers(0, 2**16))).standard_normal((draw(st.integers(1, 2)), 2) + input_hw)
-    return x, dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+def pool_window(drawn):
+    """A drawn pooling (see ``gradcases.conv.pool_inputs``) as a contiguous x and the window pairs."""
+    x, params = drawn
+    return np.ascontiguousarray(x), dict(kernel=params["kernel_size"], stride=params["stride"],
+                                         padding=params["padding"], dilation=params.get("dilation", (1, 1)))
 
 
 @settings(max_examples=30)
-@given(drawn=pool_configs(dilated=False), count_include_pad=st.booleans())
+@given(drawn=pool_inputs(dilated=False), count_include_pad=st.booleans())
 def test_avg_pool2d_matches_torch(drawn, count_include_pad):
     torch = require_torch()
-    x, c = drawn
+    x, c = pool_window(drawn)
     args = (c["kernel"], c["stride"], c["padding"], count_include_pad)
     y = cpu.avg_pool2d_forward(x, *args)
     tx = torch.tensor(x, requires_grad=True)
@@ -133,10 +117,10 @@ def test_avg_pool2d_matches_torch(drawn, count_include_pad):
 
 
 @settings(max_examples=30)
-@given(drawn=pool_configs(dilated=True))
+@given(drawn=pool_inputs(dilated=True))
 def test_max_pool2d_matches_torch_and_its_gather_is_adjoint(drawn):
     torch = require_torch()
-    x, c = drawn
+    x, c = pool_window(drawn)
     window = (c["kernel"], c["stride"], c["padding"], c["dilation"])
     y, taps = cpu.max_pool2d_forward(x, *window)
     assume(np.isfinite(y).all())  # a dilated window may hold only padding; PyTorch's gradient is then garbage

@@ -1,6 +1,6 @@
 """LSTM kernels: ``cpu`` against ``reference`` on drawn configurations (T = 1, batch 1, odd sizes,
-stacked layers, given or zero initial state), ``reference`` against PyTorch, the float32 tanh
-of the CPU kernels, saturation, long sequences, and the boundary checks."""
+stacked layers, given or zero initial state), ``reference`` against PyTorch, the float32
+activations of the CPU kernels, saturation, long sequences, and the boundary checks."""
 import numpy as np
 import pytest
 from conftest import require_torch
@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
+from scratchgen.kernels.recurrence import _activations as activations
 from scratchgen.kernels.recurrence import cpu, reference
 
 TOLERANCES = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -69,11 +70,17 @@ def test_cpu_matches_reference(config, dtype):
 @given(config=lstm_configs(), input_scale=st.sampled_from([30.0, 1e4]))
 def test_cpu_matches_reference_when_saturated(config, input_scale):
     """Large inputs drive the first layer's gates into saturation (pre-activations up to ~1e4):
-    the float32 tanh must stay in [-1, 1] and nothing may overflow."""
+    the float32 tanh must stay in [-1, 1] and nothing may overflow.
+
+    grad_weight_ih = dZ x^T carries x's scale: there, float32 rounding in a saturated gate's
+    derivative (1 - g^2 is rounding noise in *both* implementations) is magnified by |x|, so its
+    atol scales with the input (the same check as on the gradient of W_ih * input_scale).
+    """
     arrays = lstm_arrays(config, np.float32, input_scale=input_scale)
     for (name, ours), (_, expected) in zip(run_stack(cpu, *arrays), run_stack(reference, *arrays)):
         assert np.all(np.isfinite(ours)), name
-        np.testing.assert_allclose(ours, expected, **TOLERANCES[np.float32], err_msg=name)
+        atol = 1e-5 * (input_scale if name == "grad_weight_ih" else 1)
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=atol, err_msg=name)
 
 
 @settings(max_examples=20)
@@ -81,7 +88,8 @@ def test_cpu_matches_reference_when_saturated(config, input_scale):
 def test_reference_matches_torch(config):
     torch = require_torch()
     config = dict(config, layers=1)
-    x, [(h0, c0, weight_ih, weight_hh, bias)], grad_y, [(grad_h_n, grad_c_n)] = lstm_arrays(config, np.float64)
+    x, [layer], grad_y, [(grad_h_n, grad_c_n)] = lstm_arrays(config, np.float64)
+    h0, c0, weight_ih, weight_hh, bias = layer
     lstm = torch.nn.LSTM(config["inputs"], config["hidden"]).double()
     with torch.no_grad():
         lstm.weight_ih_l0.copy_(torch.tensor(weight_ih))
@@ -90,7 +98,8 @@ def test_reference_matches_torch(config):
         lstm.bias_hh_l0.zero_()
     tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0[None], c0[None]))
     ty, (th_n, tc_n) = lstm(tx, (th0, tc0))
-    torch.autograd.backward([ty, th_n, tc_n], [torch.tensor(g) for g in (grad_y, grad_h_n[None], grad_c_n[None])])
+    torch.autograd.backward([ty, th_n, tc_n],
+                            [torch.tensor(g) for g in (grad_y, grad_h_n[None], grad_c_n[None])])
     y, h_n, c_n, saved = reference.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias)
     grads = reference.lstm_backward(grad_y, grad_h_n, grad_c_n, x, h0, weight_ih, weight_hh, y, saved)
     expected = (ty, th_n[0], tc_n[0], tx.grad, th0.grad[0], tc0.grad[0], lstm.weight_ih_l0.grad,
@@ -100,22 +109,28 @@ def test_reference_matches_torch(config):
 
 
 @njit(cache=True)
-def _tanh_loop(values, out):
+def _activations_of(values, tanh_out, sigmoid_out):
     for j in range(values.size):
-        out[j] = cpu.tanh(values[j])
+        tanh_out[j], sigmoid_out[j] = activations.tanh(values[j]), activations.sigmoid(values[j])
 
 
-def test_float32_tanh_is_accurate_bounded_and_odd():
-    values = np.concatenate([np.linspace(-20, 20, 400_001), [0.0, 1e-30, 1e-8, np.inf, -np.inf]]).astype(np.float32)
-    out = np.empty_like(values)
-    _tanh_loop(values, out)
-    exact = np.tanh(values.astype(np.float64))
-    assert np.max(np.abs(out - exact)) < 5e-7  # ~6 ulp of 1; NumPy's own float32 tanh: 1 ulp
-    assert np.all(np.abs(out) <= 1)
-    np.testing.assert_array_equal(out[:200_001], -out[400_000:199_999:-1])
-    nan = np.full(1, np.nan, dtype=np.float32)
-    _tanh_loop(nan, nan)
-    assert np.isnan(nan[0])  # NaN propagates: a diverged run must not look healthy
+def test_float32_activations_are_accurate_bounded_and_keep_nan():
+    special = [0.0, 1e-30, 1e-8, np.nan, np.inf, -np.inf]
+    values = np.concatenate([np.linspace(-80, 80, 400_001), special]).astype(np.float32)
+    tanh, sigmoid = np.empty_like(values), np.empty_like(values)
+    _activations_of(values, tanh, sigmoid)
+    exact = values.astype(np.float64)
+    exact_tanh = np.tanh(exact)
+    exact_sigmoid = np.exp(-np.logaddexp(0, -exact))
+    finite = np.isfinite(values)
+    # NumPy's own float32 tanh is within 1 ulp; ours within 6 ulp of 1, and relative near 0
+    assert np.max(np.abs(tanh - exact_tanh)[finite]) < 5e-7
+    assert np.max(np.abs(tanh - exact_tanh)[finite] / np.maximum(np.abs(exact_tanh[finite]), 1e-30)) < 1e-6
+    # the sigmoid keeps its relative precision in the tails (a saturated gate's gradient uses it)
+    assert np.max(np.abs(sigmoid - exact_sigmoid)[finite] / exact_sigmoid[finite]) < 5e-7
+    assert np.all(np.abs(tanh[finite | np.isinf(values)]) <= 1)
+    assert np.isnan(tanh[-3]) and np.isnan(sigmoid[-3])  # a diverged run must not look healthy
+    assert (tanh[-2], tanh[-1], sigmoid[-2]) == (1, -1, 1) and 0 <= sigmoid[-1] < 1e-38  # exp(-z) clamped
 
 
 def test_long_sequence_runs_and_stays_finite():
@@ -128,7 +143,8 @@ def test_long_sequence_runs_and_stays_finite():
 def test_saved_state_is_interchangeable():
     """Every implementation writes ``saved`` in one layout, so any backward reads any forward's."""
     config = dict(steps=4, batch=3, inputs=2, hidden=5, layers=1, initial_state=True, seed=1)
-    x, [(h0, c0, weight_ih, weight_hh, bias)], grad_y, [(grad_h_n, grad_c_n)] = lstm_arrays(config, np.float64)
+    x, [layer], grad_y, [(grad_h_n, grad_c_n)] = lstm_arrays(config, np.float64)
+    h0, c0, weight_ih, weight_hh, bias = layer
     y, _, _, saved = reference.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias)
     args = (grad_y, grad_h_n, grad_c_n, x, h0, weight_ih, weight_hh, y, saved)
     for ours, expected in zip(cpu.lstm_backward(*args), reference.lstm_backward(*args)):
@@ -143,12 +159,12 @@ def test_boundary_checks_say_what_they_got(kernels):
         kernels.lstm_forward(x, h0, c0, weight_ih.astype(np.float64), weight_hh, bias)
     with pytest.raises(ValueError, match="lstm_forward: expected x to be C-contiguous"):
         kernels.lstm_forward(np.asfortranarray(x), h0, c0, weight_ih, weight_hh, bias)
-    with pytest.raises(ValueError, match=r"lstm_forward: expected weight_ih of shape \(20, 4\), got \(20, 3\)"):
+    with pytest.raises(ValueError, match=r"lstm_forward: expected weight_ih of shape \(20, 4\), got \(20, 3"):
         kernels.lstm_forward(x, h0, c0, weight_ih[:, :3].copy(), weight_hh, bias)
     with pytest.raises(ValueError, match=r"lstm_forward: expected h0 of shape \(3, 5\), got \(1, 3, 5\)"):
         kernels.lstm_forward(x, h0[None], c0, weight_ih, weight_hh, bias)
     with pytest.raises(ValueError, match="lstm_forward: expected x with at least one time step"):
         kernels.lstm_forward(x[:0], h0, c0, weight_ih, weight_hh, bias)
     y, h_n, c_n, saved = kernels.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias)
-    with pytest.raises(ValueError, match=r"lstm_backward: expected grad_y of shape \(2, 3, 5\), got \(1, 3, 5\)"):
+    with pytest.raises(ValueError, match=r"lstm_backward: expected grad_y of shape \(2, 3, 5\), got \(1, "):
         kernels.lstm_backward(y[:1], h_n, c_n, x, h0, weight_ih, weight_hh, y, saved)

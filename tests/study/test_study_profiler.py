@@ -91,3 +91,25 @@ def test_nothing_is_recorded_outside_the_block():
         pass
     x.exp()
     assert prof.ops() == [] and prof.events == []
+
+
+def test_convolution_lstm_and_attention_flops_and_kernels():
+    import scratchgen.functional as F
+    x = sg.randn(2, 3, 6, 6, requires_grad=True)
+    w = sg.randn(4, 3, 3, 3, requires_grad=True)
+    lstm = sg.nn.LSTM(5, 7)
+    with sg.use_kernels("reference"), sg.profile() as prof:
+        F.conv2d(x, w, padding=1).sum().backward()
+        lstm(sg.randn(4, 2, 5))[0].sum().backward()
+        q, k, v = (sg.randn(2, 3, 5, 4, requires_grad=True) for _ in range(3))
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
+    rows = {s.name: s for s in prof.ops()}
+    conv = 2 * (2 * 4 * 6 * 6) * (3 * 3 * 3)   # 2 * output elements * weight slice
+    assert rows["Conv2d"].flops == 3 * conv     # + its backward: ConvTranspose2d and Conv2dWeightGrad
+    assert rows["Conv2d"].kernels == ["conv:reference"]
+    gates = 2 * (4 * 2) * (5 + 7) * (4 * 7)     # steps * batch rows through [x, h] @ W (I + H, 4H)
+    assert rows["FusedLSTM"].flops == 3 * gates  # a fused backward counts twice its forward
+    assert rows["FusedLSTM"].kernels == ["recurrence:reference"]
+    attention = 2 * (2 * 3) * 5 * 5 * (4 + 4)   # Q K^T and P V per head, counted dense
+    assert rows["ScaledDotProductAttention"].flops == 3 * attention
+    assert rows["ScaledDotProductAttention"].kernels == ["attention:reference"]

@@ -1,0 +1,66 @@
+"""The PyTorch twin of ``scratchgen.models.vae``: the same encoder, decoder, likelihoods and loss,
+written as one would in PyTorch, with the same parameter names (``encoder.1.weight``, ...).
+
+    twin = TorchVAE.from_config(config, side=8)
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_vae.state_dict().items()})
+    loss = training_loss(twin, images, noise, kl_weight=1.0)   # = the scratchgen step's loss
+"""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TorchVAE(nn.Module):
+    def __init__(self, architecture="mlp", likelihood="bernoulli", latent_dim=8, hidden=256, channels=32, side=8):
+        super().__init__()
+        self.side, self.latent_dim, self.likelihood = side, latent_dim, likelihood
+        if architecture == "mlp":
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(side * side, hidden), nn.ReLU(),
+                                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+            self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                         nn.Linear(hidden, side * side), nn.Unflatten(1, (1, side, side)))
+        else:
+            quarter = side // 4
+            self.encoder = nn.Sequential(
+                nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Flatten(), nn.Linear(2 * channels * quarter * quarter, 2 * latent_dim))
+            self.decoder = nn.Sequential(
+                nn.Linear(latent_dim, 2 * channels * quarter * quarter), nn.ReLU(),
+                nn.Unflatten(1, (2 * channels, quarter, quarter)),
+                nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),
+                nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1))
+        if likelihood == "gaussian":
+            self.log_scale = nn.Parameter(torch.zeros(1))
+
+    @classmethod
+    def from_config(cls, config, side):
+        return cls(config.architecture, config.likelihood, config.latent_dim, config.hidden, config.channels, side)
+
+    def encode(self, images):
+        return self.encoder(images.view(-1, 1, self.side, self.side)).chunk(2, dim=-1)
+
+    def decode(self, z):
+        return self.decoder(z).view(-1, self.side, self.side)
+
+    def reconstruction_nll(self, images, outputs):
+        if self.likelihood == "bernoulli":
+            nll = F.binary_cross_entropy_with_logits(outputs, images, reduction="none")
+        else:
+            nll = 0.5 * ((images - outputs) / self.log_scale.exp()) ** 2 + self.log_scale + 0.5 * math.log(2 * math.pi)
+        return nll.sum(dim=(1, 2))
+
+    def forward(self, images, noise):
+        """(reconstruction -log p(x|z), KL(q(z|x) || N(0, I))) per image, with z = mu + sigma * noise."""
+        mu, log_variance = self.encode(images)
+        z = mu + torch.exp(0.5 * log_variance) * noise
+        kl = 0.5 * (mu.pow(2) + log_variance.exp() - 1 - log_variance).sum(dim=-1)
+        return self.reconstruction_nll(images, self.decode(z)), kl
+
+
+def training_loss(model, images, noise, kl_weight=1.0):
+    """The VAE training objective: mean over the batch of reconstruction + kl_weight * KL."""
+    reconstruction, kl = model(images, noise)
+    return (reconstruction + kl_weight * kl).mean()

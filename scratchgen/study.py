@@ -1,0 +1,67 @@
+"""Real training steps of a registered model, drawn or timed: what ``scratchgen graph MODEL`` and
+``scratchgen profile MODEL`` run.
+
+    graph_step("vae").render("step.svg")        # the autograd graph(s) of one training step
+    print(profile_steps("vae", steps=20).table())
+
+Both build the model as ``scratchgen train`` does (same config defaults, same seeding, same data
+order) and call its recipe's own ``train_step`` — the optimizer update included — so what you see
+is exactly what training runs.
+"""
+import itertools
+import time
+
+from . import viz
+from .data import DataLoader
+from .models import Clock, get_recipe, make_config
+from .profiler import profile
+from .random import manual_seed
+from .runner import DATA_ORDER_STREAM, UsageError, check_device
+
+
+def prepare(model, overrides=None, device="cpu"):
+    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, clock) steps."""
+    recipe_class = get_recipe(model)
+    try:
+        config = make_config(recipe_class.Config, dict(overrides or {}))
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{model}: {error}") from error
+    check_device(device)
+    manual_seed(config.seed)
+    data = recipe_class.load_data(config)
+    recipe = recipe_class(config, data, device)
+    recipe.model.train()
+    loader = DataLoader(*data.train_arrays, batch_size=config.batch_size, seed=(config.seed, DATA_ORDER_STREAM))
+    return recipe, _steps(recipe, loader)
+
+
+def _steps(recipe, loader):
+    """(batch as Tensors, Clock) for every training step, epoch after epoch."""
+    step = 0
+    for epoch in itertools.count():
+        for batch in loader:
+            yield recipe.to_tensors(batch), Clock(step, epoch, loader.position - 1, len(loader))
+            step += 1
+
+
+def graph_step(model, collapse_modules=False, overrides=None, device="cpu"):
+    """The ``viz.Graph`` of one training step of ``model`` (one cluster per backward pass)."""
+    recipe, steps = prepare(model, overrides, device)
+    batch, clock = next(steps)
+    with viz.StepGraph(recipe.model, collapse_modules) as step:
+        recipe.train_step(batch, clock)
+    return step.graph
+
+
+def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", clock=time.perf_counter):
+    """A ``Profiler`` over ``steps`` training steps of ``model``, after ``warmup`` unprofiled ones
+    (the first steps pay for JIT compilation and first-touch allocations)."""
+    if steps < 1 or warmup < 0:
+        raise UsageError(f"profile: expected steps >= 1 and warmup >= 0, got {steps} and {warmup}")
+    recipe, batches = prepare(model, overrides, device)
+    for batch, step_clock in itertools.islice(batches, warmup):
+        recipe.train_step(batch, step_clock)
+    with profile(clock) as profiler:
+        for batch, step_clock in itertools.islice(batches, steps):
+            recipe.train_step(batch, step_clock)
+    return profiler

@@ -1,0 +1,31 @@
+"""`scratchgen graph` and `scratchgen profile` on a registered model's real training step."""
+import json
+import shutil
+
+from scratchgen import cli, nn, study
+
+
+def test_graph_command_writes_the_dot_text_of_one_step(tmp_path, capsys):
+    out = tmp_path / "step.dot"
+    assert cli.main(["graph", "mlp", "--out", str(out), "--batch-size", "4", "--collapse-modules"]) == 0
+    source = out.read_text()
+    assert source.startswith("digraph autograd") and "(Linear)" in source and "LogSoftmax" in source
+    assert "wrote the graph" in capsys.readouterr().out
+
+
+def test_graph_command_without_graphviz_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert cli.main(["graph", "mlp", "--out", str(tmp_path / "step.svg"), "--batch-size", "4"]) == 2
+    assert "Graphviz program `dot`" in capsys.readouterr().err
+
+
+def test_profile_counts_each_linear_layer_once_per_step(tmp_path, capsys):
+    recipe, _ = study.prepare("mlp", {"batch_size": 8})
+    linears = sum(isinstance(m, nn.Linear) for m in recipe.model.modules())
+    assert cli.main(["profile", "mlp", "--steps", "2", "--batch-size", "8", "--json", str(tmp_path / "p.json"),
+                     "--trace", str(tmp_path / "t.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "mlp: 2 training steps after 1 warm-up" in printed and "(outside ops)" in printed
+    ops = {op["name"]: op for op in json.loads((tmp_path / "p.json").read_text())["ops"]}
+    assert ops["MatMul"]["forward_calls"] == ops["MatMul"]["backward_calls"] == 2 * linears
+    assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
