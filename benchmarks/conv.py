@@ -5,10 +5,11 @@ forward and forward+backward, ``reference`` vs ``cpu`` vs PyTorch CPU, interleav
     python -m benchmarks.conv --threads 2
     python -m benchmarks.conv --startup       # Numba compile time (cold cache) and cached start-up
 
-Kernels are called directly (no autograd); PyTorch goes through autograd with every input
-requiring a gradient, so both sides compute the data, weight and bias gradients. The ``gemm``
-row times only the matrix products the ``cpu`` kernels make (same shapes, same per-sample
-batching): the gap between it and ``cpu`` is im2col / col2im and the other data movement.
+``reference`` and ``cpu`` call the kernels directly; ``autograd`` is the user's path
+(``scratchgen.functional`` on Tensors, cpu kernels underneath); PyTorch goes through its autograd.
+Every input requires a gradient, so all compute the data, weight and bias gradients. The ``gemm``
+row times only the matrix products the ``cpu`` kernels make (same shapes and batching): the gap
+between it and ``cpu`` is im2col / col2im and the other data movement.
 """
 import argparse
 import os
@@ -109,6 +110,26 @@ def gemm_calls(workload, inputs):
     return products[first], lambda: [products[name]() for name in (first, *rest)]
 
 
+def autograd_calls(workload, inputs):
+    """The same two passes through scratchgen's autograd (``F.conv2d`` / ``F.conv_transpose2d`` on the
+    cpu kernels): what a user gets, kernel time plus graph bookkeeping."""
+    import scratchgen as sg
+    import scratchgen.functional as F
+    x, weight, bias = (sg.Tensor(a, requires_grad=True) for a in inputs[:3])
+    grad_y = sg.Tensor(inputs[3])
+    op = F.conv2d if workload.op == "conv2d" else F.conv_transpose2d
+
+    def forward():
+        with sg.no_grad():
+            op(x, weight, bias, workload.stride, workload.padding)
+
+    def forward_backward():
+        for tensor in (x, weight, bias):
+            tensor.grad = None
+        op(x, weight, bias, workload.stride, workload.padding).backward(grad_y)
+    return forward, forward_backward
+
+
 def torch_calls(workload, inputs):
     """The same two passes through PyTorch autograd, or None when it is not installed."""
     try:
@@ -133,7 +154,8 @@ def torch_calls(workload, inputs):
 def benchmark(workload, repeats):
     """Rows ``{workload, pass, contender, median_s, q25_s, q75_s, runs, first_call_s}``."""
     inputs = make_inputs(workload)
-    calls = {"reference": kernel_calls(reference, workload, inputs), "cpu": kernel_calls(cpu, workload, inputs),
+    calls = {"reference": kernel_calls(reference, workload, inputs),
+             "cpu": kernel_calls(cpu, workload, inputs), "autograd": autograd_calls(workload, inputs),
              "gemm": gemm_calls(workload, inputs)}
     peer = torch_calls(workload, inputs)
     if peer is not None:
@@ -196,7 +218,8 @@ def main(argv=None):
     args = parse_arguments(argv)
     if args.startup:
         for label, (imported, first_call) in startup_times().items():
-            print(f"{label} Numba cache: import {imported:.2f} s, first conv2d forward+backward {first_call:.2f} s")
+            print(f"{label} Numba cache: import {imported:.2f} s, "
+                  f"first conv2d forward+backward {first_call:.2f} s")
         return None
     with pin_threads(args.threads):
         rows = [row for workload in WORKLOADS for row in benchmark(workload, args.repeats)]

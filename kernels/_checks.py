@@ -18,7 +18,7 @@ def array_device(array):
 
 
 def check_float_arrays(op, contiguous=True, **arrays):
-    """Check that the named arrays share one device and one float dtype (and are C-contiguous if asked).
+    """Check that the named arrays share one device and one float dtype (and C-contiguity if asked).
 
     ``None`` values are skipped (optional inputs such as a bias). Returns the common dtype.
     """
@@ -29,8 +29,8 @@ def check_float_arrays(op, contiguous=True, **arrays):
         if device is None:
             first, device = name, array_device(array)
         elif array_device(array) != device:
-            raise ValueError(f"{op}: expected all arrays on one device, got {first} on {device} and {name} on "
-                             f"{array_device(array)}; move them with .to(device) first")
+            raise ValueError(f"{op}: expected all arrays on one device, got {first} on {device} and {name} "
+                             f"on {array_device(array)}; move them with .to(device) first")
         if array.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{op}: expected {name} of dtype float32 or float64, got {array.dtype}")
         if dtype is None:

@@ -36,8 +36,7 @@ def launch(kernel, grid, block, *args, shared_bytes=0):
     """
     device_arrays = [arg for arg in args if is_cupy(arg)]
     if not device_arrays:
-        args = tuple(cuda.In(arg) if getattr(arg, "flags", None) is not None and not arg.flags.writeable else arg
-                     for arg in args)
+        args = tuple(cuda.In(arg) if read_only(arg) else arg for arg in args)
         kernel[grid, block, 0, shared_bytes](*args)
         return
     import cupy
@@ -46,3 +45,12 @@ def launch(kernel, grid, block, *args, shared_bytes=0):
         pointer = cupy.cuda.get_current_stream().ptr
         stream = cuda.external_stream(pointer) if pointer else 0  # 0: the legacy default stream, as CuPy's
         kernel[grid, block, stream, shared_bytes](*args)
+
+
+def launch_over(count, kernel, *args):
+    """Launch an element-wise kernel (a grid-stride loop over ``count`` elements)."""
+    launch(kernel, blocks_for(count), THREADS_PER_BLOCK, *args)
+
+
+def read_only(arg):
+    return getattr(arg, "flags", None) is not None and not arg.flags.writeable

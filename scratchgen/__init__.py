@@ -10,6 +10,7 @@ See README.md for the tour, ``scratchgen.functional`` for ops, ``scratchgen.test
 """
 import numpy as _np
 
+from . import cuda  # noqa: F401  (scratchgen.cuda.is_available(), as torch.cuda)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device as device
 from .kernels import use_kernels

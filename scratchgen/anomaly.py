@@ -27,8 +27,8 @@ from .backend import get_array_module
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 # The engine's own frames say nothing about the user's code; nn layers and models do, so they stay.
-_ENGINE_FILES = tuple(os.path.join(_PACKAGE, name) for name in
-                      ("autograd.py", "tensor.py", "functional.py", "anomaly.py", "profiler.py", "ops" + os.sep))
+_ENGINE_FILES = tuple(os.path.join(_PACKAGE, name) for name in ("autograd.py", "tensor.py", "functional.py",
+                                                                  "anomaly.py", "profiler.py", "ops" + os.sep))
 
 
 class AnomalyError(RuntimeError):

@@ -80,12 +80,15 @@ def require_cupy(purpose):
     if cupy is None:
         raise RuntimeError(f"{purpose}: the 'cuda' device needs CuPy, which is not installed; "
                            "install the GPU extra: pip install 'scratchgen[gpu]' (see README, GPU)")
+    fix = ("check that `nvidia-smi` lists a GPU, that CUDA_VISIBLE_DEVICES does not hide it and that the "
+           "cupy-cuda12x / cupy-cuda13x wheel matches the driver's CUDA version; or use device='cpu'")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CuPy raises its own CUDARuntimeError subclasses
-        raise RuntimeError(f"{purpose}: CuPy is installed but no CUDA GPU is usable ({error})") from error
+        raise RuntimeError(f"{purpose}: CuPy is installed but no CUDA GPU is usable ({error}); {fix}") \
+            from error
     if count == 0:
-        raise RuntimeError(f"{purpose}: CuPy is installed but no CUDA GPU is visible")
+        raise RuntimeError(f"{purpose}: CuPy is installed but no CUDA GPU is visible; {fix}")
     return cupy
 
 

@@ -9,6 +9,10 @@
                                                         number words -> digits (seq2seq), one per line;
                                                         reads stdin's lines when no sentence is given
     scratchgen models                                   the registered models
+    scratchgen graph MODEL [--out step.svg] [--collapse-modules [DEPTH]]
+                                                        the autograd graph of one training step
+    scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
+                                                        where a training step spends its time, op by op
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
 ``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
@@ -114,7 +118,7 @@ def build_parser():
         target.add_argument("--seed", type=int, default=0)
         target.add_argument("--device", default="cpu")
 
-    translate = commands.add_parser("translate", help="translate number words to digits with a seq2seq checkpoint")
+    translate = commands.add_parser("translate", help="number words to digits with a seq2seq checkpoint")
     translate.add_argument("sentences", nargs="*", metavar="SENTENCE",
                            help='e.g. "forty two thousand seven" (default: each line of stdin)')
     translate.add_argument("--checkpoint", required=True, help="a seq2seq checkpoint or run folder")
@@ -140,14 +144,16 @@ def add_study_commands(commands):
     graph.add_argument("--collapse-modules", type=int, nargs="?", const=1, default=0, metavar="DEPTH",
                        help="one box per module at DEPTH of the module tree (default when given: 1)")
     profile = commands.add_parser("profile", help="time every op of a few training steps",
-                                  description="Run MODEL's training step under scratchgen.profile() and print "
-                                  "where the time goes, op by op (forward, backward, FLOPs, bytes, kernels).")
+                                  description="Run MODEL's training step under scratchgen.profile() and "
+                                  "print where the time goes, op by op (forward, backward, FLOPs, bytes, "
+                                  "kernels).")
     profile.add_argument("model", choices=recipe_names(), metavar="MODEL")
     profile.add_argument("--steps", type=int, default=20, help="profiled steps (default: 20)")
     profile.add_argument("--warmup", type=int, default=1, help="unprofiled steps first, for JIT compilation "
                          "(default: 1)")
-    profile.add_argument("--sort", default="seconds", choices=["seconds", "forward_seconds", "backward_seconds",
-                                                               "flops", "nbytes", "forward_calls"])
+    profile.add_argument("--sort", default="seconds", help="the column to sort by (default: seconds)",
+                         choices=["seconds", "forward_seconds", "backward_seconds", "flops", "nbytes",
+                                  "forward_calls"])
     profile.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
     profile.add_argument("--trace", default=None, metavar="PATH",
                          help="also write a Chrome trace (open in chrome://tracing or ui.perfetto.dev)")
@@ -189,7 +195,7 @@ def _eval(args):
 
 def _translate(args):
     sentences = args.sentences or [line.strip() for line in sys.stdin]
-    translations = runner.translate(args.checkpoint, sentences, beam_width=args.beam_width, device=args.device)
+    translations = runner.translate(args.checkpoint, sentences, args.beam_width, args.device)
     for translation in translations:
         print(translation.digits)
     if args.attention_map:
@@ -214,7 +220,10 @@ def _graph(args):
     from . import study
     drawing = study.graph_step(args.model, args.collapse_modules, _study_overrides(args), args.device)
     try:
-        drawing.save(args.out) if args.out.endswith(".dot") else drawing.render(args.out)
+        if args.out.endswith(".dot"):
+            drawing.save(args.out)
+        else:
+            drawing.render(args.out)
     except (RuntimeError, ValueError) as error:
         raise runner.UsageError(str(error)) from error
     print(f"wrote the graph of one {args.model} training step to {args.out}")

@@ -131,10 +131,10 @@ class OpSummary:
 
 class _Frame:
     """A call in progress; what its nested calls add up to is collected here."""
-    __slots__ = ("node", "phase", "start", "flops", "nbytes", "kernels", "child_arrays")
+    __slots__ = ("node", "phase", "start", "end", "flops", "nbytes", "kernels", "child_arrays")
 
     def __init__(self, node, phase, start, kernels_seen):
-        self.node, self.phase, self.start = node, phase, start
+        self.node, self.phase, self.start, self.end = node, phase, start, None
         self.flops = self.nbytes = 0
         self.kernels = list(kernels_seen)
         self.child_arrays = set()
@@ -213,19 +213,19 @@ class Profiler:
         self._pending_kernels = []
 
     def _close(self, node):
-        """Pop ``node``'s frame (and any left open above it by an op that raised); None for a call
-        that began before the profiler did (it was entered inside a hook, say)."""
+        """Stop ``node``'s clock and pop its frame (and any left open above it by an op that raised);
+        None for a call that began before the profiler did (it was entered inside a hook, say)."""
         for depth in range(len(self._open) - 1, -1, -1):
             if self._open[depth].node is node:
                 frame = self._open[depth]
+                frame.end = self.clock()  # before the bookkeeping below, which is the profiler's cost
                 del self._open[depth:]
                 return frame
         return None
 
     def _finish(self, frame, arrays):
-        end = self.clock()
-        depth = len(self._open)
-        self.events.append(Event(frame.node.name, frame.phase, frame.start - self.started, end - self.started,
+        depth, start, end = len(self._open), frame.start, frame.end
+        self.events.append(Event(frame.node.name, frame.phase, start - self.started, end - self.started,
                                  depth, frame.flops, frame.nbytes, frame.kernels))
         if depth:  # inside another call (a backward): it pays for this one
             parent = self._open[-1]
@@ -237,10 +237,10 @@ class Profiler:
         summary = self.summaries.setdefault(frame.node.name, OpSummary(frame.node.name))
         if frame.phase == "forward":
             summary.forward_calls += 1
-            summary.forward_seconds += end - frame.start
+            summary.forward_seconds += end - start
         else:
             summary.backward_calls += 1
-            summary.backward_seconds += end - frame.start
+            summary.backward_seconds += end - start
         summary.flops += frame.flops
         summary.nbytes += frame.nbytes
         summary.kernels.extend(k for k in frame.kernels if k not in summary.kernels)
@@ -262,10 +262,11 @@ class Profiler:
                  _si(s.nbytes, "B"), ",".join(s.kernels) or "-"] for s in rows]
         everything = self.summaries.values()
         body.append(["(all ops)", sum(s.forward_calls for s in everything), "",
-                     sum(s.backward_calls for s in everything), "", _ms(op_seconds), _percent(op_seconds, total),
-                     _si(sum(s.flops for s in everything)), "", _si(sum(s.nbytes for s in everything), "B"), ""])
-        body.append(["(outside ops)", "", "", "", "", _ms(total - op_seconds), _percent(total - op_seconds, total),
-                     "", "", "", ""])
+                     sum(s.backward_calls for s in everything), "", _ms(op_seconds),
+                     _percent(op_seconds, total), _si(sum(s.flops for s in everything)), "",
+                     _si(sum(s.nbytes for s in everything), "B"), ""])
+        outside = total - op_seconds
+        body.append(["(outside ops)", "", "", "", "", _ms(outside), _percent(outside, total), "", "", "", ""])
         return _format_table(header, body)
 
     def save(self, path):
@@ -281,15 +282,26 @@ class Profiler:
         events = [{"name": e.name, "cat": e.phase, "ph": "X", "ts": e.start * 1e6, "dur": e.seconds * 1e6,
                    "pid": 1, "tid": 1, "args": {"flops": e.flops, "bytes": e.nbytes, "kernels": e.kernels}}
                   for e in self.events]
-        trace = {"traceEvents": [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "scratchgen"}},
-                                 *events], "displayTimeUnit": "ms"}
+        process = {"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "scratchgen"}}
+        trace = {"traceEvents": [process, *events], "displayTimeUnit": "ms"}
         with open(path, "w", encoding="utf-8") as file:
             json.dump(trace, file)
 
 
 def profile(clock=time.perf_counter):
-    """``with scratchgen.profile() as prof:`` records every op inside the block (see ``Profiler``)."""
+    """``with scratchgen.profile() as prof:`` records every op inside the block (see ``Profiler``).
+
+    On a GPU pass ``clock=synchronized_clock(device_synchronize)``: CuPy launches are
+    asynchronous, so an unsynchronised clock bills a kernel's time to whichever later op waits."""
     return Profiler(clock)
+
+
+def synchronized_clock(synchronize, clock=time.perf_counter):
+    """A clock that calls ``synchronize()`` (e.g. ``cupy.cuda.Device().synchronize``) before reading."""
+    def read():
+        synchronize()
+        return clock()
+    return read
 
 
 # ---- table formatting ------------------------------------------------------------------------------------

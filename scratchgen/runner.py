@@ -188,7 +188,8 @@ class Run:
         self.loader = DataLoader(*data.train_arrays, batch_size=self.config.batch_size,
                                  seed=(self.config.seed, DATA_ORDER_STREAM))
         self.step, self.epoch, self.time_s = 0, 0, 0.0
-        self.epoch_sums = {}  # running sums of this epoch's losses (a Ctrl-C may split an epoch)
+        self.epoch_sums, self.epoch_batches = {}, 0  # this epoch's loss sums so far (Ctrl-C may split it)
+        self.saved_at = None  # where the last checkpoint was taken, in words
 
     @property
     def checkpoint_path(self):
@@ -198,8 +199,14 @@ class Run:
     def save(self):
         meta = {"kind": self.recipe.name, "config": _config_dict(self.config), "step": self.step,
                 "epoch": self.epoch, "time_s": self.time_s, "rng_state": get_rng_state(),
-                "loader": self.loader.state_dict(), "epoch_sums": self.epoch_sums}
+                "loader": self.loader.state_dict(), "epoch_sums": self.epoch_sums,
+                "epoch_batches": self.epoch_batches}
         serialize.save({**self.recipe.state_dict(), "meta": meta}, self.checkpoint_path)
+        self.saved_at = self._where()
+
+    def _where(self):
+        batches = self.loader.position
+        return f"end of epoch {self.epoch}" if batches == 0 else f"epoch {self.epoch} + {batches} batches"
 
     def restore(self, checkpoint):
         meta = checkpoint["meta"]
@@ -207,7 +214,8 @@ class Run:
         set_rng_state(meta["rng_state"])
         self.loader.load_state_dict(meta["loader"])
         self.step, self.epoch, self.time_s = meta["step"], meta["epoch"], meta["time_s"]
-        self.epoch_sums = dict(meta["epoch_sums"])
+        self.epoch_sums, self.epoch_batches = dict(meta["epoch_sums"]), meta["epoch_batches"]
+        self.saved_at = self._where()
 
     def log(self, record):
         with open(os.path.join(self.folder, "metrics.jsonl"), "a", encoding="utf-8") as handle:
@@ -225,8 +233,8 @@ class Run:
                 else:
                     self.time_s += time.perf_counter() - started
                     self.save()
-                    self.echo(f"stopped at epoch {self.epoch} + {self.loader.position} batches (step {self.step}); "
-                              f"saved {self.checkpoint_path}; resume with --resume {self.folder}")
+                    self.echo(f"stopped at {self.saved_at} (step {self.step}); saved {self.checkpoint_path}; "
+                              f"resume with --resume {self.folder}")
                     return False
         return True
 
@@ -241,7 +249,7 @@ class Run:
             self.step += 1
             for name, value in losses.items():
                 self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + float(value)
-            self.epoch_sums["__batches__"] = self.epoch_sums.get("__batches__", 0) + 1
+            self.epoch_batches += 1
             bar.update(self.loader.position, losses, len(batch[0]))
             if interrupt.requested:
                 bar.close()
@@ -254,16 +262,15 @@ class Run:
         if not bad:
             return
         where = f"epoch {self.epoch + 1}, step {self.step + 1}"
-        kept = (f"the last good checkpoint {self.checkpoint_path} (end of epoch {self.epoch}) is kept"
-                if os.path.exists(self.checkpoint_path) else "no checkpoint was written (no epoch finished)")
+        kept = (f"the last good checkpoint {self.checkpoint_path} ({self.saved_at}) is kept"
+                if self.saved_at else "no checkpoint was written (no epoch finished)")
         raise TrainingStopped(f"training stopped: non-finite loss {bad} at {where}; {kept}. "
                               "Try a lower --lr.")
 
     def _end_epoch(self, started):
-        sums = self.epoch_sums
-        batches = sums.pop("__batches__", 1)
-        record = {name: total / batches for name, total in sums.items()}
-        self.epoch, self.epoch_sums = self.epoch + 1, {}
+        batches = max(self.epoch_batches, 1)
+        record = {name: total / batches for name, total in self.epoch_sums.items()}
+        self.epoch, self.epoch_sums, self.epoch_batches = self.epoch + 1, {}, 0
         self.recipe.model.eval()
         with forked_rng(self.config.seed, EVALUATION_STREAM):
             record.update(self.recipe.validate(self.data))

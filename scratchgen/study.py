@@ -14,7 +14,7 @@ import time
 from . import viz
 from .data import DataLoader
 from .models import Clock, get_recipe, make_config
-from .profiler import profile
+from .profiler import profile, synchronized_clock
 from .random import manual_seed
 from .runner import DATA_ORDER_STREAM, UsageError, check_device
 
@@ -31,7 +31,8 @@ def prepare(model, overrides=None, device="cpu"):
     data = recipe_class.load_data(config)
     recipe = recipe_class(config, data, device)
     recipe.model.train()
-    loader = DataLoader(*data.train_arrays, batch_size=config.batch_size, seed=(config.seed, DATA_ORDER_STREAM))
+    loader = DataLoader(*data.train_arrays, batch_size=config.batch_size,
+                        seed=(config.seed, DATA_ORDER_STREAM))  # the order `scratchgen train` uses
     return recipe, _steps(recipe, loader)
 
 
@@ -59,6 +60,9 @@ def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", clock
     if steps < 1 or warmup < 0:
         raise UsageError(f"profile: expected steps >= 1 and warmup >= 0, got {steps} and {warmup}")
     recipe, batches = prepare(model, overrides, device)
+    if recipe.device.type == "cuda":  # GPU kernels run asynchronously: wait for them at every reading
+        import cupy
+        clock = synchronized_clock(cupy.cuda.Device().synchronize, clock)
     for batch, step_clock in itertools.islice(batches, warmup):
         recipe.train_step(batch, step_clock)
     with profile(clock) as profiler:

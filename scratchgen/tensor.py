@@ -140,7 +140,8 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __repr__(self):
-        body = np.array2string(self.numpy(), separator=", ", precision=4, threshold=50, prefix="tensor(")
+        body = np.array2string(backend.to_device(self.data, "cpu"), separator=", ", precision=4, threshold=50,
+                               prefix="tensor(")
         extras = [] if self.dtype == DEFAULT_DTYPE or self.dtype.kind != "f" else [f"dtype={self.dtype}"]
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")

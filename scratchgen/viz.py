@@ -21,6 +21,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import weakref
 
 from .autograd import observe, topological_order
 
@@ -52,12 +53,13 @@ class Graph:
         """Draw the graph into ``path``; the format comes from its extension (svg, png, pdf...)."""
         format = format or os.path.splitext(path)[1].lstrip(".").lower()
         if not format:
-            raise ValueError(f"graph.render: expected a file name with an extension (.svg, .png), got {path!r}")
+            raise ValueError(f"graph.render: expected a file name with an extension (.svg, .png), "
+                             f"got {path!r}")
         dot = shutil.which("dot")
         if dot is None:
-            raise RuntimeError("graph.render: expected the Graphviz program `dot` on PATH, got none; install "
-                               "Graphviz (apt install graphviz, brew install graphviz, conda install graphviz) "
-                               "or write the DOT text with .save('graph.dot') and render it elsewhere")
+            raise RuntimeError("graph.render: expected the Graphviz program `dot` on PATH, got none; "
+                               "install Graphviz (apt install graphviz, brew install graphviz) or write "
+                               "the DOT text with .save('graph.dot') and render it elsewhere")
         subprocess.run([dot, f"-T{format}", "-o", os.fspath(path)], input=self.source, text=True, check=True,
                        capture_output=True)
         return path
@@ -98,7 +100,7 @@ class StepGraph:
         self.model, self.depth = model, int(collapse_modules)
         self.names = _parameter_names(model)
         self.passes = []            # DOT lines of each backward pass's graph
-        self._covered = set()       # nodes of the graphs drawn so far
+        self._covered = weakref.WeakSet()   # nodes of the graphs drawn so far (not ids: those get reused)
         self._exit = contextlib.ExitStack()
 
     def __enter__(self):
@@ -117,12 +119,12 @@ class StepGraph:
         pass
 
     def on_backward_begin(self, node):
-        if id(node) in self._covered:
+        if node in self._covered:
             return  # a node of a pass already drawn
         number = len(self.passes) + 1
         builder = _DotBuilder(self.names, self.depth, prefix=f"p{number}_")
         nodes = builder.add_graph(node, *node.output_meta[0], title=f"loss of backward pass {number}")
-        self._covered.update(id(n) for n in nodes)
+        self._covered.update(nodes)
         self.passes.append(builder.lines())
 
     @property
@@ -208,8 +210,8 @@ class _DotBuilder:
         group = self._group_of(node)
         if group is None:
             key = self._new_key(node, "op")
-            saved = saved_nbytes(node)
-            saved = "saved: freed" if getattr(node, "released", False) else f"saved {saved:,} B" if saved else ""
+            saved = f"saved {saved_nbytes(node):,} B" if saved_nbytes(node) else ""
+            saved = "saved: freed" if getattr(node, "released", False) else saved
             shapes = " ".join(_shape(s) for s, _ in getattr(node, "output_meta", ()))
             label = "\n".join(filter(None, [node.name, shapes, saved]))
             self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE['op']}];")
@@ -269,7 +271,7 @@ def module_scopes(model):
     each new node with the stack as it stands. Ops run inside a backward are not tagged."""
     stack, calls, handles = [], {}, []
 
-    def enter(path, module):
+    def enter(path):
         def pre_hook(module, args):
             calls[path] = calls.get(path, 0) + 1
             stack.append((path, type(module).__name__, calls[path]))
@@ -279,7 +281,7 @@ def module_scopes(model):
         stack.pop()
 
     for path, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(enter(path, module)))
+        handles.append(module.register_forward_pre_hook(enter(path)))
         handles.append(module.register_forward_hook(leave))
     try:
         with observe(_ScopeTagger(stack)):
@@ -346,18 +348,21 @@ class GradientFlow:
 
     def plot(self, path, steps=5):
         """Two panels: the norm of each layer (x: parameters, input to output) at ``steps`` moments of
-        training, and each layer's norm over training; log scale. Returns ``path``."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        training, and each layer's norm over training; log scale. Returns ``path``.
+
+        Drawn on a bare ``Figure`` (Agg, off-screen), so pyplot's backend and state — a notebook's,
+        say — are left alone."""
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure
 
         names = [name for name, values in self.norms.items() if values]
         if not names:
             raise ValueError("GradientFlow.plot: no gradients recorded yet; run a backward pass first")
         count = min(len(self.norms[name]) for name in names)
         moments = sorted({round(i * (count - 1) / max(steps - 1, 1)) for i in range(steps)})
-        figure, (by_layer, over_time) = plt.subplots(1, 2, figsize=(12, 4.5))
-        colors = plt.cm.viridis([i / max(len(moments) - 1, 1) for i in range(len(moments))])
+        figure = Figure(figsize=(12, 4.5))
+        by_layer, over_time = figure.subplots(1, 2)
+        colors = colormaps["viridis"]([i / max(len(moments) - 1, 1) for i in range(len(moments))])
         for color, step in zip(colors, moments):
             by_layer.plot(range(len(names)), [self.norms[name][step] for name in names], "o-", color=color,
                           label=f"backward {step + 1}")
@@ -370,5 +375,4 @@ class GradientFlow:
         over_time.legend(fontsize=6, ncol=2)
         figure.tight_layout()
         figure.savefig(path, dpi=110)
-        plt.close(figure)
         return path

@@ -141,8 +141,8 @@ def attention_forward_kernel(q, k, v, mask, has_mask, is_causal, scale, out, log
         if active:
             tile_max = negative_infinity
             for j in range(count):
-                s = masked_score(dot_own_tile(own_q, thread, rows, k_tile, j), mask, has_mask, is_causal, b, h, query,
-                          first_key + j)
+                s = dot_own_tile(own_q, thread, rows, k_tile, j)
+                s = masked_score(s, mask, has_mask, is_causal, b, h, query, first_key + j)
                 scores[j * rows + thread] = s
                 if s > tile_max:
                     tile_max = s
@@ -208,7 +208,8 @@ def attention_backward_keys_kernel(grad_out, q, k, v, shift, delta, mask, has_ma
                 query = tile_start + i
                 if is_causal and key > query:
                     continue
-                s = masked_score(dot_own_tile(own_k, thread, rows, q_tile, i), mask, has_mask, False, b, h, query, key)
+                s = dot_own_tile(own_k, thread, rows, q_tile, i)
+                s = masked_score(s, mask, has_mask, False, b, h, query, key)
                 p = math.exp(s - shift_tile[i])
                 grad_p = dot_own_tile(own_v, thread, rows, grad_out_tile, i)
                 add_scaled_tile_row(own_grad_v, thread, rows, p, grad_out_tile, i)
@@ -221,7 +222,8 @@ def attention_backward_keys_kernel(grad_out, q, k, v, shift, delta, mask, has_ma
 
 
 @cuda.jit
-def attention_backward_queries_kernel(grad_out, q, k, v, shift, delta, mask, has_mask, is_causal, scale, grad_q):
+def attention_backward_queries_kernel(grad_out, q, k, v, shift, delta, mask, has_mask, is_causal, scale,
+                                      grad_q):
     """Grid (B*H, query tiles), one thread per query i: dQ_i over every key that i sees."""
     rows, thread = cuda.blockDim.x, cuda.threadIdx.x
     b, h = cuda.blockIdx.x // q.shape[1], cuda.blockIdx.x % q.shape[1]
@@ -252,8 +254,8 @@ def attention_backward_queries_kernel(grad_out, q, k, v, shift, delta, mask, has
         cuda.syncthreads()
         if active:
             for j in range(count):
-                s = masked_score(dot_own_tile(own_q, thread, rows, k_tile, j), mask, has_mask, is_causal, b, h, query,
-                          first_key + j)
+                s = dot_own_tile(own_q, thread, rows, k_tile, j)
+                s = masked_score(s, mask, has_mask, is_causal, b, h, query, first_key + j)
                 p = math.exp(s - row_shift)
                 grad_p = dot_own_tile(own_grad_out, thread, rows, v_tile, j)
                 add_scaled_tile_row(own_grad_q, thread, rows, p * (grad_p - row_delta), k_tile, j)
@@ -281,7 +283,8 @@ def attention_forward(q, k, v, mask, is_causal, scale):
 
 def attention_backward(grad_out, q, k, v, out, logsumexp, mask, is_causal, scale):
     """``(grad_q, grad_k, grad_v)``: the key kernel, then the query kernel (no atomics)."""
-    scores_shape = check_attention_gradient_inputs("attention_backward", grad_out, q, k, v, out, logsumexp, mask)
+    scores_shape = check_attention_gradient_inputs("attention_backward", grad_out, q, k, v, out, logsumexp,
+                                                   mask)
     depth, value_depth, itemsize = q.shape[3], v.shape[3], q.dtype.itemsize
     key_rows = tile_rows(backward_keys_words, depth, value_depth, itemsize)
     query_rows = tile_rows(backward_queries_words, depth, value_depth, itemsize)
@@ -294,11 +297,11 @@ def attention_backward(grad_out, q, k, v, out, logsumexp, mask, is_causal, scale
     common = (grad_out, q, k, v, shift, delta, *mask_view(mask, scores_shape, q), bool(is_causal),
               q.dtype.type(scale))
     if grad_k.size or grad_v.size:
-        launch(attention_backward_keys_kernel, grid(scores_shape, 3, key_rows), key_rows, *common, grad_k, grad_v,
-               shared_bytes=backward_keys_words(key_rows, depth, value_depth) * itemsize)
+        launch(attention_backward_keys_kernel, grid(scores_shape, 3, key_rows), key_rows, *common, grad_k,
+               grad_v, shared_bytes=backward_keys_words(key_rows, depth, value_depth) * itemsize)
     if grad_q.size:
-        launch(attention_backward_queries_kernel, grid(scores_shape, 2, query_rows), query_rows, *common, grad_q,
-               shared_bytes=backward_queries_words(query_rows, depth, value_depth) * itemsize)
+        launch(attention_backward_queries_kernel, grid(scores_shape, 2, query_rows), query_rows, *common,
+               grad_q, shared_bytes=backward_queries_words(query_rows, depth, value_depth) * itemsize)
     return grad_q, grad_k, grad_v
 
 

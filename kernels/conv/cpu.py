@@ -46,7 +46,8 @@ def im2col(x, geometry, cols, sample_stride, row_stride):
         for c in range(channels):
             plane = (n * channels + c) * height * width
             for row in range(height):  # 30% faster than the equivalent slice assignment
-                copy_row(flat_x, plane + row * width, 1, flat_padded, (row + ph) * padded.shape[1] + pw, width)
+                inside = (row + ph) * padded.shape[1] + pw
+                copy_row(flat_x, plane + row * width, 1, flat_padded, inside, width)
             for i in range(kh):
                 for j in range(kw):
                     tile = n * sample_stride + ((c * kh + i) * kw + j) * row_stride
@@ -74,7 +75,8 @@ def col2im(cols, sample_stride, row_stride, geometry, grad_x):
                         add_row(cols, tile + oh * out_w, flat_padded, target, sw, out_w)
             plane = (n * channels + c) * height * width
             for row in range(height):
-                copy_row(flat_padded, (row + ph) * padded.shape[1] + pw, 1, flat_grad, plane + row * width, width)
+                inside = (row + ph) * padded.shape[1] + pw
+                copy_row(flat_padded, inside, 1, flat_grad, plane + row * width, width)
 
 
 # Indices below are unsigned (np.uint64): for a signed index Numba emits a negative-index
@@ -121,7 +123,8 @@ def sample_chunks(n_samples, bytes_per_sample):
 
 # ---- convolution ---------------------------------------------------------------------------------
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
-    """``y_g[n] = W_g @ im2col(x)_g[n] (+ bias)``: per chunk of samples, im2col then sgemm per sample and group."""
+    """``y_g[n] = W_g @ im2col(x)_g[n] (+ bias)``: per chunk of samples, im2col, then an sgemm per
+    sample and group."""
     out_hw = check_conv2d_forward("conv2d_forward", x, weight, bias, stride, padding, dilation, groups)
     n_samples, out_channels = x.shape[0], weight.shape[0]
     rows, positions = weight[0].size * groups, out_hw[0] * out_hw[1]
@@ -167,18 +170,19 @@ def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, grou
     """
     n_samples, out_channels = grad_y.shape[:2]
     weight_shape = (out_channels, x.shape[1] // groups) + tuple(kernel_hw)
-    out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:], stride,
-                                   padding, dilation, groups)
+    out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:],
+                                   stride, padding, dilation, groups)
     rows, positions = x.shape[1] * kernel_hw[0] * kernel_hw[1], out_hw[0] * out_hw[1]
     geometry = geometry_of(kernel_hw, stride, padding, dilation, out_hw)
-    grad_by_sample = grad_y.reshape(n_samples, groups, out_channels // groups, positions)
+    group_channels = out_channels // groups
+    grad_by_sample = grad_y.reshape(n_samples, groups, group_channels, positions)
     # accumulated transposed, (K/g, C_out/g): OpenBLAS runs (K, n*P) @ (n*P, C_out) ~15% faster than
     # (C_out, n*P) @ (n*P, K) on the benchmark shapes (measured)
-    grad_weight_t = np.zeros((groups, rows // groups, out_channels // groups), dtype=grad_y.dtype)
+    grad_weight_t = np.zeros((groups, rows // groups, group_channels), dtype=grad_y.dtype)
     for start, stop in sample_chunks(n_samples, rows * positions * x.itemsize):
         count = stop - start
         cols = np.empty((rows, count, positions), dtype=x.dtype)
         im2col(x[start:stop], geometry, cols.reshape(-1), positions, count * positions)
-        grad_chunk = grad_by_sample[start:stop].transpose(1, 2, 0, 3).reshape(groups, out_channels // groups, -1)
+        grad_chunk = grad_by_sample[start:stop].transpose(1, 2, 0, 3).reshape(groups, group_channels, -1)
         grad_weight_t += cols.reshape(groups, rows // groups, -1) @ grad_chunk.transpose(0, 2, 1)
     return grad_weight_t.transpose(0, 2, 1).reshape(weight_shape)

@@ -18,7 +18,7 @@ Consecutive threads take consecutive ``ow`` / ``w``, so global reads and writes 
 Pooling and interpolation are the reference ones, which run on CuPy arrays through ``xp``.
 """
 from .._checks import array_module
-from .._cuda import THREADS_PER_BLOCK, blocks_for, cuda, launch
+from .._cuda import cuda, launch_over
 from ._geometry import check_conv2d_backward, check_conv2d_forward
 from .cpu import geometry_of
 from .reference import (avg_pool2d_backward, avg_pool2d_forward, interpolate_backward,  # noqa: F401
@@ -72,12 +72,11 @@ def col2im_kernel(cols, sample_stride, row_stride, geometry, grad_x):
 
 
 def im2col(x, geometry, cols, sample_stride, row_stride):
-    launch(im2col_kernel, blocks_for(cols.size), THREADS_PER_BLOCK, x, geometry, cols, sample_stride, row_stride)
+    launch_over(cols.size, im2col_kernel, x, geometry, cols, sample_stride, row_stride)
 
 
 def col2im(cols, sample_stride, row_stride, geometry, grad_x):
-    launch(col2im_kernel, blocks_for(grad_x.size), THREADS_PER_BLOCK, cols, sample_stride, row_stride, geometry,
-           grad_x)
+    launch_over(grad_x.size, col2im_kernel, cols, sample_stride, row_stride, geometry, grad_x)
 
 
 # ---- convolution: the kernels around cuBLAS (shapes as in ``cpu``) ------------------------------
@@ -90,8 +89,8 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     cols = xp.empty((n_samples, rows, positions), dtype=x.dtype)
     im2col(x, geometry_of(weight.shape[2:], stride, padding, dilation, out_hw), cols.reshape(-1),
            rows * positions, positions)
-    y = xp.matmul(weight.reshape(groups, out_channels // groups, -1), cols.reshape(n_samples, groups, -1, positions))
-    y = y.reshape((n_samples, out_channels) + out_hw)
+    y = xp.matmul(weight.reshape(groups, out_channels // groups, -1),
+                  cols.reshape(n_samples, groups, -1, positions)).reshape((n_samples, out_channels) + out_hw)
     return y if bias is None else y + bias[:, None, None]
 
 
@@ -118,14 +117,14 @@ def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, grou
     """
     n_samples, out_channels = grad_y.shape[:2]
     weight_shape = (out_channels, x.shape[1] // groups) + tuple(kernel_hw)
-    out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:], stride,
-                                   padding, dilation, groups)
+    out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:],
+                                   stride, padding, dilation, groups)
     xp = array_module(x)
     rows, positions = x.shape[1] * kernel_hw[0] * kernel_hw[1], out_hw[0] * out_hw[1]
     cols = xp.empty((rows, n_samples, positions), dtype=x.dtype)
     im2col(x, geometry_of(kernel_hw, stride, padding, dilation, out_hw), cols.reshape(-1), positions,
            n_samples * positions)
-    grad_y_by_channel = xp.ascontiguousarray(grad_y.reshape(n_samples, out_channels, positions).transpose(1, 0, 2))
+    grad_y_by_channel = xp.ascontiguousarray(grad_y.reshape(n_samples, out_channels, -1).transpose(1, 0, 2))
     grad_weight = xp.matmul(grad_y_by_channel.reshape(groups, out_channels // groups, -1),
                             cols.reshape(groups, rows // groups, -1).swapaxes(1, 2))
     return grad_weight.reshape(weight_shape)

@@ -1,4 +1,4 @@
-"""Convolution and pooling, the definition: plain NumPy (or CuPy), readable, the test oracle.
+"""Convolution, pooling and interpolation, the definition: plain NumPy (or CuPy), the test oracle.
 
 Everything is built from one pair of adjoint gathers (see the package docstring for the math):
 
@@ -7,8 +7,8 @@ Everything is built from one pair of adjoint gathers (see the package docstring 
 
 A convolution is a matrix product of the weight with ``windows(x)``, one per group; its data
 gradient is the transposed product scattered back; its weight gradient is the product of the output
-gradient with ``windows(x)``. Pooling reduces over the window taps instead of multiplying by a weight.
-Written against ``xp = array_module(x)``, so the same code runs on CuPy arrays.
+gradient with ``windows(x)``. Pooling reduces over the window taps instead of multiplying by a
+weight; interpolation is a matrix product along each spatial axis. Written against ``xp = array_module(x)``, so the same code runs on CuPy arrays.
 """
 from .._checks import array_module, check_float_arrays, check_ndim
 from ._geometry import check_conv2d_backward, check_conv2d_forward, check_window, output_hw
@@ -45,11 +45,12 @@ def scatter_windows(cols, input_hw, stride, padding, dilation):
     padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
     for i, j, rows, columns in window_slices((kh, kw), stride, (oh, ow), dilation):
         padded[:, :, rows, columns] += cols[:, :, i, j]  # one tap never hits a position twice
-    return padded[:, :, ph:ph + h, pw:pw + w]
+    return xp.ascontiguousarray(padded[:, :, ph:ph + h, pw:pw + w])
 
 
 def grouped(array, groups):
-    """View ``(N, C, ..., OH, OW)`` as ``(N, groups, C/groups * ..., OH*OW)``: a matrix per sample and group."""
+    """View ``(N, C, ..., OH, OW)`` as ``(N, groups, C/groups * ..., OH*OW)``: a matrix per sample
+    and group."""
     return array.reshape(array.shape[0], groups, -1, array.shape[-2] * array.shape[-1])
 
 
@@ -60,7 +61,7 @@ def weight_matrices(weight, groups):
 
 # ---- convolution ---------------------------------------------------------------------------------
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
-    """``y[n, o] = bias[o] + sum_{c, i, j} weight[o, c, i, j] * x_padded[n, g*C_g + c, oh*sh + i*dh, ow*sw + j*dw]``.
+    """``y[n, o] = bias[o] + sum_{c,i,j} weight[o, c, i, j] x_pad[n, g*C_g + c, oh*sh + i*dh, ow*sw + j*dw]``.
 
     As matrices, per sample and group g: ``y_g (C_out/g, OH*OW) = W_g (C_out/g, C_in/g*kh*kw) @ cols_g``.
     """
@@ -75,7 +76,8 @@ def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, gr
     check_conv2d_backward("conv2d_backward_data", grad_y, weight, "weight", weight.shape, input_hw, stride,
                           padding, dilation, groups)
     grad_cols = weight_matrices(weight, groups).swapaxes(1, 2) @ grouped(grad_y, groups)
-    grad_cols = grad_cols.reshape((grad_y.shape[0], weight.shape[1] * groups) + weight.shape[2:] + grad_y.shape[2:])
+    cols_shape = (grad_y.shape[0], weight.shape[1] * groups) + weight.shape[2:] + grad_y.shape[2:]
+    grad_cols = grad_cols.reshape(cols_shape)
     return scatter_windows(grad_cols, input_hw, stride, padding, dilation)
 
 
@@ -114,26 +116,39 @@ def pool_divisor(xp, input_hw, kernel_hw, stride, padding, count_include_pad, dt
 def avg_pool2d_forward(x, kernel_hw, stride, padding, count_include_pad):
     """``y[n, c, oh, ow] = sum_{i, j} x_padded[n, c, oh*sh + i, ow*sw + j] / divisor``."""
     check_pool("avg_pool2d_forward", x, kernel_hw, stride, padding)
-    divisor = pool_divisor(array_module(x), x.shape[2:], kernel_hw, stride, padding, count_include_pad, x.dtype)
+    divisor = pool_divisor(array_module(x), x.shape[2:], kernel_hw, stride, padding, count_include_pad,
+                           x.dtype)
     return windows(x, kernel_hw, stride, padding, (1, 1)).sum(axis=(2, 3)) / divisor
 
 
 def avg_pool2d_backward(grad_y, input_hw, kernel_hw, stride, padding, count_include_pad):
     """Every input of a window receives ``grad_y / divisor``: scatter_windows of the broadcast share."""
+    check_float_arrays("avg_pool2d_backward", grad_y=grad_y)
     xp = array_module(grad_y)
     share = grad_y / pool_divisor(xp, input_hw, kernel_hw, stride, padding, count_include_pad, grad_y.dtype)
-    grad_cols = xp.broadcast_to(share[:, :, None, None], grad_y.shape[:2] + tuple(kernel_hw) + grad_y.shape[2:])
+    cols_shape = grad_y.shape[:2] + tuple(kernel_hw) + grad_y.shape[2:]
+    grad_cols = xp.broadcast_to(share[:, :, None, None], cols_shape)
     return scatter_windows(grad_cols, input_hw, stride, padding, (1, 1))
+
+
+def tap_windows(x, kernel_hw, stride, padding, dilation, pad_value=0.0):
+    """``windows`` with the taps on one axis: ``(N, C, kh*kw, OH, OW)``, tap ``i*kw + j``."""
+    cols = windows(x, kernel_hw, stride, padding, dilation, pad_value)
+    return cols.reshape(x.shape[:2] + (-1,) + cols.shape[4:])
+
+
+def at_taps(cols, taps):
+    """``cols[n, c, taps[n, c, oh, ow], oh, ow]``: one tap per window."""
+    return array_module(cols).take_along_axis(cols, taps[:, :, None], axis=2)[:, :, 0]
 
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     """``y = max over the window``; also returns ``taps (N, C, OH, OW)``, the flat tap ``i*kw + j`` of
     each maximum (the first one on ties; NaN wins, as in PyTorch), which is what the backward needs."""
     check_pool("max_pool2d_forward", x, kernel_hw, stride, padding, dilation)
-    cols = windows(x, kernel_hw, stride, padding, dilation, pad_value=-float("inf"))
-    cols = cols.reshape(x.shape[:2] + (-1,) + cols.shape[4:])
+    cols = tap_windows(x, kernel_hw, stride, padding, dilation, pad_value=-float("inf"))
     taps = cols.argmax(axis=2)
-    return array_module(x).take_along_axis(cols, taps[:, :, None], axis=2)[:, :, 0], taps
+    return at_taps(cols, taps), taps
 
 
 def max_pool2d_gather(x, taps, kernel_hw, stride, padding, dilation):
@@ -142,18 +157,26 @@ def max_pool2d_gather(x, taps, kernel_hw, stride, padding, dilation):
     The forward value is ``max_pool2d_gather(x, argmax taps)``; it is also the derivative of
     ``max_pool2d_backward`` with respect to its ``grad_y`` (the two are adjoint).
     """
-    cols = windows(x, kernel_hw, stride, padding, dilation)
-    cols = cols.reshape(x.shape[:2] + (-1,) + cols.shape[4:])
-    return array_module(x).take_along_axis(cols, taps[:, :, None], axis=2)[:, :, 0]
+    out_hw = check_pool("max_pool2d_gather", x, kernel_hw, stride, padding, dilation)
+    check_taps("max_pool2d_gather", taps, x.shape[:2] + out_hw)
+    return at_taps(tap_windows(x, kernel_hw, stride, padding, dilation), taps)
 
 
 def max_pool2d_backward(grad_y, taps, input_hw, kernel_hw, stride, padding, dilation):
     """Each ``grad_y`` goes to the input its window's maximum came from (the adjoint of the gather)."""
+    check_float_arrays("max_pool2d_backward", grad_y=grad_y)
+    check_taps("max_pool2d_backward", taps, grad_y.shape)
     xp = array_module(grad_y)
     tap_ids = xp.arange(kernel_hw[0] * kernel_hw[1]).reshape(1, 1, -1, 1, 1)
     grad_cols = xp.where(tap_ids == taps[:, :, None], grad_y[:, :, None], 0).astype(grad_y.dtype, copy=False)
     grad_cols = grad_cols.reshape(grad_y.shape[:2] + tuple(kernel_hw) + grad_y.shape[2:])
     return scatter_windows(grad_cols, input_hw, stride, padding, dilation)
+
+
+def check_taps(op, taps, shape):
+    if tuple(taps.shape) != tuple(shape) or taps.dtype.kind not in "iu":
+        raise ValueError(f"{op}: expected integer taps of shape {tuple(shape)}, "
+                         f"got {taps.dtype} of shape {tuple(taps.shape)}")
 
 
 # ---- interpolation: y = A_h @ x @ A_w^T with one (out, in) matrix per axis -----------------------

@@ -1,12 +1,13 @@
 """The fused LSTM, one layer, forward and backward through time.
 
-Two modules implement one contract (``gpu`` will be the third):
+Three modules implement one contract:
 
     reference   plain array code, one step at a time with the textbook equations: the
                 definition and the test oracle; runs on NumPy and CuPy arrays
     cpu         one GEMM for the input projection of all steps, one recurrent GEMM (BLAS) and
                 one fused Numba gate kernel per step; backward with the matching fused kernel
                 and the weight gradients as large GEMMs after the loop
+    gpu         the same plan with cuBLAS and ``numba.cuda`` step kernels
 
 Contract (the same names and argument order in every implementation)::
 
@@ -39,6 +40,6 @@ The math, per step (sigma the logistic function, * elementwise, z split in four 
 with states as columns. It is also the orientation BLAS runs fastest for the thin per-step
 product here (``W_hh @ h^T``, see ``cpu``); all implementations share it, so any forward's
 ``saved`` feeds any backward. tanh(c_t) is not saved: the backward recomputes it, one tanh per
-cell, cheaper than storing and reloading a (T, H, B) array. A multi-layer, bidirectional-free
-stack, batch_first and dropout live above the kernels (``scratchgen.ops.recurrence``).
+cell, cheaper than storing and reloading a (T, H, B) array. Stacked layers, batch_first,
+dropout and initial-state defaults live above the kernels (``scratchgen.ops.recurrence``).
 """

@@ -24,7 +24,7 @@ vectorisable polynomial stand-ins; see ``_activations``).
 import math
 
 from .._checks import array_module
-from .._cuda import THREADS_PER_BLOCK, blocks_for, cuda, launch
+from .._cuda import cuda, launch_over
 from ._shapes import LSTMSaved, check_lstm_gradient_inputs, check_lstm_inputs
 
 
@@ -97,8 +97,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias):
     h = h0
     for t in range(steps):
         recurrent = xp.matmul(weight_hh, h.T)                                   # (4H, B)
-        launch(lstm_forward_step_kernel, blocks_for(hidden * batch), THREADS_PER_BLOCK, t, projected, recurrent,
-               bias, gates, cells, y)
+        launch_over(hidden * batch, lstm_forward_step_kernel, t, projected, recurrent, bias, gates, cells, y)
         h = y[t]
     return y, y[-1].copy(), xp.ascontiguousarray(cells[-1].T), LSTMSaved(gates, cells)
 
@@ -106,15 +105,14 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias):
 def lstm_backward(grad_y, grad_h_n, grad_c_n, x, h0, weight_ih, weight_hh, y, saved):
     """``(grad_x, grad_h0, grad_c0, grad_weight_ih, grad_weight_hh, grad_bias)``; see the module
     docstring for the loop."""
-    steps, batch, inputs, hidden = check_lstm_gradient_inputs("lstm_backward", grad_y, grad_h_n, grad_c_n,
-                                                               x, h0, weight_ih, weight_hh, y, saved)
+    steps, batch, inputs, hidden = check_lstm_gradient_inputs(
+        "lstm_backward", grad_y, grad_h_n, grad_c_n, x, h0, weight_ih, weight_hh, y, saved)
     xp = array_module(x)
     grad_z = xp.empty((4 * hidden, steps * batch), dtype=x.dtype)             # dZ of all steps
     grad_h = xp.ascontiguousarray(grad_h_n.T)                                  # (H, B), only read
     grad_c = grad_c_n.T.copy()  # updated in place: a copy even when the transpose is already contiguous
     for t in reversed(range(steps)):
-        launch(lstm_backward_step_kernel, blocks_for(hidden * batch), THREADS_PER_BLOCK, t, saved.gates,
-               saved.cells, grad_y, grad_h, grad_c, grad_z)
+        launch_over(hidden * batch, lstm_backward_step_kernel, t, *saved, grad_y, grad_h, grad_c, grad_z)
         grad_h = xp.matmul(weight_hh.T, grad_z[:, t * batch:(t + 1) * batch])
     grad_weight_hh = xp.matmul(grad_z[:, :batch], h0)
     if steps > 1:  # h_prev of steps 1 .. T-1 is y[0 .. T-2]: no copy of [h0; y[:-1]] needed

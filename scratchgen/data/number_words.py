@@ -9,11 +9,16 @@ Numbers run from 0 to 999,999, written without hyphens and without "and". Source
     source  "forty two thousand seven"   -> [forty, two, thousand, seven, <pad>, ...]   (N, 9)
     target  "42007"                       -> [<bos>, 4, 2, 0, 0, 7, <eos>, <pad>]        (N, 8)
 
-The numbers are drawn from a seed: a digit count uniform on 1..6, a leading digit uniform on
-1..9 (a one-digit number may be 0), and every other digit 0 with probability ``ZERO_RATE`` and otherwise uniform on 0..9 — so
-numbers with inner zeros ("forty two thousand seven"), the hard cases, are common. The distinct
-numbers drawn are shuffled and cut into train / validation / test splits that share no number.
-There are only 1,000 numbers below 1,000, so short numbers are rare in every split.
+The numbers are drawn from a seed: a digit count d in 1..6 with probability d / 21 (short
+numbers are few but must be learnt too), a leading digit uniform on 1..9 (a one-digit number may
+be 0), and every other digit 0 with probability ``ZERO_RATE``, otherwise uniform on 0..9 — so
+numbers with inner zeros ("forty two thousand seven"), the hard cases, are common.
+
+The splits share no number: a seeded coin gives every number from 0 to 999,999 to one split
+(train 90%, validation 5%, test 5%), and each split draws from the numbers it owns — validation
+and test without repeats, training with them (there are only ten one-digit numbers, and one
+draw in 21 has one digit). So every test number, e.g. "ninety one", is one the model never saw
+as a whole sentence.
 
 ``words_to_number`` is the exact inverse of ``number_to_words`` (a strict parser: it rejects what
 ``number_to_words`` never writes), which is how the generator is tested.
@@ -30,6 +35,9 @@ LARGEST = 999_999
 MAX_DIGITS = 6
 MAX_WORDS = 9         # "seven hundred seventy seven thousand seven hundred seventy seven"
 ZERO_RATE = 0.25      # chance that a digit after the leading one is forced to 0
+DIGIT_COUNT_PROBABILITIES = np.arange(1, MAX_DIGITS + 1) / np.arange(1, MAX_DIGITS + 1).sum()   # d / 21
+SPLITS = ("train", "valid", "test")
+SPLIT_SHARES = (0.90, 0.05, 0.05)   # the share of all numbers each split owns
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 PAD_INDEX = 0         # the padding index of both vocabularies
@@ -155,20 +163,31 @@ def decode_digits(indices):
 
 
 # ---- the data set --------------------------------------------------------------------------------
-def draw_numbers(count, seed):
-    """``count`` distinct numbers in draw order (see the module docstring for the distribution)."""
-    generator = np.random.Generator(np.random.PCG64(seed))
-    numbers = {}  # an insertion-ordered set
+def draw_numbers(count, generator):
+    """``count`` numbers from the task's distribution (repeats possible; see the module docstring)."""
+    lengths = generator.choice(np.arange(1, MAX_DIGITS + 1), size=count, p=DIGIT_COUNT_PROBABILITIES)
+    digits = generator.integers(0, 10, size=(count, MAX_DIGITS))
+    digits[generator.random((count, MAX_DIGITS)) < ZERO_RATE] = 0
+    digits[:, 0] = np.where(lengths > 1, generator.integers(1, 10, size=count), digits[:, 0])
+    places = lengths[:, None] - 1 - np.arange(MAX_DIGITS)     # digit i's place value is 10^(length - 1 - i)
+    return np.where(places >= 0, digits * 10 ** np.maximum(places, 0), 0).sum(axis=1)
+
+
+def split_owners(generator):
+    """(LARGEST + 1,) int: the index in ``SPLITS`` of the split that owns each number."""
+    return np.searchsorted(np.cumsum(SPLIT_SHARES), generator.random(LARGEST + 1) * sum(SPLIT_SHARES),
+                           side="right")
+
+
+def draw_split(count, owner, owners, generator, distinct):
+    """``count`` numbers drawn from those ``owners`` gives to split ``owner``, in draw order."""
+    numbers = []
     while len(numbers) < count:
-        lengths = generator.integers(1, MAX_DIGITS + 1, size=count)
-        digits = generator.integers(0, 10, size=(count, MAX_DIGITS))
-        digits[generator.random((count, MAX_DIGITS)) < ZERO_RATE] = 0
-        digits[:, 0] = np.where(lengths > 1, generator.integers(1, 10, size=count), digits[:, 0])
-        # digit i of a number of `length` digits has place value 10^(length - 1 - i)
-        places = lengths[:, None] - 1 - np.arange(MAX_DIGITS)
-        drawn = np.where(places >= 0, digits * 10 ** np.maximum(places, 0), 0).sum(axis=1)
-        numbers.update(dict.fromkeys(drawn.tolist()))
-    return np.fromiter(numbers, dtype=np.int64, count=len(numbers))[:count]
+        drawn = draw_numbers(4 * count, generator)
+        numbers.extend(drawn[owners[drawn] == owner].tolist())
+        if distinct:
+            numbers = list(dict.fromkeys(numbers))  # drop repeats, keep the order
+    return np.array(numbers[:count], dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,14 +227,14 @@ class TranslationData:
 @functools.lru_cache(maxsize=4)
 def load_number_words(train=20_000, valid=1_000, test=2_000, seed=0):
     """The task's splits (read-only arrays), the same for the same sizes and seed."""
-    numbers = draw_numbers(train + valid + test, seed)
-    np.random.Generator(np.random.PCG64(seed)).shuffle(numbers)
-    splits = {"train": numbers[:train], "valid": numbers[train:train + valid], "test": numbers[train + valid:]}
+    generator = np.random.Generator(np.random.PCG64(seed))
+    owners = split_owners(generator)
     arrays = {}
-    for name, part in splits.items():
-        arrays[f"{name}_source"] = encode_sources([number_to_words(number) for number in part], MAX_WORDS)
-        arrays[f"{name}_target"] = encode_targets(part)
-        arrays[f"{name}_numbers"] = part
+    for owner, (name, count) in enumerate(zip(SPLITS, (train, valid, test))):
+        numbers = draw_split(count, owner, owners, generator, distinct=name != "train")
+        arrays[f"{name}_source"] = encode_sources([number_to_words(number) for number in numbers], MAX_WORDS)
+        arrays[f"{name}_target"] = encode_targets(numbers)
+        arrays[f"{name}_numbers"] = numbers
     for array in arrays.values():
         array.flags.writeable = False  # shared by every caller through the cache
     return TranslationData("number-words", **arrays)

@@ -48,11 +48,11 @@ class Conv2d(Function):
         return _kernels(x).conv2d_forward(*_contiguous(x, weight, bias), stride, padding, dilation, groups)
 
     def backward(self, grad):
-        x, weight = self.saved_tensors
+        (x, weight), window = self.saved_tensors, self.window
         need_x, need_weight, need_bias = self.needs_input_grad
-        return (ConvTranspose2d.apply(grad, weight, None, output_hw=x.shape[2:], **self.window) if need_x else None,
-                Conv2dWeightGrad.apply(grad, x, kernel_hw=weight.shape[2:], **self.window) if need_weight else None,
-                grad.sum(dim=(0, 2, 3)) if need_bias else None)
+        dx = ConvTranspose2d.apply(grad, weight, None, output_hw=x.shape[2:], **window) if need_x else None
+        dw = Conv2dWeightGrad.apply(grad, x, kernel_hw=weight.shape[2:], **window) if need_weight else None
+        return dx, dw, (grad.sum(dim=(0, 2, 3)) if need_bias else None)
 
 
 class ConvTranspose2d(Function):
@@ -67,11 +67,11 @@ class ConvTranspose2d(Function):
         return _with_bias(y, bias)
 
     def backward(self, grad):
-        x, weight = self.saved_tensors
+        (x, weight), window = self.saved_tensors, self.window
         need_x, need_weight, need_bias = self.needs_input_grad
-        return (Conv2d.apply(grad, weight, None, **self.window) if need_x else None,
-                Conv2dWeightGrad.apply(x, grad, kernel_hw=weight.shape[2:], **self.window) if need_weight else None,
-                grad.sum(dim=(0, 2, 3)) if need_bias else None)
+        dx = Conv2d.apply(grad, weight, None, **window) if need_x else None
+        dw = Conv2dWeightGrad.apply(x, grad, kernel_hw=weight.shape[2:], **window) if need_weight else None
+        return dx, dw, (grad.sum(dim=(0, 2, 3)) if need_bias else None)
 
 
 class Conv2dWeightGrad(Function):
@@ -81,13 +81,15 @@ class Conv2dWeightGrad(Function):
         self.window = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         self.save_for_backward(grad_y, x)
         grad_y, x = _contiguous(grad_y, x)
-        return _kernels(x).conv2d_backward_weight(grad_y, x, tuple(kernel_hw), stride, padding, dilation, groups)
+        return _kernels(x).conv2d_backward_weight(grad_y, x, tuple(kernel_hw), stride, padding, dilation,
+                                                  groups)
 
     def backward(self, grad):
-        grad_y, x = self.saved_tensors
+        (grad_y, x), window = self.saved_tensors, self.window
         need_grad_y, need_x = self.needs_input_grad
-        return (Conv2d.apply(x, grad, None, **self.window) if need_grad_y else None,
-                ConvTranspose2d.apply(grad_y, grad, None, output_hw=x.shape[2:], **self.window) if need_x else None)
+        d_grad_y = Conv2d.apply(x, grad, None, **window) if need_grad_y else None
+        dx = ConvTranspose2d.apply(grad_y, grad, None, output_hw=x.shape[2:], **window) if need_x else None
+        return d_grad_y, dx
 
 
 # ---- pooling and interpolation: pairs of adjoint linear maps -------------------------------------
@@ -95,7 +97,8 @@ class AvgPool2d(Function):
     """y = the mean of each window (over kh*kw, or over its non-padding inputs)."""
 
     def forward(self, x, *, kernel_hw, stride, padding, count_include_pad):
-        self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding, count_include_pad=count_include_pad)
+        self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding,
+                           count_include_pad=count_include_pad)
         self.input_hw = x.shape[2:]
         return _kernels(x).avg_pool2d_forward(*_contiguous(x), kernel_hw, stride, padding, count_include_pad)
 
@@ -107,9 +110,10 @@ class AvgPool2dBackward(Function):
     """dx = every window's share of dy spread back over it: AvgPool2d's adjoint."""
 
     def forward(self, grad_y, *, input_hw, kernel_hw, stride, padding, count_include_pad):
-        self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding, count_include_pad=count_include_pad)
-        return _kernels(grad_y).avg_pool2d_backward(*_contiguous(grad_y), input_hw, kernel_hw, stride, padding,
-                                                    count_include_pad)
+        self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding,
+                           count_include_pad=count_include_pad)
+        return _kernels(grad_y).avg_pool2d_backward(*_contiguous(grad_y), input_hw, kernel_hw, stride,
+                                                    padding, count_include_pad)
 
     def backward(self, grad):
         return AvgPool2d.apply(grad, **self.window)
@@ -134,7 +138,8 @@ class MaxPool2dBackward(Function):
     """dx = each dy added where its window's maximum was (taps fixed): linear in dy."""
 
     def forward(self, grad_y, *, taps, input_hw, kernel_hw, stride, padding, dilation):
-        self.taps, self.window = taps, dict(kernel_hw=kernel_hw, stride=stride, padding=padding, dilation=dilation)
+        self.taps = taps
+        self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding, dilation=dilation)
         return _kernels(grad_y).max_pool2d_backward(*_contiguous(grad_y), taps, input_hw, kernel_hw, stride,
                                                     padding, dilation)
 
@@ -146,7 +151,8 @@ class MaxPool2dGather(Function):
     """out = x read at fixed window taps: MaxPool2dBackward's adjoint (its second derivative)."""
 
     def forward(self, x, *, taps, kernel_hw, stride, padding, dilation):
-        self.taps, self.window = taps, dict(kernel_hw=kernel_hw, stride=stride, padding=padding, dilation=dilation)
+        self.taps = taps
+        self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding, dilation=dilation)
         self.input_hw = x.shape[2:]
         return _kernels(x).max_pool2d_gather(*_contiguous(x), taps, kernel_hw, stride, padding, dilation)
 
@@ -180,7 +186,7 @@ class InterpolateBackward(Function):
 
 
 # ---- torch.nn.functional's signatures ------------------------------------------------------------
-def _pair(op, name, value):
+def as_pair(op, name, value):
     """``3 -> (3, 3)``; a pair stays a pair (as plain ints, so the kernels see one signature)."""
     pair = (value, value) if isinstance(value, numbers.Integral) else value
     if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
@@ -201,7 +207,8 @@ def _batched(op, x, operator):
 def _same_padding(op, x, kernel_hw, stride, dilation):
     """PyTorch's ``padding="same"``: d(k-1) in total per axis, the odd one extra at the end."""
     if stride != (1, 1):
-        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions, got stride {stride}")
+        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions, "
+                         f"got stride {stride}")
     totals = [d * (k - 1) for k, d in zip(kernel_hw, dilation)]
     extra_h, extra_w = (t % 2 for t in totals)
     if extra_h or extra_w:
@@ -212,7 +219,7 @@ def _same_padding(op, x, kernel_hw, stride, dilation):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """``torch.nn.functional.conv2d``: weight (C_out, C_in / groups, kh, kw); padding an int, a pair,
     ``"valid"`` or ``"same"``."""
-    stride, dilation = _pair("conv2d", "stride", stride), _pair("conv2d", "dilation", dilation)
+    stride, dilation = as_pair("conv2d", "stride", stride), as_pair("conv2d", "dilation", dilation)
 
     def convolve(x):
         window = padding
@@ -220,7 +227,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             x, window = _same_padding("conv2d", x, weight.shape[2:], stride, dilation)
         elif padding == "valid":
             window = 0
-        return Conv2d.apply(x, weight, bias, stride=stride, padding=_pair("conv2d", "padding", window),
+        return Conv2d.apply(x, weight, bias, stride=stride, padding=as_pair("conv2d", "padding", window),
                             dilation=dilation, groups=groups)
     return _batched("conv2d", input, convolve)
 
@@ -228,9 +235,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """``torch.nn.functional.conv_transpose2d``: weight (C_in, C_out / groups, kh, kw); the output is
     (H - 1) s - 2 p + d (k - 1) + output_padding + 1 per axis."""
-    stride, padding = _pair("conv_transpose2d", "stride", stride), _pair("conv_transpose2d", "padding", padding)
-    dilation = _pair("conv_transpose2d", "dilation", dilation)
-    output_padding = _pair("conv_transpose2d", "output_padding", output_padding)
+    stride = as_pair("conv_transpose2d", "stride", stride)
+    padding = as_pair("conv_transpose2d", "padding", padding)
+    dilation = as_pair("conv_transpose2d", "dilation", dilation)
+    output_padding = as_pair("conv_transpose2d", "output_padding", output_padding)
     if any(o >= s for o, s in zip(output_padding, stride)):
         # PyTorch also takes output_padding < dilation; then the output is wider than conv2d's
         # adjoint reaches (its conv2d has more outputs than x has), which this op does not model.
@@ -251,17 +259,17 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """``torch.nn.grad.conv2d_weight``: the weight gradient of conv2d as a differentiable op."""
     return Conv2dWeightGrad.apply(grad_output, input, kernel_hw=tuple(weight_size[2:]),
-                                  stride=_pair("conv2d_weight", "stride", stride),
-                                  padding=_pair("conv2d_weight", "padding", padding),
-                                  dilation=_pair("conv2d_weight", "dilation", dilation), groups=groups)
+                                  stride=as_pair("conv2d_weight", "stride", stride),
+                                  padding=as_pair("conv2d_weight", "padding", padding),
+                                  dilation=as_pair("conv2d_weight", "dilation", dilation), groups=groups)
 
 
 def _pool_window(op, kernel_size, stride, padding, ceil_mode):
     if ceil_mode:
         raise NotImplementedError(f"{op}: ceil_mode=True is not supported")
-    kernel_hw = _pair(op, "kernel_size", kernel_size)
-    stride = kernel_hw if stride is None or stride == [] else _pair(op, "stride", stride)
-    return kernel_hw, stride, _pair(op, "padding", padding)
+    kernel_hw = as_pair(op, "kernel_size", kernel_size)
+    stride = kernel_hw if stride is None or stride == [] else as_pair(op, "stride", stride)
+    return kernel_hw, stride, as_pair(op, "padding", padding)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -279,7 +287,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
     kernel_hw, stride, padding = _pool_window("max_pool2d", kernel_size, stride, padding, ceil_mode)
-    dilation = _pair("max_pool2d", "dilation", dilation)
+    dilation = as_pair("max_pool2d", "dilation", dilation)
     return _batched("max_pool2d", input, lambda x: MaxPool2d.apply(
         x, kernel_hw=kernel_hw, stride=stride, padding=padding, dilation=dilation))
 
@@ -296,11 +304,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported")
     if align_corners is not None and mode != "bilinear":
-        raise ValueError(f"interpolate: align_corners can only be set with mode 'bilinear', got mode {mode!r}")
+        raise ValueError(f"interpolate: align_corners can only be set with mode 'bilinear', "
+                         f"got mode {mode!r}")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: expected exactly one of size and scale_factor")
     if size is not None:
-        output_hw, factors = _pair("interpolate", "size", size), None
+        output_hw, factors = as_pair("interpolate", "size", size), None
     else:
         factors = tuple(float(f) for f in ((scale_factor,) * 2 if isinstance(scale_factor, (int, float))
                                            else scale_factor))

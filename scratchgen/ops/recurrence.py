@@ -6,10 +6,11 @@ gates and cells the kernel returns, its backward is the kernel's backward throug
 backward works on raw arrays, so the op is differentiable once only; differentiating its
 gradients again (``create_graph=True``) raises an error naming it.
 
-``lstm_cell`` is the same op over a sequence of length one: a decoding loop shares the gate math
-with the sequence op instead of repeating it in element-wise ops (and each step is one fused
-kernel call, not a dozen graph nodes). Stacking layers, dropout between them and ``batch_first``
-live in ``scratchgen.nn.LSTM``.
+``lstm`` stacks layers (one ``FusedLSTM`` each, dropout between them) and handles
+``batch_first``, unbatched input and default initial states; ``scratchgen.nn.LSTM`` calls it with
+its parameters. ``lstm_cell`` is the same op over a sequence of length one: a decoding loop
+shares the gate math with the sequence op instead of repeating it in element-wise ops (and each
+step is one fused kernel call, not a dozen graph nodes).
 """
 from .. import backend
 from ..autograd import Function
@@ -31,8 +32,11 @@ class FusedLSTM(Function):
     def forward(self, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         xp = backend.get_array_module(x)
         x, h0, c0, weight_ih, weight_hh = (xp.ascontiguousarray(a) for a in (x, h0, c0, weight_ih, weight_hh))
-        biases = [b for b in (bias_ih, bias_hh) if b is not None]
-        bias = sum(biases[1:], biases[0]) if biases else xp.zeros(weight_hh.shape[0], dtype=weight_hh.dtype)
+        if bias_ih is None or bias_hh is None:
+            bias = bias_hh if bias_ih is None else bias_ih
+            bias = xp.zeros(weight_hh.shape[0], dtype=weight_hh.dtype) if bias is None else bias
+        else:
+            bias = bias_ih + bias_hh
         self.kernels = implementation("recurrence", x)
         y, h_n, c_n, saved = self.kernels.lstm_forward(x, h0, c0, weight_ih, weight_hh,
                                                        xp.ascontiguousarray(bias))

@@ -5,12 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchgen.data.number_words import (LARGEST, MAX_DIGITS, MAX_WORDS, SOURCE_VOCABULARY, TARGET_VOCABULARY,
-                                          decode_digits, draw_numbers, load_number_words, number_to_words,
-                                          tokenize, words_to_number)
+from scratchgen.data.number_words import (LARGEST, MAX_DIGITS, MAX_WORDS, SOURCE_VOCABULARY,
+                                          TARGET_VOCABULARY, decode_digits, draw_numbers, load_number_words,
+                                          number_to_words, tokenize, words_to_number)
 
+# all sizes, plus round thousands and the zeros inside ("forty two thousand seven")
 numbers = st.one_of(st.integers(0, 999), st.integers(0, LARGEST),
-                    st.builds(lambda high, low: 1000 * high + low, st.integers(1, 999), st.sampled_from([0, 1, 7, 10, 20])))
+                    st.builds(lambda high, low: 1000 * high + low, st.integers(1, 999),
+                              st.sampled_from([0, 1, 7, 10, 20])))
 
 
 @pytest.mark.parametrize("number, words", [
@@ -37,7 +39,8 @@ def test_every_number_below_a_thousand_round_trips():
 
 
 @pytest.mark.parametrize("text", ["", "hundred", "thousand", "twenty twenty", "one thousand thousand",
-                                  "ten two", "zero zero", "one zero", "twelve hundred", "seven thousand zero"])
+                                  "ten two", "zero zero", "one zero", "twelve hundred",
+                                  "seven thousand zero"])
 def test_parser_rejects_what_the_writer_never_writes(text):
     with pytest.raises(ValueError, match="words_to_number: expected"):
         words_to_number(text)
@@ -49,16 +52,20 @@ def test_out_of_range_numbers_are_refused():
             number_to_words(number)
 
 
-def test_draw_is_seeded_and_distinct():
-    first, again, other = draw_numbers(500, seed=3), draw_numbers(500, seed=3), draw_numbers(500, seed=4)
-    assert np.array_equal(first, again) and not np.array_equal(first, other)
-    assert len(set(first.tolist())) == 500 and first.min() >= 0 and first.max() <= LARGEST
+def test_draws_are_seeded_and_cover_every_length():
+    def draw(seed):
+        return draw_numbers(3000, np.random.Generator(np.random.PCG64(seed)))
+    first = draw(3)
+    assert np.array_equal(first, draw(3)) and not np.array_equal(first, draw(4))
+    assert first.min() >= 0 and first.max() <= LARGEST
+    lengths = np.bincount([len(str(number)) for number in first], minlength=MAX_DIGITS + 1)[1:]
+    assert (lengths > 0).all() and lengths[-1] > lengths[0]   # d digits with probability d / 21
 
 
 def test_splits_are_fixed_disjoint_and_encode_their_numbers():
     data = load_number_words(train=600, valid=100, test=200, seed=1)
     splits = [set(data.split(name)[2].tolist()) for name in ("train", "valid", "test")]
-    assert [len(s) for s in splits] == [600, 100, 200]
+    assert len(data.train_numbers) == 600 and [len(s) for s in splits[1:]] == [100, 200]  # held-out: distinct
     assert not (splits[0] & splits[1] or splits[0] & splits[2] or splits[1] & splits[2])
     source, target, numbers = data.split("test")
     assert source.shape == (200, MAX_WORDS) and target.shape == (200, MAX_DIGITS + 2)

@@ -12,7 +12,11 @@ import os
 import numpy as np
 import pytest
 
-TOLERANCES = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
+import scratchgen
+from scratchgen.backend import cupy_or_none
+
+TOLERANCES = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5),
+              np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
 
 HOW_TO_RUN = ("GPU kernels run in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/gpu) "
               "or on a CUDA GPU with CuPy installed (python -m pytest tests/gpu)")
@@ -24,11 +28,7 @@ def simulating():
 
 def cupy_with_gpu():
     """``cupy`` when it is installed and sees a GPU, else None."""
-    try:
-        import cupy
-        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:  # ImportError, or CuPy's CUDARuntimeError without a driver
-        return None
+    return cupy_or_none() if scratchgen.cuda.is_available() else None
 
 
 def array_module_or_skip():

@@ -49,8 +49,8 @@ def check_forward_and_backward(case, dtype, scale=0.4):
     q_d, k_d, v_d, mask_d, grad_out_d = on_gpu
     saved = on_device(xp, expected_out, expected_logsumexp)  # the backward is checked on its own
     grads = gpu.attention_backward(grad_out_d, q_d, k_d, v_d, *saved, mask_d, is_causal, scale)
-    expected = reference.attention_backward(grad_out, q, k, v, expected_out, expected_logsumexp, mask, is_causal,
-                                            scale)
+    expected = reference.attention_backward(grad_out, q, k, v, expected_out, expected_logsumexp, mask,
+                                            is_causal, scale)
     for name, actual, wanted in zip(("grad_q", "grad_k", "grad_v"), grads, expected):
         assert_close(actual, wanted, name)
     return expected_logsumexp

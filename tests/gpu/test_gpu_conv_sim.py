@@ -64,7 +64,8 @@ def conv_cases(draw):
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    reach = [d * (k - 1) + 1 - 2 * p for k, d, p in zip(kernel_hw, dilation, padding)]  # smallest input that fits
+    # the smallest input the (dilated) kernel fits once padded
+    reach = [d * (k - 1) + 1 - 2 * p for k, d, p in zip(kernel_hw, dilation, padding)]
     h, w = (draw(st.integers(max(1, r), max(1, r) + 4)) for r in reach)
     return (draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), h, w,
             kernel_hw, stride, padding, dilation, groups)
@@ -89,6 +90,6 @@ def test_pooling_and_interpolation_are_the_reference_ones():
 
 
 def test_boundary_checks_are_the_shared_ones():
-    x = np.zeros((1, 2, 4, 4), np.float32)
+    x, weight = on_device(xp, np.zeros((1, 2, 4, 4), np.float32), np.zeros((1, 2, 3, 3)))
     with pytest.raises(TypeError, match="conv2d_forward: expected all inputs of one dtype"):
-        gpu.conv2d_forward(on_device(xp, x), on_device(xp, np.zeros((1, 2, 3, 3))), None, (1, 1), (0, 0), (1, 1), 1)
+        gpu.conv2d_forward(x, weight, None, (1, 1), (0, 0), (1, 1), 1)

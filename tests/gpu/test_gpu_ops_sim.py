@@ -13,26 +13,35 @@ array_module_or_skip()
 
 import scratchgen as sg  # noqa: E402
 import scratchgen.functional as F  # noqa: E402
+from scratchgen import kernels as sg_kernels  # noqa: E402
 
 
 def outputs_and_gradients(compute, inputs, device, kernels):
     """``compute``'s outputs and the gradient of a fixed random projection of them for each input
-    (host arrays), with ``inputs`` (host Tensors) copied to ``device`` and the named kernels."""
+    (host arrays), with ``inputs`` (host Tensors) copied to ``device`` and the named kernels; also
+    the set of kernel implementations that ran."""
     leaves = [x.detach().to(device).requires_grad_() for x in inputs]
-    with sg.use_kernels(kernels):
-        outputs = compute(*leaves)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        rng = np.random.default_rng(1)
-        loss = sum((out * sg.tensor(rng.standard_normal(out.shape), dtype=out.dtype, device=device)).sum()
-                   for out in outputs)
-        loss.backward()
-    return [out.detach().cpu().numpy() for out in outputs], [x.grad.cpu().numpy() for x in leaves]
+    picked = set()
+    record = lambda family, name: picked.add(name)  # noqa: E731
+    sg_kernels.implementation_listeners.append(record)
+    try:
+        with sg.use_kernels(kernels):
+            outputs = compute(*leaves)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            rng = np.random.default_rng(1)
+            loss = sum((out * sg.tensor(rng.standard_normal(out.shape), dtype=out.dtype, device=device)).sum()
+                       for out in outputs)
+            loss.backward()
+    finally:
+        sg_kernels.implementation_listeners.remove(record)
+    return [out.detach().cpu().numpy() for out in outputs], [x.grad.cpu().numpy() for x in leaves], picked
 
 
 def check_against_reference(compute, *inputs):
     device, kernels = ("cpu", "gpu") if simulating() else ("cuda", None)
-    outputs, grads = outputs_and_gradients(compute, inputs, device, kernels)
-    expected_outputs, expected_grads = outputs_and_gradients(compute, inputs, "cpu", "reference")
+    outputs, grads, picked = outputs_and_gradients(compute, inputs, device, kernels)
+    assert picked == {"gpu"}, f"expected the gpu kernels to run, got {picked}"
+    expected_outputs, expected_grads, _ = outputs_and_gradients(compute, inputs, "cpu", "reference")
     for i, (actual, wanted) in enumerate(zip(outputs + grads, expected_outputs + expected_grads)):
         assert_close(actual, wanted, f"output or gradient {i}")
 

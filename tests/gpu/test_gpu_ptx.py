@@ -37,7 +37,7 @@ def signatures(dtype):
     c1, c2, c3, c4 = (array(dtype, n) for n in (1, 2, 3, 4))
     geometry, index, flag = types.UniTuple(types.int64, 10), types.int64, types.boolean
     mask = array(dtype, 4, "A")  # a broadcast view with zero strides
-    attention_inputs = (c4, c4, c4, c4, c3, c3, mask, flag, flag, dtype)  # grad_out, q, k, v, shift, delta, ...
+    attention_inputs = (c4, c4, c4, c4, c3, c3, mask, flag, flag, dtype)  # grad_out, q, k, v, shift, ...
     return {
         "im2col_kernel": (c4, geometry, c1, index, index),
         "col2im_kernel": (c1, index, index, geometry, c4),

@@ -17,7 +17,9 @@ from scratchgen.testing.strategies import GradCase, arrays, broadcastable_shapes
 @st.composite
 def attention_inputs(draw):
     """q (..., L, E), k (..., S, E), v (..., S, Ev) with broadcasting batch dims, and a mask."""
-    batch_q, batch_k, batch_v, batch_mask = draw(broadcastable_shapes(4, max_dims=2, max_side=2))
+    batch_q, batch_k, batch_v = draw(broadcastable_shapes(3, max_dims=2, max_side=2))
+    batch = np.broadcast_shapes(batch_q, batch_k, batch_v)
+    batch_mask = tuple(size if draw(st.booleans()) else 1 for size in batch)[draw(st.integers(0, len(batch))):]
     queries, keys, depth, value_depth = (draw(st.integers(1, 4)) for _ in range(4))
     q = draw(arrays(batch_q + (queries, depth)))
     k = draw(arrays(batch_k + (keys, depth)))
@@ -36,9 +38,13 @@ def sdpa(q, k, v, attn_mask, is_causal, scale):
 
 
 def torch_sdpa(q, k, v, attn_mask, is_causal, scale):
+    """PyTorch's SDPA after expanding q, k, v to their common batch shape (PyTorch's kernels do
+    not all broadcast batch dims between q, k and v; the expansion is what that would mean)."""
     import torch
+    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (x.expand(batch + x.shape[-2:]) for x in (q, k, v))
     if attn_mask is not None:
-        attn_mask = torch.from_numpy(attn_mask if attn_mask.dtype == bool else attn_mask.astype(q.numpy().dtype))
+        attn_mask = torch.from_numpy(attn_mask if attn_mask.dtype == bool else attn_mask.astype(q.detach().numpy().dtype))
     return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
                                                             scale=scale)
 
@@ -61,7 +67,7 @@ def torch_composed(q, k, v, mask, is_causal):
     import torch
     if is_causal:
         mask = mask + np.where(np.tril(np.ones((q.shape[-2], k.shape[-2]), bool)), 0, -np.inf)
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, torch.from_numpy(mask.astype(q.numpy().dtype)),
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, torch.from_numpy(mask.astype(q.detach().numpy().dtype)),
                                                             scale=0.7)
 
 

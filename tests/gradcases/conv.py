@@ -34,9 +34,10 @@ def conv_configs(draw, max_channels=3, max_out=5, max_batch=3):
     out_hw = draw(pairs(st.integers(1, max_out), st.integers(1, max_out)))
     input_hw = tuple(max(1, (o - 1) * s + d * (k - 1) + 1 - 2 * p + draw(st.integers(0, s - 1)))
                      for o, s, d, k, p in zip(out_hw, stride, dilation, kernel, padding))
-    return dict(batch=draw(st.integers(1, max_batch)), in_channels=groups * draw(st.integers(1, max_channels)),
-                out_channels=groups * draw(st.integers(1, max_channels)), input_hw=input_hw, kernel=kernel,
-                stride=stride, padding=padding, dilation=dilation, groups=groups)
+    channels = [groups * draw(st.integers(1, max_channels)) for _ in range(2)]
+    return dict(batch=draw(st.integers(1, max_batch)), in_channels=channels[0], out_channels=channels[1],
+                input_hw=input_hw, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                groups=groups)
 
 
 def window(config):
@@ -45,7 +46,7 @@ def window(config):
 
 def output_shape(config):
     hw = output_hw("conv", config["input_hw"], config["kernel"], config["stride"], config["padding"],
-                             config["dilation"])
+                   config["dilation"])
     return (config["batch"], config["out_channels"]) + hw
 
 
@@ -95,28 +96,16 @@ def _with_gradient(inputs, op):
     """Output gradients v as the arrays under test, the op's input x moved into the parameters:
     the backward maps below are linear in v, and x only fixes shapes (and max pooling's taps)."""
     @st.composite
-    def draw_with_gradient(draw, count=1):
+    def draw_with_gradient(draw):
         (x,), params = draw(inputs)
-        shape = op(x, **params).shape
-        return tuple(draw(arrays(shape)) for _ in range(count)), dict(params, x=x)
+        return (draw(arrays(op(sg.Tensor(x), **params).shape)),), dict(params, x=x)
     return draw_with_gradient
 
 
-def _pool_output(x, **params):
-    """NumPy output of max pooling (to draw gradients of the right shape and reject bad draws)."""
-    params = dict(params, dilation=params.get("dilation", (1, 1)))
-    return reference.max_pool2d_forward(np.ascontiguousarray(x), params["kernel_size"], params["stride"], params["padding"],
-                                        params["dilation"])[0]
-
-
-def _avg_pool_output(x, **params):
-    return reference.avg_pool2d_forward(np.ascontiguousarray(x), params["kernel_size"], params["stride"], params["padding"], True)
-
-
-def max_pool_is_kinked(x, **params):
+def max_pool_is_kinked(x, kernel_size, stride, padding, dilation):
     """Reject near-ties inside a window (max is not smooth there) and all-padding windows."""
-    cols = reference.windows(np.ascontiguousarray(x), params["kernel_size"], params["stride"], params["padding"],
-                             params.get("dilation", (1, 1)), pad_value=-np.inf)
+    cols = reference.windows(np.ascontiguousarray(x), kernel_size, stride, padding, dilation,
+                             pad_value=-np.inf)
     cols = np.moveaxis(cols.reshape(cols.shape[:2] + (-1,) + cols.shape[4:]), 2, -1)
     return bool(np.isinf(cols.max(axis=-1)).any() or has_ties(np.where(np.isinf(cols), -1e9, cols), axis=-1))
 
@@ -134,11 +123,6 @@ def interpolate_inputs(draw):
         resize = {"size": x.shape[2:]}
     corners = {"align_corners": draw(st.booleans())} if mode == "bilinear" else {}
     return (x,), dict(resize, mode=mode, **corners)
-
-
-def _interpolate_output(x, **params):
-    size = params.get("size") or tuple(int(n * f) for n, f in zip(x.shape[2:], params["scale_factor"]))
-    return np.empty(x.shape[:2] + tuple(size))
 
 
 # ---- gradients as ops: the backward Functions in the forward graph -------------------------------
@@ -173,7 +157,7 @@ def torch_max_pool2d_double_backward(v, u, x, **params):
 
 @st.composite
 def max_pool_double_inputs(draw):
-    (v,), params = draw(_with_gradient(max_pool_inputs, _pool_output)())
+    (v,), params = draw(_with_gradient(max_pool_inputs, F.max_pool2d)())
     return (v, draw(arrays(params["x"].shape))), params
 
 
@@ -198,21 +182,25 @@ max_pool_inputs = pool_inputs(dilated=True).map(lambda d: ((d[0],), d[1]))
 
 CASES = [
     GradCase("conv2d", F.conv2d, conv2d_inputs(), torch_functional("conv2d"), second_order=True),
-    GradCase("conv_transpose2d", F.conv_transpose2d, conv_transpose2d_inputs(), torch_functional("conv_transpose2d"),
-             second_order=True),
-    GradCase("conv2d_weight", lambda x, grad_y, weight_size, **window: conv2d_weight(x, weight_size, grad_y, **window),
+    GradCase("conv_transpose2d", F.conv_transpose2d, conv_transpose2d_inputs(),
+             torch_functional("conv_transpose2d"), second_order=True),
+    GradCase("conv2d_weight", lambda x, grad_y, weight_size, **window: conv2d_weight(x, weight_size, grad_y,
+                                                                                    **window),
              conv2d_weight_inputs(), torch_conv2d_weight, second_order=True),
     GradCase("avg_pool2d", F.avg_pool2d, avg_pool_inputs, torch_functional("avg_pool2d"), second_order=True),
-    GradCase("avg_pool2d_backward", input_gradient(F.avg_pool2d), _with_gradient(avg_pool_inputs, _avg_pool_output)(),
-             torch_input_gradient("avg_pool2d"), second_order=True),
-    GradCase("max_pool2d", F.max_pool2d, max_pool_inputs, torch_functional("max_pool2d"), reject=max_pool_is_kinked,
+    GradCase("avg_pool2d_backward", input_gradient(F.avg_pool2d),
+             _with_gradient(avg_pool_inputs, F.avg_pool2d)(), torch_input_gradient("avg_pool2d"),
              second_order=True),
-    GradCase("max_pool2d_backward", input_gradient(F.max_pool2d), _with_gradient(max_pool_inputs, _pool_output)(),
-             torch_input_gradient("max_pool2d"), reject=max_pool_gradient_is_kinked, second_order=True),
+    GradCase("max_pool2d", F.max_pool2d, max_pool_inputs, torch_functional("max_pool2d"),
+             reject=max_pool_is_kinked, second_order=True),
+    GradCase("max_pool2d_backward", input_gradient(F.max_pool2d),
+             _with_gradient(max_pool_inputs, F.max_pool2d)(), torch_input_gradient("max_pool2d"),
+             reject=max_pool_gradient_is_kinked, second_order=True),
     GradCase("max_pool2d_double_backward", max_pool2d_double_backward, max_pool_double_inputs(),
              torch_max_pool2d_double_backward, reject=max_pool_gradient_is_kinked),
-    GradCase("interpolate", F.interpolate, interpolate_inputs(), torch_functional("interpolate"), second_order=True),
+    GradCase("interpolate", F.interpolate, interpolate_inputs(), torch_functional("interpolate"),
+             second_order=True),
     GradCase("interpolate_backward", input_gradient(F.interpolate),
-             _with_gradient(interpolate_inputs(), _interpolate_output)(), torch_input_gradient("interpolate"),
+             _with_gradient(interpolate_inputs(), F.interpolate)(), torch_input_gradient("interpolate"),
              second_order=True),
 ]

@@ -59,7 +59,8 @@ def test_reference_matches_torch(config):
     torch = require_torch()
     x, weight, bias, grad_y = conv_arrays(config, np.float64)
     tx, tweight = torch.tensor(x, requires_grad=True), torch.tensor(weight, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tweight, None if bias is None else torch.tensor(bias), *geometry(config))
+    tbias = None if bias is None else torch.tensor(bias)
+    ty = torch.nn.functional.conv2d(tx, tweight, tbias, *geometry(config))
     ty.backward(torch.tensor(grad_y))
     for ours, theirs in zip(all_three(reference, x, weight, bias, grad_y, config),
                             (ty.detach(), tx.grad, tweight.grad)):
@@ -82,9 +83,9 @@ def test_benchmark_shapes_match_reference():
     rng = np.random.default_rng(0)
     for x_shape, w_shape, stride, padding in (((4, 32, 16, 16), (64, 32, 3, 3), 1, 1),
                                               ((4, 32, 16, 16), (64, 32, 4, 4), 2, 1)):
-        x, weight = rng.standard_normal(x_shape, dtype=np.float32), rng.standard_normal(w_shape, dtype=np.float32)
-        grad_y = rng.standard_normal(cpu.conv2d_forward(x, weight, None, (stride,) * 2, (padding,) * 2, (1, 1), 1).shape,
-                                     dtype=np.float32)
+        x, weight = (rng.standard_normal(shape, dtype=np.float32) for shape in (x_shape, w_shape))
+        y = cpu.conv2d_forward(x, weight, None, (stride,) * 2, (padding,) * 2, (1, 1), 1)
+        grad_y = rng.standard_normal(y.shape, dtype=np.float32)
         config = dict(input_hw=x_shape[2:], kernel=w_shape[2:], stride=(stride,) * 2, padding=(padding,) * 2,
                       dilation=(1, 1), groups=1)
         for ours, expected in zip(all_three(cpu, x, weight, None, grad_y, config),
@@ -108,12 +109,13 @@ def test_avg_pool2d_matches_torch(drawn, count_include_pad):
     args = (c["kernel"], c["stride"], c["padding"], count_include_pad)
     y = cpu.avg_pool2d_forward(x, *args)
     tx = torch.tensor(x, requires_grad=True)
-    ty = torch.nn.functional.avg_pool2d(tx, c["kernel"], c["stride"], c["padding"], count_include_pad=count_include_pad)
+    ty = torch.nn.functional.avg_pool2d(tx, c["kernel"], c["stride"], c["padding"],
+                                        count_include_pad=count_include_pad)
     grad_y = np.cos(np.arange(y.size)).reshape(y.shape)
     ty.backward(torch.tensor(grad_y))
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cpu.avg_pool2d_backward(grad_y, x.shape[2:], *args), tx.grad.numpy(), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(cpu.avg_pool2d_backward(grad_y, x.shape[2:], *args), tx.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=30)
@@ -133,14 +135,15 @@ def test_max_pool2d_matches_torch_and_its_gather_is_adjoint(drawn):
     np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(cpu.max_pool2d_gather(x, taps, *window), y)
     probe = np.sin(np.arange(x.size)).reshape(x.shape)  # <gather(v), g> = <v, backward(g)>
-    np.testing.assert_allclose(np.vdot(cpu.max_pool2d_gather(probe, taps, *window), grad_y), np.vdot(probe, grad_x),
-                               rtol=1e-12, atol=1e-12)
+    gathered = cpu.max_pool2d_gather(probe, taps, *window)
+    np.testing.assert_allclose(np.vdot(gathered, grad_y), np.vdot(probe, grad_x), rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=40)
 @given(input_hw=pairs(st.integers(1, 6), st.integers(1, 6)), mode=st.sampled_from(["nearest", "bilinear"]),
        align_corners=st.booleans(), by_factor=st.booleans(),
-       factor=pairs(st.sampled_from([0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0]), st.sampled_from([0.6, 1.0, 2.0, 1.3])),
+       factor=pairs(st.sampled_from([0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0]),
+                    st.sampled_from([0.6, 1.0, 2.0, 1.3])),
        size=pairs(st.integers(1, 9), st.integers(1, 9)))
 def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, factor, size):
     torch = require_torch()
@@ -177,4 +180,5 @@ def test_conv_rejects_bad_inputs_naming_the_op(kernels):
     with pytest.raises(ValueError, match=r"conv2d_backward_data: expected grad_y of shape \(1, 6, 3, 3\)"):
         kernels.conv2d_backward_data(np.zeros((1, 6, 4, 4), np.float32), weight, (5, 5), *window, 2)
     with pytest.raises(ValueError, match=r"conv2d_backward_weight: expected stride as an \(h, w\) pair"):
-        kernels.conv2d_backward_weight(np.zeros((1, 6, 3, 3), np.float32), x, (3, 3), (0, 1), (0, 0), (1, 1), 2)
+        kernels.conv2d_backward_weight(np.zeros((1, 6, 3, 3), np.float32), x, (3, 3), (0, 1), (0, 0), (1, 1),
+                                       2)

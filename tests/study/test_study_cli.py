@@ -22,8 +22,8 @@ def test_graph_command_without_graphviz_is_a_usage_error(tmp_path, capsys, monke
 def test_profile_counts_each_linear_layer_once_per_step(tmp_path, capsys):
     recipe, _ = study.prepare("mlp", {"batch_size": 8})
     linears = sum(isinstance(m, nn.Linear) for m in recipe.model.modules())
-    assert cli.main(["profile", "mlp", "--steps", "2", "--batch-size", "8", "--json", str(tmp_path / "p.json"),
-                     "--trace", str(tmp_path / "t.json")]) == 0
+    assert cli.main(["profile", "mlp", "--steps", "2", "--batch-size", "8",
+                     "--json", str(tmp_path / "p.json"), "--trace", str(tmp_path / "t.json")]) == 0
     printed = capsys.readouterr().out
     assert "mlp: 2 training steps after 1 warm-up" in printed and "(outside ops)" in printed
     ops = {op["name"]: op for op in json.loads((tmp_path / "p.json").read_text())["ops"]}

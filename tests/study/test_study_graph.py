@@ -63,7 +63,8 @@ def test_collapsing_draws_one_box_per_module_with_its_parameters_inside():
     assert ("0 (Linear)", "1 (Tanh)") in edges and ("1 (Tanh)", "2 (Linear)") in edges
     assert ("2 (Linear)", "Pow") in edges
     assert not any("weight" in label[0] for label in labels.values())  # folded into the boxes
-    assert {label[0]: label for label in labels.values()}["0 (Linear)"][1:] == ["3 ops", "params: weight, bias"]
+    by_name = {label[0]: label for label in labels.values()}
+    assert by_name["0 (Linear)"][1:] == ["3 ops", "params: weight, bias"]
 
 
 def test_uncollapsed_graph_names_parameters_from_the_module():

@@ -17,7 +17,8 @@ def test_module_hooks_fire_outside_in_around_each_forward():
     out.register_hook(lambda grad: calls.append("grad out"))
     model[0].weight.register_hook(lambda grad: calls.append("grad 0.weight"))
     out.sum().backward()
-    assert calls == ["pre root", "pre 0", "post 0", "pre 1", "post 1", "post root", "grad out", "grad 0.weight"]
+    assert calls == ["pre root", "pre 0", "post 0", "pre 1", "post 1", "post root",   # forward, outside in
+                     "grad out", "grad 0.weight"]                                     # backward, output first
 
 
 def test_hooks_can_replace_arguments_and_outputs_and_be_removed():
@@ -49,7 +50,8 @@ def test_gradient_flow_records_each_backward_and_plots(tmp_path):
         assert flow.plot(tmp_path / "flow.png") == tmp_path / "flow.png"
     assert list(flow.norms) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert all(len(values) == 3 for values in flow.norms.values())
-    assert flow.norms["2.weight"][-1] == pytest.approx(float(np.linalg.norm(model[2].weight.grad.numpy())), rel=1e-5)
+    last_gradient = model[2].weight.grad.numpy()  # zero_grad before each step: the last backward's gradient
+    assert flow.norms["2.weight"][-1] == pytest.approx(float(np.linalg.norm(last_gradient)), rel=1e-5)
     assert (tmp_path / "flow.png").read_bytes()[:4] == b"\x89PNG"
     model(sg.randn(8, 3)).sum().backward()  # after the block: nothing more is recorded
     assert len(flow.norms["0.weight"]) == 3

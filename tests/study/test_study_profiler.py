@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 import scratchgen as sg
-from scratchgen import kernels
+from scratchgen import kernels, profiler
 from scratchgen.autograd import Function
 
 
@@ -56,7 +56,8 @@ def test_timing_arithmetic_on_an_injected_clock():
     assert [(e.name, e.phase, e.start, e.end, e.depth) for e in prof.events] == [
         ("Double", "forward", 1, 2, 0), ("Mul", "forward", 4, 5, 1), ("Double", "backward", 3, 6, 0)]
     table = prof.table()
-    assert table.splitlines()[2].split()[:7] == ["Double", "1", "1000.000", "1", "3000.000", "4000.000", "57.1"]
+    columns = table.splitlines()[2].split()[:7]          # op, fwd calls, fwd ms, bwd calls, bwd ms, total, %
+    assert columns == ["Double", "1", "1000.000", "1", "3000.000", "4000.000", "57.1"]
     assert "(outside ops)" in table and "3000.000" in table.splitlines()[-1]
 
 
@@ -113,3 +114,12 @@ def test_convolution_lstm_and_attention_flops_and_kernels():
     attention = 2 * (2 * 3) * 5 * 5 * (4 + 4)   # Q K^T and P V per head, counted dense
     assert rows["ScaledDotProductAttention"].flops == 3 * attention
     assert rows["ScaledDotProductAttention"].kernels == ["attention:reference"]
+
+
+def test_a_synchronized_clock_waits_before_every_reading():
+    waits = []
+    clock = profiler.synchronized_clock(lambda: waits.append(len(waits)), ticking_clock())
+    x = sg.tensor([1.0], requires_grad=True)
+    with sg.profile(clock) as prof:
+        x.exp()
+    assert len(waits) == 4 and prof.total_seconds == 3  # enter, begin, end, exit
