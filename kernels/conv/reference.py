@@ -8,7 +8,8 @@ Everything is built from one pair of adjoint gathers (see the package docstring 
 A convolution is a matrix product of the weight with ``windows(x)``, one per group; its data
 gradient is the transposed product scattered back; its weight gradient is the product of the output
 gradient with ``windows(x)``. Pooling reduces over the window taps instead of multiplying by a
-weight; interpolation is a matrix product along each spatial axis. Written against ``xp = array_module(x)``, so the same code runs on CuPy arrays.
+weight; interpolation is a matrix product along each spatial axis. Written against
+``xp = array_module(x)``, so the same code runs on CuPy arrays.
 """
 from .._checks import array_module, check_float_arrays, check_ndim
 from ._geometry import check_conv2d_backward, check_conv2d_forward, check_window, output_hw
