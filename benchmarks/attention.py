@@ -103,7 +103,8 @@ def benchmark_length(workload, length, with_reference, repeats, memory):
         timings = time_interleaved({name: pair[index] for name, pair in calls.items()}, repeats=repeats)
         for name, timing in timings.items():
             peak = peak_bytes(calls[name][index]) if memory and name != "torch" else None
-            rows.append({"length": length, "pass": pass_name, "contender": name, **timing, "peak_bytes": peak})
+            rows.append({"length": length, "pass": pass_name, "contender": name, **timing,
+                         "peak_bytes": peak})
     return rows
 
 
@@ -155,7 +156,8 @@ def pin_threads(threads):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.attention", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.attention",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=list(WORKLOAD.lengths))
     parser.add_argument("--reference-max-length", type=int, default=None,
                         help="skip the reference above this T (at 4096 it holds 2 GiB per score matrix)")

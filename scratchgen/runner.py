@@ -125,10 +125,13 @@ def read_metrics(run_folder):
 
 class ProgressBar:
     """``epoch 3/30 [#######.........] 9/21  loss 41.20  2,310 ex/s`` on stderr, redrawn in place
-    (at most every ``interval`` seconds) when stderr is a terminal, silent otherwise."""
+    (at most every ``interval`` seconds) when stderr is a terminal, silent otherwise. Other work
+    (e.g. sampling) names itself with ``label`` and counts in its own ``unit``; with no losses
+    given, the loss is left out."""
 
-    def __init__(self, epoch, epochs, total, stream=None, interval=0.2, width=20, enabled=None):
-        self.epoch, self.epochs, self.total = epoch, epochs, total
+    def __init__(self, epoch, epochs, total, stream=None, interval=0.2, width=20, enabled=None, label=None,
+                 unit="ex"):
+        self.label, self.total, self.unit = label or f"epoch {epoch}/{epochs}", total, unit
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.interval, self.width = interval, width
@@ -143,9 +146,9 @@ class ProgressBar:
         self.last_drawn = now
         filled = round(self.width * done / self.total)
         speed = self.examples / max(now - self.started, 1e-9)
-        loss = next(iter(losses.values()))
-        self.stream.write(f"\repoch {self.epoch}/{self.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{self.total}  loss {loss:.4g}  {speed:,.0f} ex/s")
+        loss = f"  loss {next(iter(losses.values())):.4g}" if losses else ""
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
+                          f"{done}/{self.total}{loss}  {speed:,.0f} {self.unit}/s")
         self.stream.flush()
 
     def close(self):

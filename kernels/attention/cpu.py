@@ -61,7 +61,7 @@ def attention_forward(q, k, v, mask, is_causal, scale, tiles=FORWARD_TILES):
     logsumexp = np.empty(scores_shape[:3], dtype=q.dtype)
     block_q, block_k = tiles
     workspace_size = block_q * (q.shape[3] + block_k + 2 * v.shape[3] + 3)  # see forward_head
-    run_over_heads(forward_heads, workspace_size, q, k, v, *mask_view(mask, q.dtype), bool(is_causal),
+    run_over_heads(forward_heads, q, workspace_size, q, k, v, *mask_view(mask, q.dtype), bool(is_causal),
                    q.dtype.type(scale), out, logsumexp, block_q, block_k)
     return out, logsumexp
 
@@ -73,7 +73,7 @@ def attention_backward(grad_out, q, k, v, out, logsumexp, mask, is_causal, scale
     block_q, block_k = tiles
     depth, queries = max(q.shape[3], v.shape[3]), q.shape[2]
     workspace_size = queries * (q.shape[3] + 2) + 2 * block_q * block_k + max(block_q, block_k) * depth
-    run_over_heads(backward_heads, workspace_size, grad_out, q, k, v, out, logsumexp,
+    run_over_heads(backward_heads, q, workspace_size, grad_out, q, k, v, out, logsumexp,
                    *mask_view(mask, q.dtype), bool(is_causal), q.dtype.type(scale), *grads, block_q, block_k)
     return grads
 
@@ -90,15 +90,14 @@ def mask_view(mask, dtype):
     return mask.reshape((1,) * (4 - mask.ndim) + mask.shape), True
 
 
-def run_over_heads(kernel, workspace_size, *args):
-    """Call ``kernel(first, stop, workspace, *args)`` on the (batch * head) units, over threads.
+def run_over_heads(kernel, q, workspace_size, *args):
+    """Call ``kernel(first, stop, workspace, *args)`` on q's (batch * head) units, over threads.
 
-    ``args[1]`` is q in both kernels. The kernels release the GIL (``nogil=True``), so plain
-    Python threads run them in parallel: no ``parallel=True`` compilation (which doubles the
-    kernels' compile time), and ``numba.set_num_threads`` is honoured. Every head does the same
-    work, so equal chunks balance.
+    The kernels release the GIL (``nogil=True``), so plain Python threads run them in parallel:
+    no ``parallel=True`` compilation (which doubles the kernels' compile time), and
+    ``numba.set_num_threads`` is honoured. Every head does the same work, so equal chunks
+    balance. Each thread gets its own workspace of ``workspace_size`` elements of q's dtype.
     """
-    q = args[1]
     units = q.shape[0] * q.shape[1]
     threads = max(min(numba.get_num_threads(), units), 1)
     workspaces = np.empty((threads, workspace_size), dtype=q.dtype)

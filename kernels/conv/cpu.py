@@ -116,9 +116,11 @@ CHUNK_BYTES = 1 << 20
 
 def sample_chunks(n_samples, bytes_per_sample):
     """``(start, stop)`` runs of samples whose columns fill about ``CHUNK_BYTES`` (half of a 2 MiB L2):
-    sgemm then reads the columns im2col has just written (or col2im reads sgemm's) from cache."""
+    sgemm then reads the columns im2col has just written (or col2im reads sgemm's) from cache.
+    Returns the runs and the longest run's length (the buffer size; 0 for an empty batch)."""
     step = max(1, CHUNK_BYTES // bytes_per_sample)
-    return [(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
+    runs = [(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
+    return runs, min(step, n_samples)
 
 
 # ---- convolution ---------------------------------------------------------------------------------
@@ -131,8 +133,8 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     geometry = geometry_of(weight.shape[2:], stride, padding, dilation, out_hw)
     weight_matrices = weight.reshape(groups, out_channels // groups, -1)
     y = np.empty((n_samples, out_channels) + out_hw, dtype=x.dtype)
-    chunks = sample_chunks(n_samples, rows * positions * x.itemsize)
-    cols = np.empty((chunks[0][1], rows, positions), dtype=x.dtype)
+    chunks, longest = sample_chunks(n_samples, rows * positions * x.itemsize)
+    cols = np.empty((longest, rows, positions), dtype=x.dtype)
     for start, stop in chunks:
         block = cols[:stop - start]
         im2col(x[start:stop], geometry, block.reshape(-1), rows * positions, positions)
@@ -152,8 +154,8 @@ def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, gr
     geometry = geometry_of(weight.shape[2:], stride, padding, dilation, out_hw)
     weight_transposed = weight.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
     grad_x = np.empty((n_samples, weight.shape[1] * groups) + tuple(input_hw), dtype=grad_y.dtype)
-    chunks = sample_chunks(n_samples, rows * positions * grad_y.itemsize)
-    grad_cols = np.empty((chunks[0][1], rows, positions), dtype=grad_y.dtype)
+    chunks, longest = sample_chunks(n_samples, rows * positions * grad_y.itemsize)
+    grad_cols = np.empty((longest, rows, positions), dtype=grad_y.dtype)
     for start, stop in chunks:
         block = grad_cols[:stop - start]
         np.matmul(weight_transposed, grad_y[start:stop].reshape(stop - start, groups, -1, positions),
@@ -179,7 +181,7 @@ def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, grou
     # accumulated transposed, (K/g, C_out/g): OpenBLAS runs (K, n*P) @ (n*P, C_out) ~15% faster than
     # (C_out, n*P) @ (n*P, K) on the benchmark shapes (measured)
     grad_weight_t = np.zeros((groups, rows // groups, group_channels), dtype=grad_y.dtype)
-    for start, stop in sample_chunks(n_samples, rows * positions * x.itemsize):
+    for start, stop in sample_chunks(n_samples, rows * positions * x.itemsize)[0]:
         count = stop - start
         cols = np.empty((rows, count, positions), dtype=x.dtype)
         im2col(x[start:stop], geometry, cols.reshape(-1), positions, count * positions)

@@ -11,6 +11,8 @@ gradient with ``windows(x)``. Pooling reduces over the window taps instead of mu
 weight; interpolation is a matrix product along each spatial axis. Written against
 ``xp = array_module(x)``, so the same code runs on CuPy arrays.
 """
+import math
+
 from .._checks import array_module, check_float_arrays, check_ndim
 from ._geometry import check_conv2d_backward, check_conv2d_forward, check_window, output_hw
 
@@ -52,7 +54,8 @@ def scatter_windows(cols, input_hw, stride, padding, dilation):
 def grouped(array, groups):
     """View ``(N, C, ..., OH, OW)`` as ``(N, groups, C/groups * ..., OH*OW)``: a matrix per sample
     and group."""
-    return array.reshape(array.shape[0], groups, -1, array.shape[-2] * array.shape[-1])
+    rows = array.shape[1] // groups * math.prod(array.shape[2:-2])  # explicit: -1 fails for N = 0
+    return array.reshape(array.shape[0], groups, rows, array.shape[-2] * array.shape[-1])
 
 
 def weight_matrices(weight, groups):

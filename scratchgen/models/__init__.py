@@ -3,8 +3,9 @@
     mlp   an MLP digits classifier (the network behind the digits metrics)
     vae   a variational autoencoder, MLP or convolutional
     seq2seq  an LSTM encoder-decoder with attention: English number words -> digits
+    diffusion  a DDPM with a small attention U-Net, DDIM sampling and classifier-free guidance
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
 from .base import Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config, recipe_names, register  # noqa: F401
-from . import mlp, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
+from . import diffusion, mlp, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)

@@ -19,6 +19,14 @@ resuming bit for bit, plots, the progress bar, stopping on a non-finite loss, dr
         def sample(self, n):                  # (n, H, W) float32 in [0, 1] (or a list of strings)
         def validate(self, data):             # optional: {metric: float} after every epoch
         def evaluate(self, data):             # optional: the final report (defaults to validate)
+        def figures(self, data):              # optional: extra image grids, {file stem: images}
+
+Class attributes tune the rest: ``generative = False`` (a classifier: nothing to sample),
+``samples_are_images = False`` (text: ``sample`` returns strings, saved as ``samples.txt``),
+``plot_keys`` (what ``loss.png`` draws). A model with its own data overrides the classmethod
+``load_data(config)``; the runner needs of that object only ``train_arrays`` (the arrays the
+``DataLoader`` batches) and ``subset(train, test)`` (for dry runs), plus ``name`` when the
+samples are images (the digits metrics apply to ``"digits"``).
 
 Everything in ``model`` (its ``state_dict``), ``optimizers`` and the optional ``ema``
 (``optim.ExponentialMovingAverage``) is checkpointed; a model made of several networks (a GAN)

@@ -1,5 +1,7 @@
-"""``scratchgen train seq2seq``: an LSTM encoder-decoder with attention that translates English
-number words into digits ("forty two thousand seven" -> "42007"; ``scratchgen.data.number_words``).
+"""``scratchgen train seq2seq``: an LSTM encoder-decoder with attention, number words -> digits.
+
+It translates English number words into digits ("forty two thousand seven" -> "42007"; the task
+is ``scratchgen.data.number_words``; results in docs/seq2seq.md).
 
 The model (Sutskever et al. 2014; Bahdanau et al. 2015; attention as Luong et al. 2015, "general")
     encoder   words -> embedding -> bidirectional LSTM (the fused op, H/2 per direction)
@@ -42,7 +44,7 @@ BOS_INDEX, EOS_INDEX = TARGET_VOCABULARY.index[BOS], TARGET_VOCABULARY.index[EOS
 
 @dataclasses.dataclass
 class Seq2SeqConfig(TrainConfig):
-    epochs: int = 5                         # 5 x 157 steps of 128 pairs: 2-4 minutes on one shared core
+    epochs: int = 5                         # 5 x 157 steps of 128 pairs: 75-180 s on one shared core
     batch_size: int = 128                   # sentence pairs per optimizer step
     lr: float = 3e-3                        # Adam
     data: str = "number-words"              # the only task: English number words -> digits
@@ -59,7 +61,8 @@ class Seq2SeqConfig(TrainConfig):
         if self.data != "number-words":
             raise ValueError(f"seq2seq: expected data 'number-words', got {self.data!r}")
         if self.hidden < 2 or self.hidden % 2:
-            raise ValueError(f"seq2seq: expected an even hidden >= 2 (half per encoder direction), got {self.hidden}")
+            raise ValueError(f"seq2seq: expected an even hidden >= 2 (half per encoder direction), "
+                             f"got {self.hidden}")
         for name in ("teacher_forcing_start", "teacher_forcing_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"seq2seq: expected {name} in [0, 1], got {getattr(self, name)}")

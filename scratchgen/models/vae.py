@@ -45,8 +45,7 @@ LOG_2PI = math.log(2 * math.pi)
 class VAEConfig(TrainConfig):
     epochs: int = 100                                       # ~2 minutes on one CPU core (MLP variant)
     batch_size: int = 32                                    # 43 steps per epoch on the 1,347 training digits
-    lr: float = 1e-3                                        # Adam's peak learning rate
-    lr_schedule: typing.Literal["constant", "cosine"] = "cosine"  # "cosine": decays to 0 by the last step
+    lr: float = 1e-3                                        # Adam's learning rate
     architecture: typing.Literal["mlp", "conv"] = "mlp"     # "conv": two stride-2 convolutions each way
     likelihood: typing.Literal["bernoulli", "gaussian"] = "bernoulli"  # p(x|z) per pixel
     latent_dim: int = 8                                     # dimensions of z
@@ -56,8 +55,6 @@ class VAEConfig(TrainConfig):
     iwae_samples: int = 64                                  # k of the final importance-weighted bound
 
     def __post_init__(self):
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"vae: expected lr_schedule 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.architecture not in ("mlp", "conv"):
             raise ValueError(f"vae: expected architecture 'mlp' or 'conv', got {self.architecture!r}")
         if self.likelihood not in ("bernoulli", "gaussian"):
@@ -184,19 +181,11 @@ class VAERecipe(Recipe):
         warmup = self.config.kl_warmup_epochs
         return 1.0 if warmup == 0 else min(1.0, clock.epochs_done / warmup)
 
-    def learning_rate(self, clock):
-        """Cosine decay (Loshchilov & Hutter 2017), lr (1 + cos(pi t)) / 2 at training progress t,
-        read off the clock: a resumed run needs no scheduler state."""
-        if self.config.lr_schedule == "constant":
-            return self.config.lr
-        return self.config.lr * 0.5 * (1 + math.cos(math.pi * clock.epochs_done / self.config.epochs))
-
     def train_step(self, batch, clock):
         images = batch[0]
         reconstruction, kl = self.model.negative_elbo(images)
         loss = (reconstruction + self.kl_weight(clock) * kl).mean()
         optimizer = self.optimizers["model"]
-        optimizer.param_groups[0]["lr"] = self.learning_rate(clock)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

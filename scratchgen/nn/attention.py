@@ -77,8 +77,8 @@ class MultiheadAttention(Module):
         query, key, value = (self._batch_first(x, batched) for x in (query, key, value))
         batch, queries, keys = query.shape[0], query.shape[1], key.shape[1]
         if is_causal and attn_mask is None:
-            raise ValueError("MultiheadAttention: is_causal=True is a hint that attn_mask is the causal mask; "
-                             "expected attn_mask too (as PyTorch)")
+            raise ValueError("MultiheadAttention: is_causal=True is a hint that attn_mask is the causal "
+                             "mask; expected attn_mask too (as PyTorch)")
         mask = self._additive_mask(query, None if is_causal else attn_mask, key_padding_mask, batched,
                                    queries, keys)
         q, k, v = (self._split_heads(x) for x in self._projections(query, key, value))
@@ -100,10 +100,11 @@ class MultiheadAttention(Module):
         for name, x, features in (("query", query, self.embed_dim), ("key", key, self.kdim),
                                   ("value", value, self.vdim)):
             if x.shape[-1] != features:
-                raise ValueError(f"MultiheadAttention: expected {name} with {features} features, got shape {x.shape}")
+                raise ValueError(f"MultiheadAttention: expected {name} with {features} features, "
+                                 f"got shape {x.shape}")
         if key.shape[:-1] != value.shape[:-1]:
-            raise ValueError(f"MultiheadAttention: expected key and value of one length and batch, got shapes "
-                             f"{key.shape} and {value.shape}")
+            raise ValueError(f"MultiheadAttention: expected key and value of one length and batch, "
+                             f"got shapes {key.shape} and {value.shape}")
         return query.ndim == 3
 
     def _batch_first(self, x, batched):
@@ -115,7 +116,8 @@ class MultiheadAttention(Module):
     def _projections(self, query, key, value):
         from .. import functional as F
         E = self.embed_dim
-        biases = [None] * 3 if self.in_proj_bias is None else [self.in_proj_bias[i * E:(i + 1) * E] for i in range(3)]
+        biases = [None] * 3 if self.in_proj_bias is None else \
+            [self.in_proj_bias[i * E:(i + 1) * E] for i in range(3)]
         if self._qkv_same_embed_dim:
             weights = [self.in_proj_weight[i * E:(i + 1) * E] for i in range(3)]
         else:
@@ -132,8 +134,8 @@ class MultiheadAttention(Module):
         if attn_mask is not None:
             shapes = {2: (queries, keys), 3: (batch * self.num_heads, queries, keys)}
             if tuple(attn_mask.shape) != shapes.get(attn_mask.ndim):
-                raise ValueError(f"{op}: expected attn_mask of shape (L, S) = {shapes[2]} or (N * num_heads, L, S) "
-                                 f"= {shapes[3]}, got {tuple(attn_mask.shape)}")
+                raise ValueError(f"{op}: expected attn_mask of shape (L, S) = {shapes[2]} or "
+                                 f"(N * num_heads, L, S) = {shapes[3]}, got {tuple(attn_mask.shape)}")
             mask = additive_mask(op, attn_mask, like, attn_mask.shape, true_means_attend=False)
             heads = (batch, self.num_heads) if attn_mask.ndim == 3 else (1, 1)
             mask = mask.reshape(heads + (queries, keys))

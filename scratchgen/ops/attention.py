@@ -146,7 +146,8 @@ def additive_mask(op, mask, like, scores_shape, true_means_attend):
                          "kernel treats the mask as a constant); pass mask.detach()")
     array = mask.data if isinstance(mask, Tensor) else like.xp.asarray(mask)
     if not broadcasts_to(array.shape, scores_shape):
-        raise ValueError(f"{op}: expected a mask broadcastable to {tuple(scores_shape)}, got {tuple(array.shape)}")
+        raise ValueError(f"{op}: expected a mask broadcastable to {tuple(scores_shape)}, "
+                         f"got {tuple(array.shape)}")
     xp = backend.get_array_module(array)
     if array.dtype == bool:
         return xp.where(array if true_means_attend else ~array, 0, -xp.inf).astype(like.dtype)

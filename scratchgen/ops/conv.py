@@ -189,7 +189,8 @@ class InterpolateBackward(Function):
 def as_pair(op, name, value):
     """``3 -> (3, 3)``; a pair stays a pair (as plain ints, so the kernels see one signature)."""
     pair = (value, value) if isinstance(value, numbers.Integral) else value
-    if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(v, numbers.Integral)
+                                                                         for v in pair):
         raise ValueError(f"{op}: expected {name} as an int or a pair of ints, got {value!r}")
     return tuple(int(v) for v in pair)
 

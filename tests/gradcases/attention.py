@@ -19,7 +19,8 @@ def attention_inputs(draw):
     """q (..., L, E), k (..., S, E), v (..., S, Ev) with broadcasting batch dims, and a mask."""
     batch_q, batch_k, batch_v = draw(broadcastable_shapes(3, max_dims=2, max_side=2))
     batch = np.broadcast_shapes(batch_q, batch_k, batch_v)
-    batch_mask = tuple(size if draw(st.booleans()) else 1 for size in batch)[draw(st.integers(0, len(batch))):]
+    batch_mask = tuple(size if draw(st.booleans()) else 1 for size in batch)
+    batch_mask = batch_mask[draw(st.integers(0, len(batch))):]  # leading dims may be missing
     queries, keys, depth, value_depth = (draw(st.integers(1, 4)) for _ in range(4))
     q = draw(arrays(batch_q + (queries, depth)))
     k = draw(arrays(batch_k + (keys, depth)))
@@ -27,8 +28,9 @@ def attention_inputs(draw):
     mask_kind = draw(st.sampled_from(["none", "causal", "boolean", "float"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     mask_shape = batch_mask + tuple(size if draw(st.booleans()) else 1 for size in (queries, keys))
-    mask = {"none": None, "causal": None, "boolean": rng.random(mask_shape) < 0.7,
-            "float": np.where(rng.random(mask_shape) < 0.2, -np.inf, rng.uniform(-2, 2, mask_shape))}[mask_kind]
+    masks = {"none": None, "causal": None, "boolean": rng.random(mask_shape) < 0.7,
+             "float": np.where(rng.random(mask_shape) < 0.2, -np.inf, rng.uniform(-2, 2, mask_shape))}
+    mask = masks[mask_kind]
     scale = draw(st.sampled_from([None, 0.5]))
     return (q, k, v), {"attn_mask": mask, "is_causal": mask_kind == "causal", "scale": scale}
 
@@ -44,7 +46,8 @@ def torch_sdpa(q, k, v, attn_mask, is_causal, scale):
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q, k, v = (x.expand(batch + x.shape[-2:]) for x in (q, k, v))
     if attn_mask is not None:
-        attn_mask = torch.from_numpy(attn_mask if attn_mask.dtype == bool else attn_mask.astype(q.detach().numpy().dtype))
+        dtype = q.detach().numpy().dtype
+        attn_mask = torch.from_numpy(attn_mask if attn_mask.dtype == bool else attn_mask.astype(dtype))
     return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
                                                             scale=scale)
 
@@ -68,8 +71,8 @@ def torch_composed(q, k, v, mask, is_causal):
     import torch
     if is_causal:
         mask = mask + np.where(np.tril(np.ones((q.shape[-2], k.shape[-2]), bool)), 0, -np.inf)
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, torch.from_numpy(mask.astype(q.detach().numpy().dtype)),
-                                                            scale=0.7)
+    mask = torch.from_numpy(mask.astype(q.detach().numpy().dtype))
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, mask, scale=0.7)
 
 
 CASES = [

@@ -118,7 +118,8 @@ def test_both_match_pytorch(config, dtype):
         tolerances = float32_tolerances(config, actual) if dtype == np.float32 else \
             dict.fromkeys(actual, dict(rtol=1e-9, atol=1e-11))
         for name, array in expected.items():
-            np.testing.assert_allclose(actual[name], array, err_msg=f"{kernels.__name__} {name}", **tolerances[name])
+            np.testing.assert_allclose(actual[name], array, err_msg=f"{kernels.__name__} {name}",
+                                       **tolerances[name])
 
 
 @pytest.mark.parametrize("kernels", [reference, cpu], ids=["reference", "cpu"])
@@ -143,7 +144,7 @@ def test_rows_without_visible_keys_are_zero_not_nan(kernels):
 def test_float64_gradients_are_directional_derivatives():
     """<grad, d> equals the central difference of <grad_out, out> along a random direction d."""
     rng = np.random.default_rng(1)
-    q, k, v = rng.standard_normal((1, 2, 70, 5)), rng.standard_normal((1, 2, 90, 5)), rng.standard_normal((1, 2, 90, 3))
+    q, k, v = (rng.standard_normal(shape) for shape in ((1, 2, 70, 5), (1, 2, 90, 5), (1, 2, 90, 3)))
     grad_out = rng.standard_normal((1, 2, 70, 3))
     mask = np.where(rng.random((70, 90)) < 0.3, -np.inf, rng.standard_normal((70, 90)))
     directions = [rng.standard_normal(x.shape) for x in (q, k, v)]
@@ -232,7 +233,8 @@ def test_boundary_checks_say_what_they_got(kernels):
     with pytest.raises(TypeError, match="expected q of dtype float32 or float64, got int64"):
         kernels.attention_forward(q.astype(np.int64), kv, kv, None, False, 1.0)
     with pytest.raises(ValueError, match="expected k to be C-contiguous"):
-        kernels.attention_forward(q, np.zeros((1, 2, 4, 6), np.float32).transpose(0, 1, 3, 2), kv, None, False, 1.0)
+        transposed = np.zeros((1, 2, 4, 6), np.float32).transpose(0, 1, 3, 2)
+        kernels.attention_forward(q, transposed, kv, None, False, 1.0)
     with pytest.raises(ValueError, match=r"expected q of shape \(B, H, L, D\), got shape \(5, 4\)"):
         kernels.attention_forward(q[0, 0], kv, kv, None, False, 1.0)
     with pytest.raises(ValueError, match=r"expected k of shape \(1, 2, S, 4\)"):

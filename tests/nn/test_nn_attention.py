@@ -27,8 +27,9 @@ def mha_configs(draw):
                 kdim=draw(st.sampled_from([None, 3])), need_weights=draw(st.booleans()),
                 average=draw(st.booleans()), padding=draw(st.booleans()),
                 attn_mask=draw(st.sampled_from([None, "shared", "per_head", "causal"])),
-                boolean_masks=draw(st.booleans()), batch=draw(st.integers(1, 3)), queries=draw(st.integers(1, 5)),
-                keys=draw(st.integers(1, 6)), dtype=draw(st.sampled_from([np.float32, np.float64])),
+                boolean_masks=draw(st.booleans()), batch=draw(st.integers(1, 3)),
+                queries=draw(st.integers(1, 5)), keys=draw(st.integers(1, 6)),
+                dtype=draw(st.sampled_from([np.float32, np.float64])),
                 seed=draw(st.integers(0, 2**16)))
 
 
@@ -52,8 +53,8 @@ def mha_masks(config, num_heads, rng):
         return padding, None, False, queries, keys
     if config["attn_mask"] == "causal":
         above_diagonal = np.triu(np.ones((queries, keys), bool), 1)  # a true hint: exactly the causal mask
-        return padding, above_diagonal if config["boolean_masks"] else np.where(above_diagonal, -np.inf, 0.0), \
-            True, queries, keys
+        causal = above_diagonal if config["boolean_masks"] else np.where(above_diagonal, -np.inf, 0.0)
+        return padding, causal, True, queries, keys
     heads = num_heads * (1 if config["unbatched"] else batch)
     mask = rng.random((heads, queries, keys) if config["attn_mask"] == "per_head" else (queries, keys)) < 0.3
     mask[..., 0] = False
@@ -66,7 +67,8 @@ def test_multihead_attention_matches_torch(config):
     torch = require_torch()
     dtype, num_heads, embed = config["dtype"], 2, 4
     torch.manual_seed(config["seed"])
-    options = dict(bias=config["bias"], kdim=config["kdim"], vdim=config["kdim"], batch_first=config["batch_first"])
+    options = dict(bias=config["bias"], kdim=config["kdim"], vdim=config["kdim"],
+                   batch_first=config["batch_first"])
     theirs = torch.nn.MultiheadAttention(embed, num_heads, **options).to(getattr(torch, np.dtype(dtype).name))
     ours = nn.MultiheadAttention(embed, num_heads, dtype=dtype, **options)
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -79,12 +81,15 @@ def test_multihead_attention_matches_torch(config):
         if config["unbatched"]:
             return (length, features)
         return (batch, length, features) if config["batch_first"] else (length, batch, features)
-    arrays = [rng.standard_normal(layout(n, f)).astype(dtype) for n, f in ((queries, embed), (keys, kdim), (keys, kdim))]
+    sizes = ((queries, embed), (keys, kdim), (keys, kdim))
+    arrays = [rng.standard_normal(layout(n, f)).astype(dtype) for n, f in sizes]
     ours_in = [sg.tensor(a, requires_grad=True) for a in arrays]
     theirs_in = [torch.tensor(a, requires_grad=True) for a in arrays]
-    call = dict(need_weights=config["need_weights"], average_attn_weights=config["average"], is_causal=is_causal)
+    call = dict(need_weights=config["need_weights"], average_attn_weights=config["average"],
+                is_causal=is_causal)
     out, weights = ours(*ours_in, key_padding_mask=padding, attn_mask=attn_mask, **call)
-    as_torch = [None if m is None else torch.from_numpy(m if m.dtype == bool else m.astype(dtype)) for m in (padding, attn_mask)]
+    as_torch = [None if m is None else torch.from_numpy(m if m.dtype == bool else m.astype(dtype))
+                for m in (padding, attn_mask)]
     t_out, t_weights = theirs(*theirs_in, key_padding_mask=as_torch[0], attn_mask=as_torch[1], **call)
     assert out.shape == tuple(t_out.shape)
     np.testing.assert_allclose(values(out), values(t_out), err_msg="output", **TOLERANCES[dtype])
@@ -97,7 +102,8 @@ def test_multihead_attention_matches_torch(config):
     pairs = list(zip(("query", "key", "value"), ours_in, theirs_in))
     pairs += [(name, p, q) for (name, p), q in zip(ours.named_parameters(), theirs.parameters())]
     for name, a, b in pairs:
-        np.testing.assert_allclose(values(a.grad), b.grad.numpy(), err_msg=f"gradient of {name}", **TOLERANCES[dtype])
+        np.testing.assert_allclose(values(a.grad), b.grad.numpy(), err_msg=f"gradient of {name}",
+                                   **TOLERANCES[dtype])
 
 
 def test_parameters_and_init_are_pytorchs():
@@ -112,7 +118,8 @@ def test_parameters_and_init_are_pytorchs():
     out_bound = 1 / np.sqrt(16)  # out_proj keeps Linear's init
     assert 0.9 * out_bound < np.abs(values(layer.out_proj.weight)).max() <= out_bound
     separate = nn.MultiheadAttention(16, 4, kdim=5, vdim=7, bias=False)
-    assert list(separate.state_dict()) == ["q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight"]
+    assert list(separate.state_dict()) == ["q_proj_weight", "k_proj_weight", "v_proj_weight",
+                                           "out_proj.weight"]
     assert separate.k_proj_weight.shape == (16, 5) and separate.v_proj_weight.shape == (16, 7)
 
 
@@ -150,8 +157,9 @@ def test_mask_conventions_of_sdpa():
     np.testing.assert_array_equal(values(by_bool), values(by_float))
     np.testing.assert_array_equal(values(by_bool), values(by_tensor))
     causal = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    np.testing.assert_allclose(values(causal),
-                               values(F.scaled_dot_product_attention(q, k, v, attn_mask=np.tril(np.ones((3, 3), bool)))))
+    lower_triangle = np.tril(np.ones((3, 3), bool))
+    by_triangle = F.scaled_dot_product_attention(q, k, v, attn_mask=lower_triangle)
+    np.testing.assert_allclose(values(causal), values(by_triangle))
     nothing_visible = F.scaled_dot_product_attention(q, k, v, attn_mask=np.zeros((3, 3), bool))
     assert not values(nothing_visible).any()
 
@@ -163,7 +171,8 @@ def test_sdpa_dropout_falls_back_to_the_composed_path():
     dropped = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
     assert ScaledDotProductAttention not in functions_in_graph(dropped)
     sg.manual_seed(3)
-    np.testing.assert_array_equal(values(F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)), values(dropped))
+    again = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    np.testing.assert_array_equal(values(again), values(dropped))
     assert not np.allclose(values(dropped), values(F.scaled_dot_product_attention(q, k, v)))
     assert not values(F.scaled_dot_product_attention(q, k, v, dropout_p=1.0)).any()
 
