@@ -3,8 +3,10 @@
     scratchgen train MODEL [--epochs --batch-size --lr --seed --data --image-size] [model options]
                            [--device cpu|cuda] [--out DIR] [--resume RUN_OR_CHECKPOINT] [--dry-run]
     scratchgen sample MODEL --checkpoint PATH --n N --out FILE.png|FILE.npy [--seed S] [--device D]
+                            [sample options, e.g. diffusion: --sampler --steps --eta --class --guidance]
     scratchgen eval samples FILE.npy                    digits metrics of any sample file, as JSON
-    scratchgen eval MODEL --checkpoint PATH [--n N]     the model's evaluation + digits metrics, as JSON
+    scratchgen eval MODEL --checkpoint PATH [--n N] [sample options]
+                                                        the model's evaluation + digits metrics, as JSON
     scratchgen translate --checkpoint PATH [SENTENCE ...] [--beam-width K] [--attention-map FILE.png]
                                                         number words -> digits (seq2seq), one per line;
                                                         reads stdin's lines when no sentence is given
@@ -16,6 +18,8 @@
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
 ``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
+Likewise a recipe's ``SampleOptions`` fields are flags of ``sample MODEL`` and ``eval MODEL`` (a
+trailing underscore is dropped: ``class_`` is ``--class``).
 Exit status: 0 done, 1 training stopped on a non-finite loss, 2 a usage error (message on
 stderr), 130 stopped by Ctrl-C (checkpoint saved).
 """
@@ -63,7 +67,7 @@ def add_config_options(parser, config_class):
     comments = field_comments(config_class)
     group = parser.add_argument_group(f"{config_class.__name__} options")
     for name, kind, default in config_fields(config_class):
-        flag = "--" + name.replace("_", "-")
+        flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
         help_text = f"{comments.get(name, '')} (default: {default})".strip()
         if typing.get_origin(kind) is typing.Literal:
             choices = typing.get_args(kind)
@@ -72,6 +76,20 @@ def add_config_options(parser, config_class):
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             group.add_argument(flag, dest=name, type=kind, metavar=kind.__name__.upper(), help=help_text)
+
+
+def add_sample_options(parser, recipe):
+    """The recipe's ``SampleOptions`` fields as flags (``sample MODEL`` and ``eval MODEL``)."""
+    if recipe.SampleOptions is not None:
+        add_config_options(parser, recipe.SampleOptions)
+
+
+def sample_options(args, model):
+    """{field: value} of the sample options given on the command line; the recipe's own
+    defaults stand for the rest."""
+    options = get_recipe(model).SampleOptions
+    fields = config_fields(options) if options is not None else []
+    return {name: getattr(args, name) for name, _, _ in fields if hasattr(args, name)}
 
 
 def _summary(recipe):
@@ -97,26 +115,34 @@ def build_parser():
         run.add_argument("--resume", default=None, metavar="PATH",
                          help="continue a run: its folder or a checkpoint; given options override its config")
         run.add_argument("--dry-run", action="store_true", default=False,
-                         help="3 batches, 64 test examples and samples, 1 epoch unless --epochs (a smoke test)")
+                         help="a smoke test: 3 batches, 64 test examples and samples, "
+                              "1 epoch unless --epochs")
 
     sample = commands.add_parser("sample", help="draw samples from a checkpoint into a .png grid or .npy")
-    sample.add_argument("model", choices=recipe_names(), metavar="MODEL")
-    sample.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
-    sample.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
-    sample.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (float32 (N, H, W) in [0, 1])")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--device", default="cpu")
+    sample_models = sample.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name in recipe_names():
+        model_parser = sample_models.add_parser(name, help=f"sample a {name} checkpoint",
+                                                argument_default=argparse.SUPPRESS)
+        model_parser.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
+        model_parser.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
+        model_parser.add_argument("--out", required=True,
+                                  help="FILE.png (a grid) or FILE.npy (float32 (N, H, W) in [0, 1])")
+        model_parser.add_argument("--seed", type=int, default=0)
+        model_parser.add_argument("--device", default="cpu")
+        add_sample_options(model_parser, get_recipe(name))
 
     evaluate = commands.add_parser("eval", help="score a sample file or a checkpoint (prints JSON)")
     targets = evaluate.add_subparsers(dest="target", required=True, metavar="samples|MODEL")
     samples = targets.add_parser("samples", help="digits metrics of a .npy of samples")
     samples.add_argument("file", help="float32 (N, 8, 8) (or (N, 16, 16)) in [0, 1]")
     for name in recipe_names():
-        target = targets.add_parser(name, help=f"evaluate a {name} checkpoint")
+        target = targets.add_parser(name, help=f"evaluate a {name} checkpoint",
+                                    argument_default=argparse.SUPPRESS)
         target.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
         target.add_argument("--n", type=int, default=runner.SAMPLES, help="samples to score (default: 1000)")
         target.add_argument("--seed", type=int, default=0)
         target.add_argument("--device", default="cpu")
+        add_sample_options(target, get_recipe(name))
 
     translate = commands.add_parser("translate", help="number words to digits with a seq2seq checkpoint")
     translate.add_argument("sentences", nargs="*", metavar="SENTENCE",
@@ -172,7 +198,8 @@ def _train(args):
 
 
 def _sample(args):
-    samples = runner.sample(args.model, args.checkpoint, args.n, args.out, seed=args.seed, device=args.device)
+    samples = runner.sample(args.model, args.checkpoint, args.n, args.out, seed=args.seed, device=args.device,
+                            options=sample_options(args, args.model))
     print(f"wrote {len(samples)} samples of shape {samples.shape[1:]} to {args.out}")
     return 0
 
@@ -182,13 +209,15 @@ def _eval(args):
         try:
             samples = np.load(args.file, allow_pickle=False)
         except (OSError, ValueError) as error:
-            raise runner.UsageError(f"eval samples: cannot read {args.file} as a .npy array ({error})") from error
+            raise runner.UsageError(f"eval samples: cannot read {args.file} as a .npy array ({error})") \
+                from error
         try:
             report = {"file": args.file, **digits_metrics(samples)}
         except ValueError as error:
             raise runner.UsageError(f"eval samples: {args.file}: {error}") from error
     else:
-        report = runner.evaluate(args.target, args.checkpoint, n=args.n, seed=args.seed, device=args.device)
+        report = runner.evaluate(args.target, args.checkpoint, n=args.n, seed=args.seed, device=args.device,
+                                 options=sample_options(args, args.target))
     print(json.dumps(report, indent=2))
     return 0
 

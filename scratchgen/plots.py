@@ -47,7 +47,8 @@ def save_loss_curves(records, path, keys, title=None):
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     for key in keys:
-        points = [(record["epoch"], record[key]) for record in records if isinstance(record.get(key), (int, float))]
+        points = [(record["epoch"], record[key]) for record in records
+                  if isinstance(record.get(key), (int, float)) and not record.get("final")]
         if points:
             epochs, values = zip(*points)
             axes.plot(epochs, values, marker="o" if len(points) < 30 else None, markersize=3, label=key)

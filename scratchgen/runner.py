@@ -309,11 +309,13 @@ class Run:
     def _draw(self, samples, figures):
         from .plots import save_image_grid, save_loss_curves
         if samples is not None and self.recipe.samples_are_images:
-            save_image_grid(samples[:100], os.path.join(self.folder, "samples.png"), title=f"{self.recipe.name} samples")
+            save_image_grid(samples[:100], os.path.join(self.folder, "samples.png"),
+                            title=f"{self.recipe.name} samples")
         for stem, images in figures.items():
-            save_image_grid(images, os.path.join(self.folder, f"{stem}.png"), columns=10, title=stem.replace("_", " "))
-        save_loss_curves(read_metrics(self.folder), os.path.join(self.folder, "loss.png"), self.recipe.plot_keys,
-                         title=self.recipe.name)
+            save_image_grid(images, os.path.join(self.folder, f"{stem}.png"), columns=10,
+                            title=stem.replace("_", " "))
+        save_loss_curves(read_metrics(self.folder), os.path.join(self.folder, "loss.png"),
+                         self.recipe.plot_keys, title=self.recipe.name)
 
 
 def _config_dict(config):
@@ -361,7 +363,9 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     data = recipe_class.load_data(config)
     if dry_run:
         data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    run = Run(recipe_class(config, data, device), data, folder, dry_run=dry_run, plots=plots, echo=echo)
+    recipe = recipe_class(config, data, device)
+    recipe.dry_run = dry_run
+    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model)
         echo(f"resumed {resume} at epoch {run.epoch} (step {run.step})")
@@ -393,8 +397,9 @@ def load_recipe(model, checkpoint, device="cpu"):
     return recipe, data, state["meta"]
 
 
-def sample(model, checkpoint, n, out, seed=0, device="cpu"):
-    """Write ``n`` samples to ``out``: a grid for ``.png``, float32 (n, H, W) in [0, 1] for ``.npy``."""
+def sample(model, checkpoint, n, out, seed=0, device="cpu", options=None):
+    """Write ``n`` samples to ``out``: a grid for ``.png``, float32 (n, H, W) in [0, 1] for ``.npy``.
+    ``options``: keyword arguments of the recipe's ``sample`` (its ``SampleOptions`` fields)."""
     extension = os.path.splitext(out)[1].lower()
     if extension not in (".png", ".npy"):
         raise UsageError(f"sample: expected an output file ending in .png or .npy, got {out!r}")
@@ -404,7 +409,7 @@ def sample(model, checkpoint, n, out, seed=0, device="cpu"):
     if not recipe.samples_are_images:
         raise UsageError(f"sample: {model} generates text; use eval or the run's samples.txt")
     with forked_rng(seed, EVALUATION_STREAM):
-        samples = np.asarray(recipe.sample(n), dtype=np.float32)
+        samples = np.asarray(_sample_with(recipe, n, options), dtype=np.float32)
     if extension == ".npy":
         np.save(out, samples)
     else:
@@ -413,16 +418,24 @@ def sample(model, checkpoint, n, out, seed=0, device="cpu"):
     return samples
 
 
-def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu"):
-    """The model's own evaluation plus the digits metrics of ``n`` samples, as a dict."""
+def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu", options=None):
+    """The model's own evaluation plus the digits metrics of ``n`` samples (drawn with the
+    recipe's sample ``options``, if any), as a dict."""
     recipe, data, meta = load_recipe(model, checkpoint, device)
     with forked_rng(seed, EVALUATION_STREAM):
         report = dict(recipe.evaluate(data))
-        samples = recipe.sample(n) if recipe.generative else None
+        samples = _sample_with(recipe, n, options) if recipe.generative else None
     if samples is not None:
         report.update(score_samples(recipe, data, samples))
     return {"model": model, "checkpoint": resolve_checkpoint(checkpoint), "epoch": meta.get("epoch"),
-            "step": meta.get("step"), **report}
+            "step": meta.get("step"), **({"sample_options": options} if options else {}), **report}
+
+
+def _sample_with(recipe, n, options):
+    try:
+        return recipe.sample(n, **options) if options else recipe.sample(n)
+    except ValueError as error:  # e.g. an option value the model refuses
+        raise UsageError(f"sample: {error}") from error
 
 
 def translate(checkpoint, sentences, beam_width=None, device="cpu", model="seq2seq"):

@@ -13,14 +13,17 @@ from torch.nn import functional as F
 
 
 class TorchVAE(nn.Module):
-    def __init__(self, architecture="mlp", likelihood="bernoulli", latent_dim=8, hidden=256, channels=32, side=8):
+    def __init__(self, architecture="mlp", likelihood="bernoulli", latent_dim=8, hidden=256, channels=32,
+                 side=8):
         super().__init__()
         self.side, self.latent_dim, self.likelihood = side, latent_dim, likelihood
         if architecture == "mlp":
-            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(side * side, hidden), nn.ReLU(),
-                                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
-            self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                         nn.Linear(hidden, side * side), nn.Unflatten(1, (1, side, side)))
+            self.encoder = nn.Sequential(
+                nn.Flatten(), nn.Linear(side * side, hidden), nn.ReLU(),
+                nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+            self.decoder = nn.Sequential(
+                nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                nn.Linear(hidden, side * side), nn.Unflatten(1, (1, side, side)))
         else:
             quarter = side // 4
             self.encoder = nn.Sequential(
@@ -37,7 +40,8 @@ class TorchVAE(nn.Module):
 
     @classmethod
     def from_config(cls, config, side):
-        return cls(config.architecture, config.likelihood, config.latent_dim, config.hidden, config.channels, side)
+        return cls(config.architecture, config.likelihood, config.latent_dim, config.hidden, config.channels,
+                   side)
 
     def encode(self, images):
         return self.encoder(images.view(-1, 1, self.side, self.side)).chunk(2, dim=-1)
@@ -49,7 +53,8 @@ class TorchVAE(nn.Module):
         if self.likelihood == "bernoulli":
             nll = F.binary_cross_entropy_with_logits(outputs, images, reduction="none")
         else:
-            nll = 0.5 * ((images - outputs) / self.log_scale.exp()) ** 2 + self.log_scale + 0.5 * math.log(2 * math.pi)
+            nll = (0.5 * ((images - outputs) / self.log_scale.exp()) ** 2 + self.log_scale
+                   + 0.5 * math.log(2 * math.pi))
         return nll.sum(dim=(1, 2))
 
     def forward(self, images, noise):

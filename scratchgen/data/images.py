@@ -30,7 +30,8 @@ class ImageData:
 
     def subset(self, train=None, test=None):
         """The first ``train`` / ``test`` examples (a dry run trains on a few batches)."""
-        return dataclasses.replace(self, train_images=self.train_images[:train], train_labels=self.train_labels[:train],
+        return dataclasses.replace(self, train_images=self.train_images[:train],
+                                   train_labels=self.train_labels[:train],
                                    test_images=self.test_images[:test], test_labels=self.test_labels[:test])
 
 

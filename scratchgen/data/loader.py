@@ -22,7 +22,8 @@ class DataLoader:
             raise ValueError("DataLoader: expected at least one array")
         lengths = {len(array) for array in arrays}
         if len(lengths) != 1:
-            raise ValueError(f"DataLoader: expected arrays of one length, got lengths {[len(a) for a in arrays]}")
+            raise ValueError(f"DataLoader: expected arrays of one length, got lengths "
+                             f"{[len(array) for array in arrays]}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: expected a positive int batch_size, got {batch_size!r}")
         self.arrays, self.batch_size = arrays, int(batch_size)

@@ -33,7 +33,8 @@ class DigitsClassifier(nn.Module):
 
     def __init__(self, pixels=64, hidden=128, features=64, classes=NUM_CLASSES):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, features), nn.ReLU())
+        self.body = nn.Sequential(nn.Linear(pixels, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, features), nn.ReLU())
         self.head = nn.Linear(features, classes)
 
     def features(self, images):

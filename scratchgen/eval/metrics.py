@@ -48,7 +48,8 @@ def check_samples(samples, op="digits metrics"):
     if samples.dtype.kind != "f":
         raise ValueError(f"{op}: expected floating-point samples in [0, 1], got dtype {samples.dtype}")
     if not np.isfinite(samples).all():
-        raise ValueError(f"{op}: expected finite samples, got {int((~np.isfinite(samples)).sum())} NaN/inf values")
+        count = int((~np.isfinite(samples)).sum())
+        raise ValueError(f"{op}: expected finite samples, got {count} NaN/inf values")
     low, high = float(samples.min()), float(samples.max())
     if low < 0 or high > 1:
         raise ValueError(f"{op}: expected values in [0, 1], got values in [{low:.3g}, {high:.3g}]")

@@ -7,5 +7,6 @@
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
-from .base import Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config, recipe_names, register  # noqa: F401
+from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config,  # noqa: F401
+                   recipe_names, register)
 from . import diffusion, mlp, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)

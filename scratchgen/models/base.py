@@ -50,7 +50,7 @@ class TrainConfig:
     lr: float = 1e-3        # learning rate
     seed: int = 0           # seeds initialisation, model noise and the order of the data
     data: str = "digits"    # "digits" (embedded) or "idx:FOLDER" (MNIST-format IDX files)
-    image_size: int = 0     # 0: the data's own size (8 for digits); e.g. 16 upsamples bilinearly (conv models)
+    image_size: int = 0     # 0: the data's own size (8 for digits); 16 upsamples bilinearly (conv models)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,9 @@ class Recipe:
     generative = True          # False for a classifier: nothing to sample
     samples_are_images = True  # False for text models: ``sample`` returns a list of strings
     plot_keys = ("loss",)      # metrics.jsonl keys that loss.png draws against the epoch
+    SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
+                               # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)
+    dry_run = False            # set by the runner for --dry-run: a recipe may shrink costly evaluation
 
     def __init__(self, config, data, device="cpu"):
         self.config, self.device = config, Device(device)
@@ -169,5 +172,6 @@ def make_config(config_class, values):
     known = {field.name for field in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{config_class.__name__}: unknown option(s) {unknown}; expected some of {sorted(known)}")
+        raise ValueError(f"{config_class.__name__}: unknown option(s) {unknown}; "
+                         f"expected some of {sorted(known)}")
     return config_class(**values)

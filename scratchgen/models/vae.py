@@ -50,7 +50,7 @@ class VAEConfig(TrainConfig):
     likelihood: typing.Literal["bernoulli", "gaussian"] = "bernoulli"  # p(x|z) per pixel
     latent_dim: int = 8                                     # dimensions of z
     hidden: int = 256                                       # MLP: width of both hidden layers
-    channels: int = 32                                      # conv: channels of the first layer (x2 in the second)
+    channels: int = 32                                      # conv: channels of layer 1 (twice as many in 2)
     kl_warmup_epochs: float = 10.0                          # beta: 0 -> 1 over these epochs (0: no warm-up)
     iwae_samples: int = 64                                  # k of the final importance-weighted bound
 
@@ -60,15 +60,15 @@ class VAEConfig(TrainConfig):
         if self.likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"vae: expected likelihood 'bernoulli' or 'gaussian', got {self.likelihood!r}")
         if self.latent_dim < 1 or self.iwae_samples < 1 or self.kl_warmup_epochs < 0:
-            raise ValueError(f"vae: expected latent_dim >= 1, iwae_samples >= 1 and kl_warmup_epochs >= 0, got "
-                             f"{self.latent_dim}, {self.iwae_samples}, {self.kl_warmup_epochs}")
+            raise ValueError(f"vae: expected latent_dim >= 1, iwae_samples >= 1 and kl_warmup_epochs >= 0, "
+                             f"got {self.latent_dim}, {self.iwae_samples}, {self.kl_warmup_epochs}")
 
 
 # ---- modules -------------------------------------------------------------------------------------
 def mlp_encoder(pixels, hidden, latent_dim):
     """(N, 1, S, S) -> (N, 2 latent_dim): mu and log sigma^2 side by side."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, 2 * latent_dim))
+    return nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), nn.ReLU(),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
 
 
 def mlp_decoder(latent_dim, hidden, side):
@@ -145,7 +145,8 @@ class VAE(nn.Module):
         z = mu + (0.5 * log_variance).exp() * noise
         log_q = -0.5 * (noise * noise + log_variance + LOG_2PI).sum(dim=-1)               # (k, N)
         log_prior = -0.5 * (z * z + LOG_2PI).sum(dim=-1)                                  # (k, N)
-        repeated = images.unsqueeze(0).expand(samples, *images.shape).reshape(samples * count, self.side, self.side)
+        repeated = images.unsqueeze(0).expand(samples, *images.shape)                    # (k, N, S, S)
+        repeated = repeated.reshape(samples * count, *images.shape[1:])
         outputs = self.decode(z.reshape(samples * count, self.latent_dim))
         log_likelihood = -self.reconstruction_nll(repeated, outputs).reshape(samples, count)
         return math.log(samples) - logsumexp(log_likelihood + log_prior - log_q, dim=0)

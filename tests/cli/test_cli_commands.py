@@ -41,7 +41,8 @@ def test_sample_writes_npy_and_png(vae_run, tmp_path, capsys):
     out = tmp_path / "s.npy"
     assert cli.main(["sample", "vae", "--checkpoint", str(vae_run), "--n", "12", "--out", str(out)]) == 0
     samples = np.load(out)
-    assert samples.shape == (12, 8, 8) and samples.dtype == np.float32 and 0 <= samples.min() <= samples.max() <= 1
+    assert samples.shape == (12, 8, 8) and samples.dtype == np.float32
+    assert 0 <= samples.min() <= samples.max() <= 1
     assert cli.main(["sample", "vae", "--checkpoint", str(vae_run / "last.npz"), "--n", "9",
                      "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
@@ -61,7 +62,8 @@ def test_eval_samples_and_eval_model_print_json(vae_run, capsys):
 def test_unknown_option_and_unknown_model_exit_with_usage(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "vae", "--latent-dimension", "4"])
-    assert exit_info.value.code == 2 and "unrecognized arguments: --latent-dimension" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --latent-dimension" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "gpt9"])
     assert "invalid choice: 'gpt9'" in capsys.readouterr().err
@@ -80,7 +82,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     from scratchgen.eval.classifier import weights_path
-    assert cli.main(["sample", "vae", "--checkpoint", str(weights_path()), "--out", str(tmp_path / "x.npy")]) == 2
+    out = str(tmp_path / "x.npy")
+    assert cli.main(["sample", "vae", "--checkpoint", str(weights_path()), "--out", out]) == 2
     assert "holds a 'mlp' checkpoint, expected 'vae'" in capsys.readouterr().err
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from scratchgen.data import load_digits_split, resize_bilinear
-from scratchgen.eval import classify, digits_metrics, frechet_distance, inception_score, load_digits_classifier
+from scratchgen.eval import (classify, digits_metrics, frechet_distance, inception_score,
+                             load_digits_classifier)
 from scratchgen.eval.classifier import weights_path
 from scratchgen.eval.metrics import check_samples, gaussian_statistics
 

@@ -72,7 +72,8 @@ def test_kl_warm_up_rises_linearly_to_one():
     assert recipe.kl_weight(Clock(0, 0, 0, 10)) == 0.0
     assert recipe.kl_weight(Clock(15, 1, 5, 10)) == pytest.approx(0.75)
     assert recipe.kl_weight(Clock(40, 4, 0, 10)) == 1.0
-    assert VAERecipe(small_config(kl_warmup_epochs=0.0), load_digits_split()).kl_weight(Clock(0, 0, 0, 10)) == 1.0
+    no_warm_up = VAERecipe(small_config(kl_warmup_epochs=0.0), load_digits_split())
+    assert no_warm_up.kl_weight(Clock(0, 0, 0, 10)) == 1.0
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])

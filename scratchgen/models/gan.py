@@ -1,0 +1,253 @@
+"""``scratchgen train gan``: a DCGAN (Radford et al. 2016) on the digits, with three losses.
+
+The networks, for images of side S (16 by default: the digits upsampled bilinearly; 8 or 32 work
+too), C = ``channels``, every kernel 4 x 4:
+
+    generator      z (N, latent, 1, 1) -> ConvT stride 1 -> (2^k C, 4, 4) -> BN -> ReLU
+                   -> [ConvT stride 2 -> BN -> ReLU]  (side x2, channels /2) while the side < S/2
+                   -> ConvT stride 2 -> (1, S, S) -> tanh            images live in [-1, 1]
+    discriminator  (1, S, S) -> Conv stride 2 -> LeakyReLU 0.2       (no norm on the input layer)
+                   -> [Conv stride 2 -> norm -> LeakyReLU 0.2]  (side /2, channels x2) while the side > 4
+                   -> Conv stride 1, no padding -> (N,) scores
+
+The DCGAN recipe: BatchNorm everywhere except the generator's output and the discriminator's
+input, weights ~ N(0, 0.02) (BatchNorm scales ~ N(1, 0.02)), Adam with lr 2e-4 and beta1 0.5.
+
+The losses, on the discriminator's scores s (logits, or a critic's values), means over the batch:
+
+    nonsat   L_D = softplus(-s(x)) + softplus(s(G(z)))    binary cross-entropy with logits: labels 1 / 0
+             L_G = softplus(-s(G(z)))                      -log D(G(z)): non-saturating (Goodfellow 2014)
+    hinge    L_D = relu(1 - s(x)) + relu(1 + s(G(z)))      L_G = -s(G(z))      (Lim & Ye 2017)
+    wgan-gp  L_D = s(G(z)) - s(x) + lambda (|grad s(x_hat)|_2 - 1)^2            (Gulrajani et al. 2017)
+             x_hat = e x + (1 - e) G(z), e ~ U(0, 1) per image;  L_G = -s(G(z))
+
+Softplus of logits rather than log(sigmoid): exact where the sigmoid saturates. The gradient
+penalty differentiates the critic twice: ``scratchgen.grad(s(x_hat).sum(), x_hat,
+create_graph=True)`` returns grad s(x_hat) as a graph (convolution's backward is made of
+convolutions), and L_D's backward runs through it to the critic's weights. The penalty is
+defined per image, which BatchNorm would break (each image's score would depend on the rest of
+the batch), so the WGAN-GP critic normalises each image on its own: LayerNorm over (C, H, W),
+written as GroupNorm with one group (per-channel scale and shift), as Gulrajani et al. advise.
+
+One training step: a discriminator step on a real batch and G(z), then a generator step on the
+same G(z) (the discriminator frozen). ``validate`` scores 1,000 samples with the digits metrics
+after every epoch; ``samples_epochNNN.png`` shows the same 100 fixed noise vectors every
+``grid_every`` epochs, so progress (and mode collapse) is visible as training goes.
+"""
+import dataclasses
+import typing
+
+import numpy as np
+
+from .. import functional as F
+from .. import init, nn, optim
+from ..autograd import grad, no_grad
+from ..eval.metrics import digits_metrics
+from ..tensor import rand, randn, tensor
+from .base import Recipe, TrainConfig, register
+
+LOSSES = ("nonsat", "hinge", "wgan-gp")
+KERNEL = 4
+FIXED_NOISE_STREAM = 3  # the fixed noise of the progress grids: PCG64 seeded (seed, 3)
+
+
+@dataclasses.dataclass
+class GANConfig(TrainConfig):
+    epochs: int = 60                                             # ~4 minutes on one CPU core
+    batch_size: int = 64                                         # 22 steps per epoch on the 1,347 training digits
+    lr: float = 2e-4                                             # Adam, both networks
+    beta1: float = 0.5                                           # Adam's beta1 (DCGAN: 0.5)
+    beta2: float = 0.999                                         # Adam's beta2
+    image_size: int = 16                                         # the digits upsampled to 16 x 16 (8, 16 or 32)
+    loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = "nonsat"  # the adversarial loss
+    latent_dim: int = 32                                         # dimensions of z
+    channels: int = 32                                           # the discriminator's first layer; x2 per layer
+    gp_weight: float = 10.0                                      # wgan-gp: lambda of the gradient penalty
+    grid_every: int = 5                                          # epochs between fixed-noise grids (0: none)
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"gan: expected loss one of {LOSSES}, got {self.loss!r}")
+        if self.image_size not in (8, 16, 32):
+            raise ValueError(f"gan: expected image_size 8, 16 or 32, got {self.image_size}")
+        if self.latent_dim < 1 or self.channels < 1 or self.gp_weight < 0 or self.grid_every < 0:
+            raise ValueError(f"gan: expected latent_dim >= 1, channels >= 1, gp_weight >= 0 and grid_every >= 0, "
+                             f"got {self.latent_dim}, {self.channels}, {self.gp_weight}, {self.grid_every}")
+
+
+# ---- modules -------------------------------------------------------------------------------------
+def _doublings(side):
+    """How many stride-2 layers lie between 4 x 4 and ``side`` x ``side``."""
+    return int(np.log2(side // 4))
+
+
+def generator(latent_dim, channels, side):
+    """(N, latent_dim, 1, 1) -> (N, 1, side, side) in [-1, 1]."""
+    width = channels * 2 ** (_doublings(side) - 1)
+    layers = [nn.ConvTranspose2d(latent_dim, width, KERNEL, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    for _ in range(_doublings(side) - 1):  # 4 -> 8 -> ... -> side / 2
+        layers += [nn.ConvTranspose2d(width, width // 2, KERNEL, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+                   nn.ReLU()]
+        width //= 2
+    return nn.Sequential(*layers, nn.ConvTranspose2d(width, 1, KERNEL, 2, 1), nn.Tanh())
+
+
+def _norm(kind, width):
+    return nn.BatchNorm2d(width) if kind == "batch" else nn.GroupNorm(1, width)
+
+
+def discriminator(channels, side, norm="batch"):
+    """(N, 1, side, side) -> (N, 1, 1, 1) scores; ``norm`` "batch" or "layer" (per image)."""
+    layers, width = [nn.Conv2d(1, channels, KERNEL, 2, 1), nn.LeakyReLU(0.2)], channels
+    for _ in range(_doublings(side) - 1):  # side / 2 -> ... -> 4
+        layers += [nn.Conv2d(width, 2 * width, KERNEL, 2, 1, bias=False), _norm(norm, 2 * width), nn.LeakyReLU(0.2)]
+        width *= 2
+    return nn.Sequential(*layers, nn.Conv2d(width, 1, KERNEL, 1, 0))
+
+
+def dcgan_init_(module):
+    """The DCGAN initialisation: convolution weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), shifts 0."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            init.normal_(layer.weight, 0.0, 0.02)
+            if layer.bias is not None:
+                init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
+            init.normal_(layer.weight, 1.0, 0.02)
+            init.zeros_(layer.bias)
+    return module
+
+
+class DCGAN(nn.Module):
+    def __init__(self, side, latent_dim=32, channels=32, loss="nonsat"):
+        super().__init__()
+        self.side, self.latent_dim, self.loss = side, latent_dim, loss
+        self.generator = dcgan_init_(generator(latent_dim, channels, side))
+        self.discriminator = dcgan_init_(discriminator(channels, side, "layer" if loss == "wgan-gp" else "batch"))
+
+    def generate(self, noise):
+        """(N, latent_dim, 1, 1) noise -> (N, 1, S, S) images in [-1, 1]."""
+        return self.generator(noise)
+
+    def score(self, images):
+        """(N, 1, S, S) images in [-1, 1] -> (N,) discriminator scores."""
+        return self.discriminator(images).reshape(-1)
+
+    def discriminator_loss(self, real, fake, mix=None, gp_weight=10.0):
+        """L_D of a real and a generated batch (see the module docstring) and what it is made of:
+        {"d_loss", "d_real", "d_fake"[, "gradient_penalty"]} as scalar Tensors. ``fake`` is used
+        as a constant; ``mix`` (N, 1, 1, 1) ~ U(0, 1) are the WGAN-GP interpolation weights."""
+        fake = fake.detach()
+        real_scores, fake_scores = self.score(real), self.score(fake)
+        if self.loss == "nonsat":
+            loss = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+            # D(x) and D(G(z)) as probabilities, as the DCGAN papers plot them
+            return {"d_loss": loss, "d_real": real_scores.sigmoid().mean(), "d_fake": fake_scores.sigmoid().mean()}
+        if self.loss == "hinge":
+            loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+            return {"d_loss": loss, "d_real": real_scores.mean(), "d_fake": fake_scores.mean()}
+        penalty = gradient_penalty(self.score, real, fake, mix)
+        loss = fake_scores.mean() - real_scores.mean() + gp_weight * penalty
+        return {"d_loss": loss, "d_real": real_scores.mean(), "d_fake": fake_scores.mean(),
+                "gradient_penalty": penalty}
+
+    def generator_loss(self, fake):
+        """L_G of generated images (differentiable through ``fake`` into the generator)."""
+        scores = self.score(fake)
+        return F.softplus(-scores).mean() if self.loss == "nonsat" else -scores.mean()
+
+
+def gradient_penalty(critic, real, fake, mix):
+    """mean over images of (|grad_x s(x_hat)|_2 - 1)^2 at x_hat = mix x + (1 - mix) fake,
+    kept in the graph (``create_graph=True``) so that its gradient reaches the critic's weights."""
+    mixed = (mix * real + (1 - mix) * fake).detach().requires_grad_()
+    (slopes,) = grad(critic(mixed).sum(), mixed, create_graph=True)             # (N, 1, S, S)
+    norms = (slopes * slopes).sum(dim=(1, 2, 3)).sqrt()                         # (N,)
+    return ((norms - 1) ** 2).mean()
+
+
+def adversarial_step(model, optimizers, real, noise, mix=None, gp_weight=10.0):
+    """One discriminator step, then one generator step on the same G(z); returns the losses.
+
+    ``real`` (N, 1, S, S) in [-1, 1], ``noise`` (N, latent, 1, 1), ``mix`` (N, 1, 1, 1) for WGAN-GP;
+    ``optimizers`` {"discriminator": ..., "generator": ...}. The generator step freezes the
+    discriminator, so its backward computes no discriminator weight gradients.
+    """
+    fake = model.generate(noise)
+    parts = model.discriminator_loss(real, fake, mix, gp_weight)
+    optimizers["discriminator"].zero_grad()
+    parts["d_loss"].backward()
+    optimizers["discriminator"].step()
+
+    model.discriminator.requires_grad_(False)
+    try:
+        g_loss = model.generator_loss(fake)
+        optimizers["generator"].zero_grad()
+        g_loss.backward()
+        optimizers["generator"].step()
+    finally:
+        model.discriminator.requires_grad_(True)
+    return {**{name: value.item() for name, value in parts.items()}, "g_loss": g_loss.item()}
+
+
+def to_model_range(images):
+    """(N, S, S) images in [0, 1] -> (N, 1, S, S) in [-1, 1], the generator's tanh range."""
+    return images.reshape(images.shape[0], 1, *images.shape[1:]) * 2 - 1
+
+
+def to_image_range(outputs):
+    """(N, 1, S, S) generator outputs in [-1, 1] -> (N, S, S) NumPy float32 images in [0, 1]."""
+    images = (outputs.cpu().numpy()[:, 0] + 1) / 2
+    return np.clip(images, 0, 1).astype(np.float32)
+
+
+# ---- training, sampling, evaluation --------------------------------------------------------------
+@register
+class GANRecipe(Recipe):
+    name = "gan"
+    Config = GANConfig
+    plot_keys = ("d_loss", "g_loss", "d_real", "d_fake")
+    grid_size = 100        # fixed noise vectors in each progress grid
+    validation_samples = 1000
+
+    def __init__(self, config, data, device="cpu"):
+        super().__init__(config, data, device)
+        height, width = data.image_shape
+        if height != width or height != config.image_size:
+            raise ValueError(f"gan: expected square images of side {config.image_size}, got {data.image_shape}")
+        self.model = DCGAN(height, config.latent_dim, config.channels, config.loss).to(self.device)
+        betas = (config.beta1, config.beta2)
+        self.optimizers = {"discriminator": optim.Adam(self.model.discriminator.parameters(), config.lr, betas),
+                           "generator": optim.Adam(self.model.generator.parameters(), config.lr, betas)}
+        fixed = np.random.default_rng((config.seed, FIXED_NOISE_STREAM)).standard_normal(
+            (self.grid_size, config.latent_dim, 1, 1))
+        self.fixed_noise = tensor(fixed.astype(np.float32), device=self.device)
+
+    def train_step(self, batch, clock):
+        real = to_model_range(batch[0])
+        count, latent = real.shape[0], self.config.latent_dim
+        noise = randn(count, latent, 1, 1, device=self.device)
+        mix = rand(count, 1, 1, 1, device=self.device) if self.config.loss == "wgan-gp" else None
+        return adversarial_step(self.model, self.optimizers, real, noise, mix, self.config.gp_weight)
+
+    def sample(self, n):
+        with no_grad():
+            return to_image_range(self.model.generate(randn(n, self.config.latent_dim, 1, 1, device=self.device)))
+
+    def validate(self, data):
+        """The digits FID ratio and class coverage of 1,000 samples (digits only)."""
+        if data.name != "digits":
+            return {}
+        metrics = digits_metrics(self.sample(self.validation_samples))
+        return {"fid_ratio": metrics["fid_ratio"], "classes_covered": metrics["classes_covered"]}
+
+    def evaluate(self, data):
+        return {}  # the runner scores the final samples with every digits metric
+
+    def epoch_figures(self, data, epoch):
+        """The fixed noise's images every ``grid_every`` epochs (and after the first)."""
+        every = self.config.grid_every
+        if not every or (epoch % every and epoch != 1):
+            return {}
+        with no_grad():
+            return {"samples": to_image_range(self.model.generate(self.fixed_noise))}
