@@ -1,25 +1,26 @@
-"""Attention benchmark: the DESIGN workload (causal, B=8, heads=4, head_dim=32) forward and
-forward+backward, ``reference`` vs ``cpu`` (flash) vs PyTorch CPU, interleaved, 1 thread by default.
+"""Attention workloads: the DESIGN shape (causal, B=8, heads=4, head_dim=32) against the sequence
+length T = 256 ... 4096, forward and forward+backward, time and peak memory, for the suite.
 
-    python -m benchmarks.attention                          # T = 256, 1024, 4096, times + memory
-    python -m benchmarks.attention --reference-max-length 1024   # skip the 2 GiB-a-matrix reference
-    python -m benchmarks.attention --threads 2
+    python -m benchmarks --only kernel/attention            # these workloads (also: python -m benchmarks.attention)
+    python -m benchmarks --reference-max-length 4096        # include the 2 GiB-a-matrix reference at T=4096
     python -m benchmarks.attention --sweep-tiles            # how cpu.FORWARD/BACKWARD_TILES were chosen
 
-Kernels are called directly (no autograd), PyTorch through ``F.scaled_dot_product_attention``.
+``kernel[IMPL]`` calls the kernels directly (no autograd), ``scratchgen[IMPL]`` runs
+``F.scaled_dot_product_attention``, PyTorch ``torch.nn.functional.scaled_dot_product_attention``.
 Peak memory is tracemalloc's: it sees NumPy's allocations (the cpu kernels take all their scratch
 from NumPy), not PyTorch's.
 """
 import argparse
-import tracemalloc
+import sys
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-from scratchgen.kernels.attention import cpu, reference
+from scratchgen.kernels.attention import cpu
 
+from .machine import pin_threads
 from .timing import time_interleaved
+from .workload import Skip, Work, Workload, as_passes, implementation_contenders, peer_contender
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,21 @@ class AttentionWorkload:
     causal: bool = True
 
 
+    def forward_flops(self, length):
+        """2 x the multiply-adds of S = Q K^T and O = P V, counting only the causal half of the
+        (T, T) scores when causal (what a causal kernel needs to compute)."""
+        full = 4.0 * self.batch * self.heads * length * length * self.head_dim
+        return full / 2 if self.causal else full
+
+    def describe(self, length):
+        return (f"{'causal' if self.causal else 'full'}, B={self.batch} heads={self.heads} T={length} "
+                f"head_dim={self.head_dim}")
+
+
 WORKLOAD = AttentionWorkload()
+SERIES_LENGTHS = (256, 512, 1024, 2048, 4096)   # the scaling series; DESIGN's lengths among them
+QUICK = AttentionWorkload(batch=1, heads=2, head_dim=8, lengths=(16, 32))
+BACKWARD_FLOPS_RATIO = 2.5  # backward: dV, dP, dS -> dQ, dK: five products to the forward's two
 TILE_CANDIDATES = ((32, 64), (64, 64), (64, 128), (128, 64), (128, 128), (64, 256), (128, 256))
 
 
@@ -59,12 +74,27 @@ def kernel_calls(kernels, workload, inputs, forward_tiles=None, backward_tiles=N
     return forward, forward_backward
 
 
+def autograd_calls(workload, inputs):
+    """The same two calls through ``F.scaled_dot_product_attention`` on Tensors: the user's path."""
+    import scratchgen as sg
+    import scratchgen.functional as F
+    q, k, v = (sg.Tensor(a, requires_grad=True) for a in inputs[:3])
+    grad_out = sg.Tensor(inputs[3])
+
+    def forward():
+        with sg.no_grad():
+            F.scaled_dot_product_attention(q, k, v, is_causal=workload.causal)
+
+    def forward_backward():
+        for x in (q, k, v):
+            x.grad = None
+        F.scaled_dot_product_attention(q, k, v, is_causal=workload.causal).backward(grad_out)
+    return forward, forward_backward
+
+
 def torch_calls(workload, inputs):
-    """The same two calls through PyTorch, or None when it is not installed."""
-    try:
-        import torch
-    except ImportError:
-        return None
+    """The same two calls through PyTorch (ImportError when it is not installed)."""
+    import torch
     q, k, v = (torch.from_numpy(a).requires_grad_() for a in inputs[:3])
     grad_out = torch.from_numpy(inputs[3])
     attend = torch.nn.functional.scaled_dot_product_attention
@@ -80,32 +110,35 @@ def torch_calls(workload, inputs):
     return forward, forward_backward
 
 
-def peak_bytes(fn):
-    """Peak memory tracemalloc saw during one call of ``fn``."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+def workloads(options):
+    """Attention against T for the suite (DESIGN's T = 256, 1024, 4096 among them)."""
+    shape, lengths = (QUICK, QUICK.lengths) if options.quick else (WORKLOAD, SERIES_LENGTHS)
+    return [suite_workload(shape, length, not options.quick and length in shape.lengths) for length in lengths]
 
 
-def benchmark_length(workload, length, with_reference, repeats, memory):
-    """Rows ``{length, pass, contender, median_s, ..., peak_bytes}`` for one sequence length."""
+def suite_workload(shape, length, design):
+    flops = shape.forward_flops(length)
+    note = "causal half of the T^2 work" if shape.causal else ""
+    return Workload(name=f"attention T={length}", family="kernel", description=shape.describe(length),
+                    setup=lambda options: contenders(shape, length, options), series="attention vs T", x=length,
+                    design=design, memory=True,
+                    work={"forward": Work(flops, "flop", note),
+                          "forward+backward": Work((1 + BACKWARD_FLOPS_RATIO) * flops, "flop", note)})
+
+
+def contenders(workload, length, options):
     inputs = make_inputs(workload, length)
-    modules = {"cpu": cpu, **({"reference": reference} if with_reference else {})}
-    calls = {name: kernel_calls(module, workload, inputs) for name, module in modules.items()}
-    peer = torch_calls(workload, inputs)
-    if peer is not None:
-        calls["torch"] = peer
-    rows = []
-    for index, pass_name in enumerate(("forward", "forward+backward")):
-        timings = time_interleaved({name: pair[index] for name, pair in calls.items()}, repeats=repeats)
-        for name, timing in timings.items():
-            peak = peak_bytes(calls[name][index]) if memory and name != "torch" else None
-            rows.append({"length": length, "pass": pass_name, "contender": name, **timing,
-                         "peak_bytes": peak})
-    return rows
+
+    def passes(place, calls):
+        if place.impl == "reference" and length > options.reference_max_length:
+            return Skip(f"the reference holds (B, H, T, T) scores: skipped above T="
+                        f"{options.reference_max_length} (--reference-max-length)")
+        return as_passes(calls([place.array(a) for a in inputs]))
+    found = implementation_contenders(options, "kernel", lambda place: passes(
+        place, lambda arrays: kernel_calls(place.kernels("attention"), workload, arrays)))
+    found |= implementation_contenders(options, "scratchgen", lambda place: passes(
+        place, lambda arrays: autograd_calls(workload, arrays)))
+    return found | peer_contender(options, "torch", lambda: as_passes(torch_calls(workload, inputs)))
 
 
 def sweep_tiles(workload, lengths, repeats):
@@ -142,48 +175,25 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def pin_threads(threads):
-    """Pin BLAS, Numba and PyTorch to ``threads``; returns the threadpoolctl context to keep."""
-    import scipy.linalg.cython_blas  # noqa: F401 -- Numba's np.dot calls SciPy's OpenBLAS: load it to pin it
-    from threadpoolctl import threadpool_limits
-    numba.set_num_threads(threads)
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    return threadpool_limits(limits=threads)
-
-
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.attention",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(WORKLOAD.lengths))
-    parser.add_argument("--reference-max-length", type=int, default=None,
-                        help="skip the reference above this T (at 4096 it holds 2 GiB per score matrix)")
-    parser.add_argument("--repeats", type=int, default=None, help="rounds per contender (default: by T)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc peaks")
-    parser.add_argument("--sweep-tiles", action="store_true", help="time the cpu kernels' tile candidates")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_arguments(argv)
-    with pin_threads(args.threads):
-        if args.sweep_tiles:
-            rows = sweep_tiles(WORKLOAD, [t for t in args.lengths if t <= 1024], args.repeats or 10)
-        else:
-            rows = []
-            for length in args.lengths:
-                with_reference = args.reference_max_length is None or length <= args.reference_max_length
-                repeats = args.repeats or (20 if length <= 1024 else 3)
-                rows += benchmark_length(WORKLOAD, length, with_reference, repeats, not args.no_memory)
-    print(f"attention: causal B={WORKLOAD.batch} heads={WORKLOAD.heads} head_dim={WORKLOAD.head_dim}, "
+    """``--sweep-tiles``: time the cpu kernels' tile candidates; otherwise the suite's attention
+    workloads (other arguments go to ``python -m benchmarks``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.attention", description=__doc__.split("\n")[0])
+    parser.add_argument("--sweep-tiles", action="store_true", help="time the cpu kernels' tile candidates")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024], help="T of --sweep-tiles")
+    parser.add_argument("--repeats", type=int, default=10, help="rounds of --sweep-tiles")
+    parser.add_argument("--threads", default="1", help="thread count (the suite takes a list: 1,2)")
+    args, suite_arguments = parser.parse_known_args(argv)
+    if not args.sweep_tiles:
+        from .__main__ import main as suite_main
+        return suite_main(["--only", "kernel/attention", "--threads", args.threads, *suite_arguments])
+    with pin_threads(int(args.threads)):
+        rows = sweep_tiles(WORKLOAD, args.lengths, args.repeats)
+    print(f"attention tiles: causal B={WORKLOAD.batch} heads={WORKLOAD.heads} head_dim={WORKLOAD.head_dim}, "
           f"float32, {args.threads} thread(s)")
     print(format_table(rows))
-    return rows
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

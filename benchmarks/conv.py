@@ -1,17 +1,17 @@
-"""Convolution benchmark: the DESIGN workloads (conv2d 3x3 same, conv_transpose2d 8x8 -> 16x16)
-forward and forward+backward, ``reference`` vs ``cpu`` vs PyTorch CPU, interleaved, 1 thread.
+"""Convolution workloads: the DESIGN shapes (conv2d 3x3 same, conv_transpose2d 8x8 -> 16x16) and
+both against the batch size, forward and forward+backward, for the suite (``python -m benchmarks``).
 
-    python -m benchmarks.conv                 # the table
-    python -m benchmarks.conv --threads 2
+    python -m benchmarks --only kernel/conv   # these workloads (also: python -m benchmarks.conv)
     python -m benchmarks.conv --startup       # Numba compile time (cold cache) and cached start-up
 
-``reference`` and ``cpu`` call the kernels directly; ``autograd`` is the user's path
-(``scratchgen.functional`` on Tensors, cpu kernels underneath); PyTorch goes through its autograd.
-Every input requires a gradient, so all compute the data, weight and bias gradients. The ``gemm``
-row times only the matrix products the ``cpu`` kernels make (same shapes and batching): the gap
-between it and ``cpu`` is im2col / col2im and the other data movement.
+``kernel[IMPL]`` calls the kernels directly; ``scratchgen[IMPL]`` is the user's path
+(``scratchgen.functional`` on Tensors); PyTorch goes through its autograd. Every input requires a
+gradient, so all compute the data, weight and bias gradients. The ``gemm-only[cpu]`` contender
+times only the matrix products the ``cpu`` kernels make (same shapes and batching): the gap
+between it and ``kernel[cpu]`` is im2col / col2im and the other data movement.
 """
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -20,11 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scratchgen.kernels.conv import cpu, reference
-
-from .attention import pin_threads
-from .timing import time_interleaved
-
+from .workload import Work, Workload, as_passes, implementation_contenders, peer_contender
 
 @dataclass(frozen=True)
 class ConvWorkload:
@@ -50,9 +46,26 @@ class ConvWorkload:
             return tuple((n + 2 * p - k) // s + 1 for n in self.input_hw)
         return tuple((n - 1) * s - 2 * p + k for n in self.input_hw)
 
+    @property
+    def forward_flops(self):
+        """Multiply-adds x 2 of the forward pass: every output of the conv2d view sums C_in k^2
+        products (for conv_transpose2d, every *input* pixel scatters to C_out k^2 outputs)."""
+        k2 = self.kernel * self.kernel
+        if self.op == "conv2d":
+            positions = self.batch * self.out_channels * int(np.prod(self.output_hw))
+            return 2.0 * positions * self.in_channels * k2
+        return 2.0 * self.batch * self.in_channels * int(np.prod(self.input_hw)) * self.out_channels * k2
+
+    def describe(self):
+        return (f"{self.op} N={self.batch} Cin={self.in_channels} Cout={self.out_channels} "
+                f"{self.input_hw[0]}x{self.input_hw[1]} -> {self.output_hw[0]}x{self.output_hw[1]} "
+                f"k={self.kernel} stride={self.stride} pad={self.padding}")
+
 
 WORKLOADS = (ConvWorkload("conv2d", 32, 32, 64, (16, 16), 3, 1, 1),
              ConvWorkload("conv_transpose2d", 32, 64, 32, (8, 8), 4, 2, 1))
+BATCHES = (8, 16, 32, 64)      # the scaling series: time and memory against the batch size
+QUICK_BATCHES = (2, 4)         # --quick: the same ops at toy channel counts
 
 
 def make_inputs(workload, seed=0):
@@ -112,7 +125,7 @@ def gemm_calls(workload, inputs):
 
 def autograd_calls(workload, inputs):
     """The same two passes through scratchgen's autograd (``F.conv2d`` / ``F.conv_transpose2d`` on the
-    cpu kernels): what a user gets, kernel time plus graph bookkeeping."""
+    kernels in use): what a user gets, kernel time plus graph bookkeeping."""
     import scratchgen as sg
     import scratchgen.functional as F
     x, weight, bias = (sg.Tensor(a, requires_grad=True) for a in inputs[:3])
@@ -131,11 +144,8 @@ def autograd_calls(workload, inputs):
 
 
 def torch_calls(workload, inputs):
-    """The same two passes through PyTorch autograd, or None when it is not installed."""
-    try:
-        import torch
-    except ImportError:
-        return None
+    """The same two passes through PyTorch autograd (ImportError when it is not installed)."""
+    import torch
     x, weight, bias = (torch.from_numpy(a).requires_grad_() for a in inputs[:3])
     grad_y = torch.from_numpy(inputs[3])
     op = torch.nn.functional.conv2d if workload.op == "conv2d" else torch.nn.functional.conv_transpose2d
@@ -151,34 +161,36 @@ def torch_calls(workload, inputs):
     return forward, forward_backward
 
 
-def benchmark(workload, repeats):
-    """Rows ``{workload, pass, contender, median_s, q25_s, q75_s, runs, first_call_s}``."""
+def workloads(options):
+    """Both ops against the batch size (the DESIGN batch of 32 among them) for the suite; --quick
+    keeps the ops and shrinks them to toy channel counts."""
+    if options.quick:
+        return [suite_workload(dataclasses.replace(shape, in_channels=4, out_channels=8, batch=batch), False)
+                for shape in WORKLOADS for batch in QUICK_BATCHES]
+    return [suite_workload(dataclasses.replace(shape, batch=batch), batch == shape.batch)
+            for shape in WORKLOADS for batch in BATCHES]
+
+
+def suite_workload(shape, design):
+    flops = shape.forward_flops  # forward+backward: the data and weight gradients cost one forward each
+    return Workload(name=f"{shape.op} N={shape.batch}", family="kernel", description=shape.describe(),
+                    setup=lambda options: contenders(shape, options), series=f"{shape.op} vs batch",
+                    x=shape.batch, design=design, memory=True,
+                    work={"forward": Work(flops, "flop"), "forward+backward": Work(3 * flops, "flop")})
+
+
+def contenders(workload, options):
     inputs = make_inputs(workload)
-    calls = {"reference": kernel_calls(reference, workload, inputs),
-             "cpu": kernel_calls(cpu, workload, inputs), "autograd": autograd_calls(workload, inputs),
-             "gemm": gemm_calls(workload, inputs)}
-    peer = torch_calls(workload, inputs)
-    if peer is not None:
-        calls["torch"] = peer
-    rows = []
-    for index, pass_name in enumerate(("forward", "forward+backward")):
-        timings = time_interleaved({name: pair[index] for name, pair in calls.items()}, repeats=repeats)
-        rows += [{"workload": workload.op, "pass": pass_name, "contender": name, **timing}
-                 for name, timing in timings.items()]
-    return rows
 
-
-def format_table(rows):
-    """Markdown: one line per (workload, pass, contender); ratio = median / PyTorch's median."""
-    torch_median = {(r["workload"], r["pass"]): r["median_s"] for r in rows if r["contender"] == "torch"}
-    lines = ["| workload | pass | contender | median ms | IQR ms | vs PyTorch |",
-             "| --- | --- | --- | ---: | ---: | ---: |"]
-    for r in rows:
-        peer = torch_median.get((r["workload"], r["pass"]))
-        ratio = f"{r['median_s'] / peer:.2f}" if peer else "-"
-        lines.append(f"| {r['workload']} | {r['pass']} | {r['contender']} | {r['median_s'] * 1e3:.2f} | "
-                     f"{(r['q75_s'] - r['q25_s']) * 1e3:.2f} | {ratio} |")
-    return "\n".join(lines)
+    def on(place):
+        return [place.array(a) for a in inputs]
+    calls = implementation_contenders(options, "kernel", lambda place: as_passes(
+        kernel_calls(place.kernels("conv"), workload, on(place))))
+    calls |= implementation_contenders(options, "scratchgen", lambda place: as_passes(
+        autograd_calls(workload, on(place))))
+    if "cpu" in options.impls:
+        calls["gemm-only[cpu]"] = as_passes(gemm_calls(workload, inputs))
+    return calls | peer_contender(options, "torch", lambda: as_passes(torch_calls(workload, inputs)))
 
 
 STARTUP_SNIPPET = """
@@ -206,27 +218,19 @@ def startup_times():
     return times
 
 
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--startup", action="store_true", help="time Numba compilation and cached start-up")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_arguments(argv)
-    if args.startup:
-        for label, (imported, first_call) in startup_times().items():
-            print(f"{label} Numba cache: import {imported:.2f} s, "
-                  f"first conv2d forward+backward {first_call:.2f} s")
-        return None
-    with pin_threads(args.threads):
-        rows = [row for workload in WORKLOADS for row in benchmark(workload, args.repeats)]
-    print(f"convolution: float32, {args.threads} thread(s); gemm = the cpu kernels' matrix products alone")
-    print(format_table(rows))
-    return rows
+    """``--startup``: Numba compile and cached start-up times; otherwise the suite's conv workloads
+    (other arguments go to ``python -m benchmarks``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__.split("\n")[0])
+    parser.add_argument("--startup", action="store_true", help="time Numba compilation and cached start-up")
+    args, suite_arguments = parser.parse_known_args(argv)
+    if not args.startup:
+        from .__main__ import main as suite_main
+        return suite_main(["--only", "kernel/conv", *suite_arguments])
+    for label, (imported, first_call) in startup_times().items():
+        print(f"{label} Numba cache: import {imported:.2f} s, first conv2d forward+backward {first_call:.2f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,23 +1,25 @@
-"""LSTM benchmark: the DESIGN workload (1 layer, batch 32, seq 64, input 64, hidden 256, float32)
-forward and forward+backward, ``reference`` vs ``cpu`` vs PyTorch CPU, interleaved, 1 thread.
+"""LSTM workloads: the DESIGN shape (1 layer, batch 32, seq 64, input 64, hidden 256, float32) and
+the same against the sequence length, forward and forward+backward, for the suite.
 
-    python -m benchmarks.recurrence                 # the table
-    python -m benchmarks.recurrence --threads 2
-    python -m benchmarks.recurrence --breakdown     # where the cpu kernels' time goes
+    python -m benchmarks --only kernel/lstm       # these workloads (also: python -m benchmarks.recurrence)
+    python -m benchmarks.recurrence --breakdown   # where the cpu kernels' time goes
 
-Kernels are called directly (no autograd). PyTorch runs ``torch.nn.LSTM`` with the same weights
-and computes the same gradients (input, initial state, weights, biases; output gradients for y,
-h_n and c_n).
+``kernel[IMPL]`` calls the kernels directly (no autograd), ``scratchgen[IMPL]`` runs ``F.lstm``.
+PyTorch runs ``torch.nn.LSTM`` with the same weights and computes the same gradients (input,
+initial state, weights, biases; output gradients for y, h_n and c_n).
 """
 import argparse
+import dataclasses
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from scratchgen.kernels.recurrence import cpu, reference
+from scratchgen.kernels.recurrence import cpu
 
-from .attention import pin_threads
+from .machine import pin_threads
 from .timing import time_interleaved
+from .workload import Work, Workload, as_passes, implementation_contenders, peer_contender
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,19 @@ class LSTMWorkload:
     hidden: int = 256
 
 
+    @property
+    def gemm_flops(self):
+        """2 x the multiply-adds of the gate pre-activations W_ih x_t + W_hh h_{t-1}, every step."""
+        return 2.0 * self.steps * self.batch * 4 * self.hidden * (self.inputs + self.hidden)
+
+    def describe(self):
+        return f"1 layer, T={self.steps} B={self.batch} I={self.inputs} H={self.hidden}"
+
+
 WORKLOAD = LSTMWorkload()
+STEPS = (16, 32, 64, 128, 256)   # the scaling series: time and memory against the sequence length
+QUICK = LSTMWorkload(steps=4, batch=2, inputs=8, hidden=16)
+QUICK_STEPS = (4, 8)
 
 
 def make_inputs(workload, seed=0):
@@ -54,12 +68,31 @@ def kernel_calls(kernels, a):
     return forward, forward_backward
 
 
+def autograd_calls(a):
+    """The same two calls through ``F.lstm`` on Tensors: the user's path."""
+    import scratchgen as sg
+    import scratchgen.functional as F
+    from scratchgen.autograd import run_backward
+    x = sg.Tensor(a["x"], requires_grad=True)
+    h0, c0 = (sg.Tensor(a[k][None], requires_grad=True) for k in ("h0", "c0"))          # (1, B, H)
+    weights = [tuple(sg.Tensor(a[k], requires_grad=True) for k in ("weight_ih", "weight_hh", "bias")) + (None,)]
+    grads = [sg.Tensor(a["grad_y"]), sg.Tensor(a["grad_h_n"][None]), sg.Tensor(a["grad_c_n"][None])]
+
+    def forward():
+        with sg.no_grad():
+            F.lstm(x, weights, (h0, c0))
+
+    def forward_backward():
+        for tensor in (x, h0, c0, *weights[0][:3]):
+            tensor.grad = None
+        y, (h_n, c_n) = F.lstm(x, weights, (h0, c0))
+        run_backward([y, h_n, c_n], grads)
+    return forward, forward_backward
+
+
 def torch_calls(a):
-    """The same two calls through ``torch.nn.LSTM``, or None when PyTorch is not installed."""
-    try:
-        import torch
-    except ImportError:
-        return None
+    """The same two calls through ``torch.nn.LSTM`` (ImportError when PyTorch is not installed)."""
+    import torch
     lstm = torch.nn.LSTM(a["x"].shape[2], a["h0"].shape[1])
     with torch.no_grad():
         for name, value in (("weight_ih_l0", a["weight_ih"]), ("weight_hh_l0", a["weight_hh"]),
@@ -81,19 +114,31 @@ def torch_calls(a):
     return forward, forward_backward
 
 
-def benchmark(workload, repeats, with_reference=True):
-    """Rows ``{pass, contender, median_s, q25_s, q75_s, runs, first_call_s}``."""
+def workloads(options):
+    """The LSTM against the sequence length (the DESIGN length 64 among them), for the suite."""
+    shape, steps = (QUICK, QUICK_STEPS) if options.quick else (WORKLOAD, STEPS)
+    return [suite_workload(dataclasses.replace(shape, steps=length), not options.quick and length == shape.steps)
+            for length in steps]
+
+
+def suite_workload(shape, design):
+    flops = shape.gemm_flops  # forward+backward: the input and weight gradients cost one forward each
+    return Workload(name=f"lstm T={shape.steps}", family="kernel", description=shape.describe(),
+                    setup=lambda options: contenders(shape, options), series="lstm vs sequence length",
+                    x=shape.steps, design=design, memory=True,
+                    work={"forward": Work(flops, "flop", "GEMM FLOPs"),
+                          "forward+backward": Work(3 * flops, "flop", "GEMM FLOPs")})
+
+
+def contenders(workload, options):
     inputs = make_inputs(workload)
-    modules = {"cpu": cpu, **({"reference": reference} if with_reference else {})}
-    calls = {name: kernel_calls(module, inputs) for name, module in modules.items()}
-    peer = torch_calls(inputs)
-    if peer is not None:
-        calls["torch"] = peer
-    rows = []
-    for index, pass_name in enumerate(("forward", "forward+backward")):
-        timings = time_interleaved({name: pair[index] for name, pair in calls.items()}, repeats=repeats)
-        rows += [{"pass": pass_name, "contender": name, **timing} for name, timing in timings.items()]
-    return rows
+
+    def on(place):
+        return {name: place.array(a) for name, a in inputs.items()}
+    calls = implementation_contenders(options, "kernel", lambda place: as_passes(
+        kernel_calls(place.kernels("recurrence"), on(place))))
+    calls |= implementation_contenders(options, "scratchgen", lambda place: as_passes(autograd_calls(on(place))))
+    return calls | peer_contender(options, "torch", lambda: as_passes(torch_calls(inputs)))
 
 
 def breakdown(workload, repeats):
@@ -133,18 +178,6 @@ def per_step_copies(y, grad_y, state, recurrent, grad_z):
     grad_z[:, :recurrent.shape[1]] = recurrent
 
 
-def format_table(rows):
-    """Markdown: one line per (pass, contender); ratio = median / PyTorch's median."""
-    torch_median = {r["pass"]: r["median_s"] for r in rows if r["contender"] == "torch"}
-    lines = ["| pass | contender | median ms | IQR ms | vs PyTorch |", "| --- | --- | ---: | ---: | ---: |"]
-    for r in rows:
-        peer = torch_median.get(r["pass"])
-        ratio = f"{r['median_s'] / peer:.2f}" if peer else "-"
-        lines.append(f"| {r['pass']} | {r['contender']} | {r['median_s'] * 1e3:.2f} | "
-                     f"{(r['q75_s'] - r['q25_s']) * 1e3:.2f} | {ratio} |")
-    return "\n".join(lines)
-
-
 def format_breakdown(rows):
     total = sum(r["total_s"] for r in rows)
     lines = ["| piece (cpu, forward+backward) | calls | ms | share |", "| --- | ---: | ---: | ---: |"]
@@ -153,30 +186,23 @@ def format_breakdown(rows):
     return "\n".join(lines + [f"| sum | | {total * 1e3:.2f} | |"])
 
 
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference")
-    parser.add_argument("--breakdown", action="store_true", help="time the pieces of the cpu kernels")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_arguments(argv)
+    """``--breakdown``: the cpu kernels' pieces; otherwise the suite's lstm workloads (other
+    arguments go to ``python -m benchmarks``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence", description=__doc__.split("\n")[0])
+    parser.add_argument("--breakdown", action="store_true", help="time the pieces of the cpu kernels")
+    parser.add_argument("--repeats", type=int, default=20, help="rounds of --breakdown")
+    parser.add_argument("--threads", default="1", help="thread count (the suite takes a list: 1,2)")
+    args, suite_arguments = parser.parse_known_args(argv)
+    if not args.breakdown:
+        from .__main__ import main as suite_main
+        return suite_main(["--only", "kernel/lstm", "--threads", args.threads, *suite_arguments])
     w = WORKLOAD
-    print(f"lstm: 1 layer, T={w.steps} B={w.batch} I={w.inputs} H={w.hidden}, float32, "
-          f"{args.threads} thread(s)")
-    with pin_threads(args.threads):
-        if args.breakdown:
-            rows = breakdown(w, args.repeats)
-            print(format_breakdown(rows))
-        else:
-            rows = benchmark(w, args.repeats, with_reference=not args.no_reference)
-            print(format_table(rows))
-    return rows
+    print(f"lstm: {w.describe()}, float32, {args.threads} thread(s)")
+    with pin_threads(int(args.threads)):
+        print(format_breakdown(breakdown(w, args.repeats)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

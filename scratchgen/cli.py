@@ -4,6 +4,8 @@
                            [--device cpu|cuda] [--out DIR] [--resume RUN_OR_CHECKPOINT] [--dry-run]
     scratchgen sample MODEL --checkpoint PATH --n N --out FILE.png|FILE.npy [--seed S] [--device D]
                             [sample options, e.g. diffusion: --sampler --steps --eta --class --guidance]
+    scratchgen sample MODEL --checkpoint PATH [--prompt "def " --temperature T --top-k K --length L]
+                                                        a text model's continuation, streamed to stdout
     scratchgen eval samples FILE.npy                    digits metrics of any sample file, as JSON
     scratchgen eval MODEL --checkpoint PATH [--n N] [sample options]
                                                         the model's evaluation + digits metrics, as JSON
@@ -124,9 +126,12 @@ def build_parser():
         model_parser = sample_models.add_parser(name, help=f"sample a {name} checkpoint",
                                                 argument_default=argparse.SUPPRESS)
         model_parser.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
-        model_parser.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
-        model_parser.add_argument("--out", required=True,
-                                  help="FILE.png (a grid) or FILE.npy (float32 (N, H, W) in [0, 1])")
+        images = get_recipe(name).samples_are_images   # text models stream to stdout instead
+        model_parser.add_argument("--n", type=int, default=100 if images else 1,
+                                  help=f"number of samples (default: {100 if images else 1})")
+        if images:
+            model_parser.add_argument("--out", required=True,
+                                      help="FILE.png (a grid) or FILE.npy (float32 (N, H, W) in [0, 1])")
         model_parser.add_argument("--seed", type=int, default=0)
         model_parser.add_argument("--device", default="cpu")
         add_sample_options(model_parser, get_recipe(name))
@@ -198,6 +203,10 @@ def _train(args):
 
 
 def _sample(args):
+    if not get_recipe(args.model).samples_are_images:
+        runner.sample_text(args.model, args.checkpoint, args.n, seed=args.seed, device=args.device,
+                           options=sample_options(args, args.model))
+        return 0
     samples = runner.sample(args.model, args.checkpoint, args.n, args.out, seed=args.seed, device=args.device,
                             options=sample_options(args, args.model))
     print(f"wrote {len(samples)} samples of shape {samples.shape[1:]} to {args.out}")

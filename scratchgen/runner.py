@@ -29,7 +29,6 @@ import time
 import numpy as np
 
 from . import serialize
-from .data import DataLoader
 from .eval.metrics import digits_metrics
 from .models import Clock, get_recipe, make_config
 from .random import get_rng_state, manual_seed, set_rng_state
@@ -188,8 +187,7 @@ class Run:
         self.recipe, self.data, self.folder = recipe, data, folder
         self.config = recipe.config
         self.dry_run, self.plots, self.echo = dry_run, plots, echo
-        self.loader = DataLoader(*data.train_arrays, batch_size=self.config.batch_size,
-                                 seed=(self.config.seed, DATA_ORDER_STREAM))
+        self.loader = recipe.make_loader(data, seed=(self.config.seed, DATA_ORDER_STREAM))
         self.step, self.epoch, self.time_s = 0, 0, 0.0
         self.epoch_sums, self.epoch_batches = {}, 0  # this epoch's loss sums so far (Ctrl-C may split it)
         self.saved_at = None  # where the last checkpoint was taken, in words
@@ -277,6 +275,8 @@ class Run:
         self.recipe.model.eval()
         with forked_rng(self.config.seed, EVALUATION_STREAM):
             record.update(self.recipe.validate(self.data))
+            figures = self.recipe.epoch_figures(self.data, self.epoch) if self.plots else {}
+        self._draw_grids({f"{stem}_epoch{self.epoch:03d}": images for stem, images in figures.items()})
         seconds = time.perf_counter() - started
         self.time_s += seconds
         self.log(record)
@@ -290,7 +290,7 @@ class Run:
         """Final evaluation, samples and pictures; returns the final record."""
         recipe = self.recipe
         recipe.model.eval()
-        count = DRY_RUN_SAMPLES if self.dry_run else SAMPLES
+        count = min(recipe.final_samples or SAMPLES, DRY_RUN_SAMPLES if self.dry_run else SAMPLES)
         samples, figures = None, {}
         with forked_rng(self.config.seed, EVALUATION_STREAM):
             final = dict(recipe.evaluate(self.data))
@@ -306,14 +306,19 @@ class Run:
         self.log({"final": True, **final})
         return final
 
+    def _draw_grids(self, figures):
+        """Each of {file stem: (N, H, W) images} as ``<stem>.png``, 10 images to a row."""
+        from .plots import save_image_grid
+        for stem, images in figures.items():
+            save_image_grid(images, os.path.join(self.folder, f"{stem}.png"), columns=10,
+                            title=stem.replace("_", " "))
+
     def _draw(self, samples, figures):
         from .plots import save_image_grid, save_loss_curves
         if samples is not None and self.recipe.samples_are_images:
             save_image_grid(samples[:100], os.path.join(self.folder, "samples.png"),
                             title=f"{self.recipe.name} samples")
-        for stem, images in figures.items():
-            save_image_grid(images, os.path.join(self.folder, f"{stem}.png"), columns=10,
-                            title=stem.replace("_", " "))
+        self._draw_grids(figures)
         save_loss_curves(read_metrics(self.folder), os.path.join(self.folder, "loss.png"),
                          self.recipe.plot_keys, title=self.recipe.name)
 
@@ -369,7 +374,8 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model)
         echo(f"resumed {resume} at epoch {run.epoch} (step {run.step})")
-    _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config),
+    provenance = {"data_provenance": data.provenance} if getattr(data, "provenance", None) else {}
+    _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config), **provenance,
                                                       "device": str(run.recipe.device), "dry_run": dry_run})
     echo(f"training {model} in {folder}: {_config_dict(config)}")
     completed = run.train()
@@ -407,7 +413,7 @@ def sample(model, checkpoint, n, out, seed=0, device="cpu", options=None):
     if not recipe.generative:
         raise UsageError(f"sample: {model} is not a generative model; it has nothing to sample")
     if not recipe.samples_are_images:
-        raise UsageError(f"sample: {model} generates text; use eval or the run's samples.txt")
+        raise UsageError(f"sample: {model} generates text; use sample_text (the CLI does without --out)")
     with forked_rng(seed, EVALUATION_STREAM):
         samples = np.asarray(_sample_with(recipe, n, options), dtype=np.float32)
     if extension == ".npy":
@@ -418,13 +424,40 @@ def sample(model, checkpoint, n, out, seed=0, device="cpu", options=None):
     return samples
 
 
+def sample_text(model, checkpoint, n=1, seed=0, device="cpu", options=None, stream=None):
+    """Write ``n`` texts, each a prompt and its continuation (``options``: the recipe's
+    ``SampleOptions`` fields, e.g. prompt, temperature, top_k, length), to ``stream`` (stdout)
+    one character at a time as they are drawn, separated by blank lines; returns them."""
+    stream = stream or sys.stdout
+    recipe, _, _ = load_recipe(model, checkpoint, device)
+    if recipe.samples_are_images:
+        raise UsageError(f"sample: {model} generates images; give --out FILE.png or FILE.npy")
+    options = {**_config_dict(recipe.SampleOptions()), **(options or {})}
+    texts = []
+    with forked_rng(seed, EVALUATION_STREAM):
+        for index in range(n):
+            stream.write(("\n\n" if index else "") + options["prompt"])
+            characters = []
+            try:
+                for character in recipe.generate(**options):
+                    stream.write(character)
+                    stream.flush()
+                    characters.append(character)
+            except ValueError as error:
+                raise UsageError(str(error)) from error
+            texts.append(options["prompt"] + "".join(characters))
+    stream.write("\n")
+    return texts
+
+
 def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu", options=None):
     """The model's own evaluation plus the digits metrics of ``n`` samples (drawn with the
     recipe's sample ``options``, if any), as a dict."""
     recipe, data, meta = load_recipe(model, checkpoint, device)
     with forked_rng(seed, EVALUATION_STREAM):
         report = dict(recipe.evaluate(data))
-        samples = _sample_with(recipe, n, options) if recipe.generative else None
+        # text models are scored by their own evaluation (bits per character), not by samples
+        samples = _sample_with(recipe, n, options) if recipe.generative and recipe.samples_are_images else None
     if samples is not None:
         report.update(score_samples(recipe, data, samples))
     return {"model": model, "checkpoint": resolve_checkpoint(checkpoint), "epoch": meta.get("epoch"),

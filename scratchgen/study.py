@@ -12,7 +12,6 @@ import itertools
 import time
 
 from . import viz
-from .data import DataLoader
 from .models import Clock, get_recipe, make_config
 from .profiler import profile, synchronized_clock
 from .random import manual_seed
@@ -31,8 +30,7 @@ def prepare(model, overrides=None, device="cpu"):
     data = recipe_class.load_data(config)
     recipe = recipe_class(config, data, device)
     recipe.model.train()
-    loader = DataLoader(*data.train_arrays, batch_size=config.batch_size,
-                        seed=(config.seed, DATA_ORDER_STREAM))  # the order `scratchgen train` uses
+    loader = recipe.make_loader(data, seed=(config.seed, DATA_ORDER_STREAM))  # the order `scratchgen train` uses
     return recipe, _steps(recipe, loader)
 
 

@@ -109,3 +109,12 @@ def make_training_step(config, source, target, state_dict=None, source_vocabular
         return loss.item()
 
     return step
+
+
+def twin_training_step(recipe, batch):
+    """The benchmark suite's twin step (see ``peers/__init__.py``): ``make_training_step`` with the
+    recipe's config and weights on ``batch = (source, target)``."""
+    state = recipe.model.state_dict()
+    return make_training_step(recipe.config, *batch, state_dict=state,
+                              source_vocabulary_size=len(state["encoder.embedding.weight"]),
+                              target_vocabulary_size=len(state["decoder.embedding.weight"]))

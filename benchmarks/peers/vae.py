@@ -69,3 +69,37 @@ def training_loss(model, images, noise, kl_weight=1.0):
     """The VAE training objective: mean over the batch of reconstruction + kl_weight * KL."""
     reconstruction, kl = model(images, noise)
     return (reconstruction + kl_weight * kl).mean()
+
+
+def _twin_of(recipe):
+    """The twin of a scratchgen VAE recipe, with its config and current weights."""
+    twin = TorchVAE.from_config(recipe.config, side=recipe.model.side)
+    twin.load_state_dict({name: torch.as_tensor(value) for name, value in recipe.model.state_dict().items()})
+    return twin
+
+
+def twin_training_step(recipe, batch):
+    """The benchmark suite's twin step (see ``peers/__init__.py``): one Adam step on ``batch[0]``
+    (N, S, S) images with fresh noise, KL weight 1."""
+    twin = _twin_of(recipe)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=recipe.config.lr)
+    images = torch.as_tensor(batch[0])
+
+    def step():
+        loss = training_loss(twin, images, torch.randn(len(images), twin.latent_dim))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def twin_sampler(recipe, n):
+    """The benchmark suite's twin sampler: ``n`` mean images decoded from z ~ N(0, I)."""
+    twin = _twin_of(recipe)
+
+    @torch.no_grad()
+    def draw():
+        outputs = twin.decode(torch.randn(n, twin.latent_dim))
+        return outputs.sigmoid() if twin.likelihood == "bernoulli" else outputs.clamp(0.0, 1.0)
+    return draw

@@ -29,10 +29,12 @@ vectorisable polynomial: Numba's ``np.exp`` is a scalar libm call here, ~10x slo
 what remains once the GEMMs are in BLAS.
 
 Threads and memory: the (batch * head) units are split over ``numba.get_num_threads()`` Python
-threads (the kernels release the GIL). Each thread gets one scratch *workspace* allocated here
-with NumPy, so ``tracemalloc`` sees every byte: a few tiles for the forward, plus O(L * D) for
-the backward's scaled queries. The Numba code itself allocates nothing.
+threads (the kernels release the GIL), while BLAS is held to one thread (``tile_blas``). Each
+thread gets one scratch *workspace* allocated here with NumPy, so ``tracemalloc`` sees every
+byte: a few tiles for the forward, plus O(L * D) for the backward's scaled queries. The Numba
+code itself allocates nothing.
 """
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -102,13 +104,28 @@ def run_over_heads(kernel, q, workspace_size, *args):
     threads = max(min(numba.get_num_threads(), units), 1)
     workspaces = np.empty((threads, workspace_size), dtype=q.dtype)
     bounds = np.linspace(0, units, threads + 1).astype(int)
-    if threads == 1:
-        kernel(0, units, workspaces[0], *args)
-        return
-    with ThreadPoolExecutor(threads) as pool:
-        jobs = [pool.submit(kernel, bounds[t], bounds[t + 1], workspaces[t], *args) for t in range(threads)]
-        for job in jobs:
-            job.result()
+    with tile_blas().limit(limits=1):
+        if threads == 1:
+            kernel(0, units, workspaces[0], *args)
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            jobs = [pool.submit(kernel, bounds[t], bounds[t + 1], workspaces[t], *args) for t in range(threads)]
+            for job in jobs:
+                job.result()
+
+
+@functools.cache
+def tile_blas():
+    """The BLAS libraries (threadpoolctl's handle), held to one thread while the kernels run.
+
+    The tile products are tiny GEMMs: OpenBLAS threads only fight over them. Measured on the
+    busy 2-core machine at head_dim 64 (where tiles cross OpenBLAS's threading threshold): 11.6 s
+    with 2 BLAS threads against 0.5 s with one. SciPy's OpenBLAS is the one Numba's np.dot calls;
+    it is loaded first so the controller finds it.
+    """
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController().select(user_api="blas")
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

@@ -3,10 +3,14 @@
     mlp   an MLP digits classifier (the network behind the digits metrics)
     vae   a variational autoencoder, MLP or convolutional
     seq2seq  an LSTM encoder-decoder with attention: English number words -> digits
+    gan   a DCGAN with non-saturating, hinge or WGAN-GP losses
     diffusion  a DDPM with a small attention U-Net, DDIM sampling and classifier-free guidance
+    ngram  a Kneser-Ney character 5-gram: the baseline of the language models
+    charlstm  a character-level LSTM language model (truncated BPTT, state carried)
+    gpt   a tiny character-level GPT (pre-norm blocks, fused causal attention)
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
 from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config,  # noqa: F401
                    recipe_names, register)
-from . import diffusion, mlp, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
+from . import charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)

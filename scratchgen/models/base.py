@@ -20,6 +20,7 @@ resuming bit for bit, plots, the progress bar, stopping on a non-finite loss, dr
         def validate(self, data):             # optional: {metric: float} after every epoch
         def evaluate(self, data):             # optional: the final report (defaults to validate)
         def figures(self, data):              # optional: extra image grids, {file stem: images}
+        def epoch_figures(self, data, epoch): # optional: grids after an epoch, saved as <stem>_epochNNN.png
 
 Class attributes tune the rest: ``generative = False`` (a classifier: nothing to sample),
 ``samples_are_images = False`` (text: ``sample`` returns strings, saved as ``samples.txt``),
@@ -36,7 +37,7 @@ import dataclasses
 import typing
 
 from ..backend import Device
-from ..data import load_images
+from ..data import DataLoader, load_images
 from ..tensor import tensor
 
 _RECIPES = {}
@@ -73,6 +74,7 @@ class Recipe:
     Config = TrainConfig
     generative = True          # False for a classifier: nothing to sample
     samples_are_images = True  # False for text models: ``sample`` returns a list of strings
+    final_samples = None       # samples drawn at the end of training (None: the runner's 1000, what FID scores)
     plot_keys = ("loss",)      # metrics.jsonl keys that loss.png draws against the epoch
     SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
                                # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)
@@ -91,6 +93,12 @@ class Recipe:
         """The data set named by ``config.data`` (images by default); the runner loads it before
         building the recipe, which may read sizes from it (image shape, vocabulary)."""
         return load_images(config.data, config.image_size or None)
+
+    def make_loader(self, data, seed):
+        """The training batches: shuffled examples of ``data.train_arrays``, ``batch_size`` at a time.
+        A model that must read its data in order (a language model carrying its state from one
+        window to the next) returns its own ``DataLoader``."""
+        return DataLoader(*data.train_arrays, batch_size=self.config.batch_size, seed=seed)
 
     def to_tensors(self, arrays):
         """A batch of NumPy arrays as Tensors on the recipe's device."""
@@ -112,6 +120,11 @@ class Recipe:
     def figures(self, data):
         """Extra image grids to save at the end of training: {file stem: (N, H, W) images},
         drawn 10 to a row."""
+        return {}
+
+    def epoch_figures(self, data, epoch):
+        """Image grids to save after epoch ``epoch`` (counted from 1) as ``<stem>_epochNNN.png``:
+        {file stem: (N, H, W) images}, drawn 10 to a row (e.g. a GAN's fixed-noise samples)."""
         return {}
 
     # ---- state ---------------------------------------------------------------------------------------

@@ -41,41 +41,45 @@ from .. import functional as F
 from .. import init, nn, optim
 from ..autograd import no_grad
 from ..ops.shape import cat
+from ..random import manual_seed
 from ..tensor import rand, randint, randn, randn_like, tensor
 from .base import Recipe, TrainConfig, register
 
 NUM_CLASSES = 10
 COSINE_OFFSET = 0.008   # s of the cosine schedule: keeps beta_1 from being vanishingly small
 MAX_BETA = 0.999        # the cosine schedule's betas are clipped here (its last step would be 1)
+DRY_RUN_STEPS = 5       # DDIM steps of every sample a dry run draws
 
 
 @dataclasses.dataclass
 class DiffusionConfig(TrainConfig):
-    epochs: int = 150                                            # 150 x 21 steps of 64 images
-    lr: float = 1e-3                                             # Adam's learning rate after the warm-up
-    warmup_steps: int = 200                                      # lr rises linearly from 0 over these steps
-    schedule: typing.Literal["linear", "cosine"] = "cosine"      # the betas of the forward process
-    timesteps: int = 1000                                        # T, the number of noise levels
-    channels: int = 32                                           # U-Net width at full resolution
-    levels: int = 2                                              # resolutions (8x8 and 4x4 for the digits)
-    res_blocks: int = 1                                          # residual blocks per resolution on the way down
-    groups: int = 8                                              # GroupNorm groups
-    heads: int = 4                                               # heads of the self-attention at the lowest resolution
-    dropout: float = 0.0                                         # dropout inside the residual blocks
-    label_dropout: float = 0.1                                   # share of labels replaced by the null class
-    ema_decay: float = 0.999                                     # EMA of the weights (what samples are drawn from)
-    grad_clip: float = 1.0                                       # clip the gradient's global norm (0: off)
-    guidance: float = 2.0                                        # guidance scale of the final class-conditional samples
+    epochs: int = 150                                  # 150 x 21 steps of 64 images
+    lr: float = 1e-3                                   # Adam's learning rate after the warm-up
+    warmup_steps: int = 200                            # lr rises linearly from 0 over these steps
+    schedule: typing.Literal["linear", "cosine"] = "cosine"  # the betas of the forward process
+    timesteps: int = 1000                              # T, the number of noise levels
+    channels: int = 32                                 # U-Net width at full resolution
+    levels: int = 2                                    # resolutions (8x8 and 4x4 for the digits)
+    res_blocks: int = 1                                # residual blocks per resolution on the way down
+    groups: int = 8                                    # GroupNorm groups
+    heads: int = 4                                     # heads of the attention at the lowest resolution
+    dropout: float = 0.0                               # dropout inside the residual blocks
+    label_dropout: float = 0.1                         # share of labels replaced by the null class
+    ema_decay: float = 0.999                           # EMA of the weights (samples use the EMA)
+    grad_clip: float = 1.0                             # clip the gradient's global norm (0: off)
+    guidance: float = 2.0                              # guidance scale of the final class-conditional samples
+    sample_steps: int = 50                             # DDIM steps of the samples drawn after training
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"diffusion: expected schedule 'linear' or 'cosine', got {self.schedule!r}")
         if self.timesteps < 2 or self.levels < 1 or self.res_blocks < 1 or self.channels < 1:
-            raise ValueError(f"diffusion: expected timesteps >= 2, levels >= 1, res_blocks >= 1 and channels >= 1, "
-                             f"got {self.timesteps}, {self.levels}, {self.res_blocks}, {self.channels}")
+            raise ValueError(f"diffusion: expected timesteps >= 2, levels >= 1, res_blocks >= 1 and "
+                             f"channels >= 1, got {self.timesteps}, {self.levels}, {self.res_blocks}, "
+                             f"{self.channels}")
         if self.channels % self.groups or self.channels % self.heads:
-            raise ValueError(f"diffusion: expected channels divisible by groups and heads, got {self.channels} "
-                             f"channels, {self.groups} groups, {self.heads} heads")
+            raise ValueError(f"diffusion: expected channels divisible by groups and heads, got "
+                             f"{self.channels} channels, {self.groups} groups, {self.heads} heads")
         if not 0 <= self.label_dropout <= 1 or not 0 <= self.ema_decay <= 1:
             raise ValueError(f"diffusion: expected label_dropout and ema_decay in [0, 1], got "
                              f"{self.label_dropout}, {self.ema_decay}")
@@ -84,11 +88,11 @@ class DiffusionConfig(TrainConfig):
 @dataclasses.dataclass
 class SampleOptions:
     """``scratchgen sample diffusion`` / ``eval diffusion`` flags (the fields of this dataclass)."""
-    sampler: typing.Literal["ddim", "ddpm"] = "ddim"   # ddpm: ancestral over all T steps
-    steps: int = 50                                     # DDIM steps (ddpm always takes T)
-    eta: float = 0.0                                    # DDIM noise: 0 deterministic, 1 ancestral-like
-    class_: str = "none"                                # a digit 0-9, "all" (0, 1, ..., 9 in turn) or "none" (unconditional)
-    guidance: float = 1.0                               # classifier-free guidance scale (1: conditional only)
+    sampler: typing.Literal["ddim", "ddpm"] = "ddim"  # ddpm: ancestral, all T steps
+    steps: int = 0                     # DDIM steps (0: the model's sample_steps)
+    eta: float = 0.0                   # DDIM noise: 0 deterministic, 1 as much as ancestral
+    class_: str = "none"               # a digit 0-9, "all" (0..9 in turn) or "none" (unconditional)
+    guidance: float = 1.0              # classifier-free guidance scale (1: conditional only)
 
 
 # ---- the forward process and the samplers -------------------------------------------------------
@@ -114,7 +118,7 @@ class GaussianDiffusion:
         self.betas = np.asarray(betas, dtype=np.float64)
         self.timesteps = len(self.betas)
         self.alphas_cumprod = np.cumprod(1 - self.betas)                             # abar_t
-        self.alphas_cumprod_prev = np.concatenate([[1.0], self.alphas_cumprod[:-1]])  # abar_{t-1}, 1 before the start
+        self.alphas_cumprod_prev = np.concatenate([[1.0], self.alphas_cumprod[:-1]])  # abar_{t-1}, 1 at t=0
 
     @classmethod
     def from_config(cls, config):
@@ -148,16 +152,28 @@ class GaussianDiffusion:
         x0 = x0.clamp(-1.0, 1.0)
         return x0, (x_t - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
 
+    def ddpm_step(self, x, t, eps, clip=True):
+        """x_{t-1} ~ q(x_{t-1} | x_t, x_0 = x0_hat): the posterior, mean c_0 x0_hat + c_t x_t and
+        variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t) (0 at t = 0: no noise at the end)."""
+        beta, abar, abar_prev = self.betas[t], self.alphas_cumprod[t], self.alphas_cumprod_prev[t]
+        x0, _ = self.predict_x0(x, t, eps, clip)
+        mean = (math.sqrt(abar_prev) * beta / (1 - abar)) * x0 \
+            + (math.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar)) * x
+        variance = beta * (1 - abar_prev) / (1 - abar)
+        return mean + math.sqrt(variance) * randn_like(x) if t > 0 else mean
+
+    def ddim_step(self, x, t, s, eps, eta=0.0, clip=True):
+        """x_s from x_t (s < t; s = -1 for x_0, where abar = 1): the DDIM update with noise sigma."""
+        abar, abar_next = self.alphas_cumprod[t], (self.alphas_cumprod[s] if s >= 0 else 1.0)
+        x0, eps = self.predict_x0(x, t, eps, clip)
+        sigma = eta * math.sqrt((1 - abar_next) / (1 - abar) * (1 - abar / abar_next))
+        x = math.sqrt(abar_next) * x0 + math.sqrt(max(1 - abar_next - sigma ** 2, 0.0)) * eps
+        return x + sigma * randn_like(x) if sigma > 0 else x
+
     def ddpm_steps(self, denoiser, x, clip=True):
         """Ancestral sampling over all T steps; yields (t - 1, x_{t-1}) after each step (-1: x_0)."""
         for t in reversed(range(self.timesteps)):
-            beta, abar, abar_prev = self.betas[t], self.alphas_cumprod[t], self.alphas_cumprod_prev[t]
-            x0, _ = self.predict_x0(x, t, denoiser(x, t), clip)
-            # the posterior q(x_{t-1} | x_t, x_0): mean c_0 x_0 + c_t x_t, variance beta~_t (0 at t = 0)
-            mean = (math.sqrt(abar_prev) * beta / (1 - abar)) * x0 \
-                + (math.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar)) * x
-            variance = beta * (1 - abar_prev) / (1 - abar)
-            x = mean + math.sqrt(variance) * randn_like(x) if t > 0 else mean
+            x = self.ddpm_step(x, t, denoiser(x, t), clip)
             yield t - 1, x
 
     def ddim_times(self, steps):
@@ -170,12 +186,7 @@ class GaussianDiffusion:
         """DDIM over ``steps`` of the T indices; yields (s, x_s) after each step (s = -1: x_0)."""
         times = self.ddim_times(steps)
         for t, s in zip(times, times[1:] + [-1]):
-            abar, abar_next = self.alphas_cumprod[t], (self.alphas_cumprod[s] if s >= 0 else 1.0)
-            x0, eps = self.predict_x0(x, t, denoiser(x, t), clip)
-            sigma = eta * math.sqrt((1 - abar_next) / (1 - abar) * (1 - abar / abar_next))
-            x = math.sqrt(abar_next) * x0 + math.sqrt(max(1 - abar_next - sigma ** 2, 0.0)) * eps
-            if sigma > 0:
-                x = x + sigma * randn_like(x)
+            x = self.ddim_step(x, t, s, denoiser(x, t), eta, clip)
             yield s, x
 
     def reverse_steps(self, denoiser, x, sampler="ddim", steps=50, eta=0.0, clip=True, progress=False):
@@ -183,7 +194,8 @@ class GaussianDiffusion:
         if sampler == "ddpm":
             total, name, loop = self.timesteps, f"DDPM-{self.timesteps}", self.ddpm_steps(denoiser, x, clip)
         elif sampler == "ddim":
-            total, name, loop = steps, f"DDIM-{steps} eta={eta:g}", self.ddim_steps(denoiser, x, steps, eta, clip)
+            total, name = steps, f"DDIM-{steps} eta={eta:g}"
+            loop = self.ddim_steps(denoiser, x, steps, eta, clip)
         else:
             raise ValueError(f"sample: expected sampler 'ddim' or 'ddpm', got {sampler!r}")
         if not progress:
@@ -315,7 +327,8 @@ class UNet(nn.Module):
             if level < levels - 1:
                 self.down.append(Downsample(width))
                 skips.append(width)
-        self.middle = nn.ModuleList([res(width, width), AttentionBlock(width, groups, heads), res(width, width)])
+        self.middle = nn.ModuleList([res(width, width), AttentionBlock(width, groups, heads),
+                                     res(width, width)])
         self.up = nn.ModuleList()
         for level, level_width in reversed(list(enumerate(widths))):
             for _ in range(res_blocks + 1):
@@ -323,11 +336,18 @@ class UNet(nn.Module):
                 width = level_width
             if level > 0:
                 self.up.append(Upsample(width))
-        self.head = nn.Sequential(nn.GroupNorm(groups, width), nn.SiLU(), zero_init(nn.Conv2d(width, 1, 3, padding=1)))
+        self.head = nn.Sequential(nn.GroupNorm(groups, width), nn.SiLU(),
+                                  zero_init(nn.Conv2d(width, 1, 3, padding=1)))
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.channels, config.levels, config.res_blocks, config.groups, config.heads,
+                   config.dropout)
 
     def embed(self, t, labels):
         """(N, 4C): the time embedding plus the class's (labels == 10: the null class)."""
-        sinusoids = tensor(timestep_embedding(t, self.channels), dtype=self.stem.weight.dtype, device=t.device)
+        sinusoids = tensor(timestep_embedding(t, self.channels), dtype=self.stem.weight.dtype,
+                           device=t.device)
         return self.time_mlp(sinusoids) + self.class_embedding(labels)
 
     def forward(self, x, t, labels):
@@ -380,8 +400,7 @@ class DiffusionRecipe(Recipe):
                              f"{2 ** (config.levels - 1)}, got {data.image_shape}")
         self.side = height
         self.diffusion = GaussianDiffusion.from_config(config)
-        self.model = UNet(config.channels, config.levels, config.res_blocks, config.groups, config.heads,
-                          config.dropout).to(self.device)
+        self.model = UNet.from_config(config).to(self.device)
         self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
         self.ema = optim.ExponentialMovingAverage(self.model, decay=config.ema_decay)
 
@@ -402,7 +421,8 @@ class DiffusionRecipe(Recipe):
         loss = self.diffusion.loss(self.model, x0, t, noise, self.drop_labels(labels))
         optimizer = self.optimizers["model"]
         # warm-up and EMA decay read off the clock, so a resumed run needs no extra state
-        optimizer.param_groups[0]["lr"] = self.config.lr * min(1.0, (clock.step + 1) / max(self.config.warmup_steps, 1))
+        warmup = min(1.0, (clock.step + 1) / max(self.config.warmup_steps, 1))
+        optimizer.param_groups[0]["lr"] = self.config.lr * warmup
         optimizer.zero_grad()
         loss.backward()
         if self.config.grad_clip > 0:
@@ -432,7 +452,8 @@ class DiffusionRecipe(Recipe):
         samples = self.sample(per_class * NUM_CLASSES, class_="all", guidance=self.config.guidance)
         _, probabilities = classify(_to_metric_size(samples))
         asked = np.arange(len(samples)) % NUM_CLASSES
-        report[f"class_accuracy_guidance_{self.config.guidance:g}"] = float((probabilities.argmax(1) == asked).mean())
+        accuracy = float((probabilities.argmax(1) == asked).mean())
+        report[f"class_accuracy_guidance_{self.config.guidance:g}"] = accuracy
         return report
 
     # ---- sampling ----
@@ -449,9 +470,14 @@ class DiffusionRecipe(Recipe):
             raise ValueError(f"diffusion: expected class 0-9, 'all' or 'none', got {class_!r}")
         return tensor(labels.astype(np.int64), device=self.device)
 
-    def reverse_steps(self, n, sampler="ddim", steps=50, eta=0.0, class_="none", guidance=1.0, progress=True):
+    def sampling_steps(self, steps=0):
+        return steps or (DRY_RUN_STEPS if self.dry_run else self.config.sample_steps)
+
+    def reverse_steps(self, n, sampler="ddim", steps=0, eta=0.0, class_="none", guidance=1.0, progress=True):
         """Yields (T, x_T), then (t, x_t) after each step of ``n`` chains down to (-1, x_0), with
-        the EMA weights swapped in while it runs."""
+        the EMA weights swapped in while it runs. ``steps`` 0: the config's ``sample_steps`` (a dry
+        run takes 5: a smoke test, not a measurement)."""
+        steps = self.sampling_steps(steps)
         denoiser = guided_denoiser(self.model, self._labels(n, class_), guidance)
         x = randn(n, 1, self.side, self.side, device=self.device)
         yield self.diffusion.timesteps, x
@@ -459,15 +485,15 @@ class DiffusionRecipe(Recipe):
             yield from self.diffusion.reverse_steps(denoiser, x, sampler, steps, eta, progress=progress)
 
     def sample(self, n, **options):
-        """(n, S, S) float32 images in [0, 1]; options as ``SampleOptions`` (default: unconditional DDIM-50)."""
+        """(n, S, S) float32 images in [0, 1]; options as ``SampleOptions`` (default: unconditional DDIM)."""
         for _, x in self.reverse_steps(n, **options):
             pass
         return _to_unit_interval(x)
 
-    def trajectory(self, rows=8, steps=50):
+    def trajectory(self, rows=8, steps=0):
         """(rows, 10 digits, S, S): x_t of one DDIM chain per digit at ``rows`` evenly spaced
         steps from x_T (pure noise, clipped for display) to x_0, and the t of each row."""
-        kept = set(np.round(np.linspace(0, steps, rows)).astype(int).tolist())
+        kept = set(np.round(np.linspace(0, self.sampling_steps(steps), rows)).astype(int).tolist())
         chains = self.reverse_steps(NUM_CLASSES, steps=steps, class_="all", guidance=self.config.guidance,
                                     progress=False)
         shown = [(t, _to_unit_interval(x)) for index, (t, x) in enumerate(chains) if index in kept]
@@ -477,8 +503,9 @@ class DiffusionRecipe(Recipe):
         """``class_grid.png``: a row per digit (10 samples each, at the config's guidance);
         ``trajectory.png``: a column per digit, x_t from pure noise (top row) to the sample (bottom)."""
         grid = self.sample(100, class_="all", guidance=self.config.guidance, progress=False)
-        by_row = grid.reshape(10, 10, self.side, self.side).transpose(1, 0, 2, 3).reshape(100, self.side, self.side)
-        trajectory, _ = self.trajectory()
+        side = self.side
+        by_row = grid.reshape(10, 10, side, side).transpose(1, 0, 2, 3).reshape(100, side, side)
+        trajectory, _ = self.trajectory(rows=6 if self.dry_run else 8)
         return {"class_grid": by_row, "trajectory": trajectory.reshape(-1, self.side, self.side)}
 
 
@@ -491,3 +518,42 @@ def _to_unit_interval(x):
 def _to_metric_size(samples):
     from ..data import average_pool
     return samples if samples.shape[1] == 8 else average_pool(samples.astype(np.float64), 8)
+
+
+# ---- what the benchmark suite times (the twin: scratchgen.benchmarks.peers.diffusion) -----------
+def training_step(config=None, batch_size=64, side=8, seed=0):
+    """A U-Net and a zero-argument callable running one Adam step on a fixed random batch: the
+    loss, backward, gradient clipping and update of ``DiffusionRecipe.train_step`` (label dropout
+    and the EMA left out, as in the twin's step)."""
+    config = config or DiffusionConfig()
+    manual_seed(seed)
+    model = UNet.from_config(config)
+    optimizer = optim.Adam(model.parameters(), lr=config.lr)
+    diffusion = GaussianDiffusion.from_config(config)
+    x0 = rand(batch_size, 1, side, side) * 2 - 1
+    labels = randint(0, NUM_CLASSES, batch_size)
+
+    def step():
+        t = randint(0, config.timesteps, batch_size)
+        loss = diffusion.loss(model, x0, t, randn_like(x0), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        return loss.item()
+    return model, step
+
+
+def sampler(config=None, n=256, sampler="ddim", steps=50, side=8, seed=0):
+    """A zero-argument callable drawing ``n`` unconditional samples (DDIM-``steps`` with eta 0, or
+    ancestral DDPM over all T steps) from a freshly initialised U-Net: throughput, not quality."""
+    config = config or DiffusionConfig()
+    manual_seed(seed)
+    model = UNet.from_config(config).eval()
+    diffusion = GaussianDiffusion.from_config(config)
+    denoiser = guided_denoiser(model, None, 1.0)
+
+    def draw():
+        with no_grad():
+            return diffusion.sample(denoiser, randn(n, 1, side, side), sampler=sampler, steps=steps)
+    return draw

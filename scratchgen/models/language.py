@@ -28,6 +28,15 @@ class TextConfig(TrainConfig):
     sample_length: int = 300        # characters of each sample drawn at the end of training
 
 
+@dataclasses.dataclass
+class TextSampleOptions:
+    """``scratchgen sample MODEL``'s flags for a text model."""
+    prompt: str = "\n"              # the text to continue (printed first)
+    temperature: float = 1.0        # divides the log-probabilities: < 1 sharper, > 1 flatter, 0 the most likely
+    top_k: int = 0                  # draw among the k most likely characters only (0: all of them)
+    length: int = 500               # characters to draw after the prompt
+
+
 def choose(log_probs, temperature=1.0, top_k=0):
     """An id drawn from softmax(log_probs / temperature), restricted to the ``top_k`` most likely
     ids (all of them when 0), with the global generator; temperature 0 takes the most likely."""
@@ -53,9 +62,9 @@ class TextRecipe(Recipe):
     """A recipe over ``scratchgen.data.text``; subclasses define ``context_length``,
     ``total_nats``, ``start`` and ``advance`` (and the usual ``train_step``)."""
     Config = TextConfig
+    SampleOptions = TextSampleOptions
     samples_are_images = False
     final_samples = 3                # samples.txt at the end of training: three of sample_length characters
-    sample_prompt = "\n"
     plot_keys = ("bpc", "valid_bpc")
 
     def __init__(self, config, data, device="cpu"):
@@ -111,11 +120,11 @@ class TextRecipe(Recipe):
                 if position + 1 < length:
                     state, log_probs = self.advance(state, next_id)
 
-    def sample(self, n):
-        """``n`` texts of ``sample_length`` characters after a newline, at temperature 1: samples
-        of the very distribution that ``valid_bpc`` scores."""
-        return [self.sample_prompt + "".join(self.generate(self.sample_prompt, self.config.sample_length))
-                for _ in range(n)]
+    def sample(self, n, prompt="\n", temperature=1.0, top_k=0, length=None):
+        """``n`` texts: ``prompt`` and ``length`` characters after it (default: the config's
+        ``sample_length``). The defaults draw from the very distribution ``valid_bpc`` scores."""
+        length = self.config.sample_length if length is None else length
+        return [prompt + "".join(self.generate(prompt, length, temperature, top_k)) for _ in range(n)]
 
     # ---- state: the vocabulary travels with the weights ----------------------------------------------
     def state_dict(self):

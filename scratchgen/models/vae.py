@@ -52,6 +52,7 @@ class VAEConfig(TrainConfig):
     hidden: int = 256                                       # MLP: width of both hidden layers
     channels: int = 32                                      # conv: channels of layer 1 (twice as many in 2)
     kl_warmup_epochs: float = 10.0                          # beta: 0 -> 1 over these epochs (0: no warm-up)
+    beta: float = 1.0                                       # KL weight after warm-up (1: the ELBO; >1: beta-VAE)
     iwae_samples: int = 64                                  # k of the final importance-weighted bound
 
     def __post_init__(self):
@@ -180,7 +181,7 @@ class VAERecipe(Recipe):
 
     def kl_weight(self, clock):
         warmup = self.config.kl_warmup_epochs
-        return 1.0 if warmup == 0 else min(1.0, clock.epochs_done / warmup)
+        return self.config.beta * (1.0 if warmup == 0 else min(1.0, clock.epochs_done / warmup))
 
     def train_step(self, batch, clock):
         images = batch[0]

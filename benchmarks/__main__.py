@@ -1,0 +1,121 @@
+"""The benchmark suite: every kernel and every model's training step against PyTorch, how far each
+is from the machine's ceilings, and how time and memory scale with size.
+
+    python -m benchmarks                          # everything at 1 thread -> bench-out/REPORT.md
+    python -m benchmarks --quick                  # smoke run: toy sizes, one round (CI; < 60 s on 2 cores)
+    python -m benchmarks --only attention --threads 1,2 --impl cpu --peers torch
+    python -m benchmarks --list                   # the workloads, without running them
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks --baseline   # benchmarks/BASELINE.md
+    scratchgen bench ...                          # the same, wherever scratchgen is installed
+
+Writes ``results.json``, ``REPORT.md`` and the scaling plots into ``--out``. Exit status 0, or 1
+when a workload failed (everything else still ran and was written), 2 on a usage error.
+"""
+import argparse
+import os
+import sys
+
+from .machine import SLOWING_ENVIRONMENT
+from .report import ratio_section, write_outputs
+from .suite import all_workloads, run_suite, select, worker
+from .workload import IMPLEMENTATIONS, PEERS, Options
+
+BASELINE_THREADS = "1,2"
+BASELINE_HEADER = f"""# Baseline: the full benchmark suite on a 2-core machine
+
+Regenerate it (from the repository root, on an otherwise idle machine; under 30 minutes):
+
+    env -u {' -u '.join(SLOWING_ENVIRONMENT)} python -m benchmarks --baseline
+
+That runs every workload at {BASELINE_THREADS.replace(',', ' and ')} threads into `benchmarks/baseline/`
+(`results.json`, `REPORT.md`, the plots) and rewrites this file from the report.
+"""
+
+
+def comma_list(kind, allowed=None, convert=str):
+    """An argparse type: ``a,b,c`` -> a tuple, each item converted and checked against ``allowed``."""
+    def parse(text):
+        try:
+            items = tuple(convert(item.strip()) for item in text.split(",") if item.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind}, got {text!r}")
+        wrong = [item for item in items if (allowed is not None and item not in allowed)
+                 or (convert is int and item < 1)]
+        if not items or wrong:
+            raise argparse.ArgumentTypeError(f"expected {kind} ({', '.join(allowed) if allowed else '>= 1'}), "
+                                             f"got {text!r}")
+        return items
+    return parse
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.split("\n")[1:]))
+    parser.add_argument("--only", metavar="PATTERN", help="run the workloads whose family/name matches this "
+                        "regular expression, e.g. 'attention', 'kernel/conv', 'model/' (the ceilings always run)")
+    parser.add_argument("--impl", type=comma_list("implementations", IMPLEMENTATIONS),
+                        default=("reference", "cpu"), help="scratchgen kernel implementations (default: reference,cpu)")
+    parser.add_argument("--peers", type=comma_list("peers", PEERS), default=PEERS,
+                        help="peers to time when installed (default: torch,numpy)")
+    parser.add_argument("--threads", type=comma_list("thread counts", convert=int), default=(1,),
+                        help="thread counts, a fresh process each (default: 1; e.g. 1,2)")
+    parser.add_argument("--quick", action="store_true", help="toy sizes, one timed round: a smoke run")
+    parser.add_argument("--out", default="bench-out", help="folder for results.json, REPORT.md and the plots "
+                        "(default: bench-out)")
+    parser.add_argument("--baseline", action="store_true", help=f"the full suite at threads {BASELINE_THREADS} "
+                        "into benchmarks/baseline/, and benchmarks/BASELINE.md rewritten from its report")
+    parser.add_argument("--reference-max-length", type=int, default=Options.reference_max_length, metavar="T",
+                        help="attention: skip the reference kernels above this T (default: %(default)s; "
+                             "at 4096 each score matrix takes 2 GiB)")
+    parser.add_argument("--budget", type=float, default=Options.budget_s, metavar="SECONDS",
+                        help="timed seconds to aim for per workload and pass (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=Options.repeats,
+                        help="timed rounds at most (default: %(default)s)")
+    parser.add_argument("--list", action="store_true", help="list the selected workloads and exit")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every thread count in this process (debugging; pinning by threadpoolctl only)")
+    parser.add_argument("--worker", nargs=2, metavar=("REQUEST", "ANSWER"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def options_from(args):
+    if args.quick:
+        return Options.for_quick_run(impls=args.impl, peers=args.peers,
+                                     reference_max_length=args.reference_max_length)
+    return Options(impls=args.impl, peers=args.peers, reference_max_length=args.reference_max_length,
+                   repeats=args.repeats, budget_s=args.budget)
+
+
+def baseline_paths():
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "baseline"), os.path.join(here, "BASELINE.md")
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    if args.worker:
+        return worker(*args.worker)
+    if args.baseline:
+        args.quick, args.only = False, None
+        args.threads = comma_list("thread counts", convert=int)(BASELINE_THREADS)
+        args.out = baseline_paths()[0]
+    options = options_from(args)
+    if args.list:
+        for workload in select(all_workloads(options), args.only):
+            print(f"{workload.key:40s} {workload.description}")
+        return 0
+    results = run_suite(options, args.threads, args.only, in_process=args.in_process)
+    markdown = write_outputs(results, args.out)
+    if args.baseline:
+        with open(baseline_paths()[1], "w") as file:
+            file.write(BASELINE_HEADER + "\n" + markdown.split("\n", 1)[1].replace("](scaling-", "](baseline/scaling-"))
+    print(ratio_section(results) or "no scratchgen / PyTorch pairs were timed")
+    print(f"\nwrote {os.path.join(args.out, 'REPORT.md')} and results.json ({results['elapsed_s']:.0f} s)")
+    failed = any("error" in row for run in results["runs"] for row in run["rows"]) or \
+        any("error" in run for run in results["runs"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The PyTorch twin of ``scratchgen.models.gan``: the same DCGAN generator and discriminator, the
+same three losses and the same training step, written as one would in PyTorch, with the same
+parameter names (``generator.0.weight``, ``discriminator.3.running_mean``, ...).
+
+    twin, optimizers = build(config, side=16)
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_gan.state_dict().items()})
+    losses = training_step(twin, optimizers, real, noise, mix, gp_weight)   # = adversarial_step's
+"""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+KERNEL = 4
+
+
+def _doublings(side):
+    return int(math.log2(side // 4))
+
+
+def generator(latent_dim, channels, side):
+    width = channels * 2 ** (_doublings(side) - 1)
+    layers = [nn.ConvTranspose2d(latent_dim, width, KERNEL, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    for _ in range(_doublings(side) - 1):
+        layers += [nn.ConvTranspose2d(width, width // 2, KERNEL, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+                   nn.ReLU()]
+        width //= 2
+    return nn.Sequential(*layers, nn.ConvTranspose2d(width, 1, KERNEL, 2, 1), nn.Tanh())
+
+
+def discriminator(channels, side, norm="batch"):
+    layers, width = [nn.Conv2d(1, channels, KERNEL, 2, 1), nn.LeakyReLU(0.2)], channels
+    for _ in range(_doublings(side) - 1):
+        norm_layer = nn.BatchNorm2d(2 * width) if norm == "batch" else nn.GroupNorm(1, 2 * width)
+        layers += [nn.Conv2d(width, 2 * width, KERNEL, 2, 1, bias=False), norm_layer, nn.LeakyReLU(0.2)]
+        width *= 2
+    return nn.Sequential(*layers, nn.Conv2d(width, 1, KERNEL, 1, 0))
+
+
+class TorchDCGAN(nn.Module):
+    def __init__(self, side=16, latent_dim=32, channels=32, loss="nonsat"):
+        super().__init__()
+        self.loss = loss
+        self.generator = generator(latent_dim, channels, side)
+        self.discriminator = discriminator(channels, side, "layer" if loss == "wgan-gp" else "batch")
+
+    def score(self, images):
+        return self.discriminator(images).view(-1)
+
+    def discriminator_loss(self, real, fake, mix=None, gp_weight=10.0):
+        real_scores, fake_scores = self.score(real), self.score(fake)
+        if self.loss == "nonsat":
+            ones, zeros = torch.ones_like(real_scores), torch.zeros_like(fake_scores)
+            return (F.binary_cross_entropy_with_logits(real_scores, ones)
+                    + F.binary_cross_entropy_with_logits(fake_scores, zeros))
+        if self.loss == "hinge":
+            return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+        mixed = (mix * real + (1 - mix) * fake).requires_grad_(True)
+        (slopes,) = torch.autograd.grad(self.score(mixed).sum(), mixed, create_graph=True)
+        penalty = ((slopes.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        return fake_scores.mean() - real_scores.mean() + gp_weight * penalty
+
+    def generator_loss(self, fake):
+        scores = self.score(fake)
+        if self.loss == "nonsat":
+            return F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores))
+        return -scores.mean()
+
+
+def build(config, side):
+    """The twin of a ``GANConfig`` and its two Adam optimizers (weights: PyTorch's own init;
+    load scratchgen's ``state_dict`` to compare the two)."""
+    twin = TorchDCGAN(side, config.latent_dim, config.channels, config.loss)
+    betas = (config.beta1, config.beta2)
+    optimizers = {"discriminator": torch.optim.Adam(twin.discriminator.parameters(), config.lr, betas=betas),
+                  "generator": torch.optim.Adam(twin.generator.parameters(), config.lr, betas=betas)}
+    return twin, optimizers
+
+
+def training_step(twin, optimizers, real, noise, mix=None, gp_weight=10.0):
+    """A discriminator step on ``real`` and G(noise), then a generator step on the same G(noise)
+    with the discriminator frozen; returns (d_loss, g_loss) as floats."""
+    fake = twin.generator(noise)
+    d_loss = twin.discriminator_loss(real, fake.detach(), mix, gp_weight)
+    optimizers["discriminator"].zero_grad()
+    d_loss.backward()
+    optimizers["discriminator"].step()
+
+    twin.discriminator.requires_grad_(False)
+    g_loss = twin.generator_loss(fake)
+    optimizers["generator"].zero_grad()
+    g_loss.backward()
+    optimizers["generator"].step()
+    twin.discriminator.requires_grad_(True)
+    return d_loss.item(), g_loss.item()

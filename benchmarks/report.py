@@ -1,0 +1,263 @@
+"""What a run leaves behind: ``results.json`` (every figure), ``REPORT.md`` (the tables) and one
+PNG per scaling series (time and peak memory against size).
+
+REPORT.md answers three questions in order: how fast is scratchgen compared with PyTorch (the
+ratio table, 1 thread first), how far from the machine's limit (the ceilings, and each kernel's
+rate as a fraction of them), and how it scales (time and memory against size).
+"""
+import json
+import os
+import re
+
+from .workload import PEERS
+
+RATE_UNITS = {  # unit of Work -> (column label, rate in units/s -> shown value)
+    "flop": ("GFLOP/s", lambda rate: rate / 1e9),
+    "byte": ("GB/s", lambda rate: rate / 1e9),
+    "example": ("examples/s", lambda rate: rate),
+    "op": ("µs/op", lambda rate: 1e6 / rate),
+}
+
+
+def write_outputs(results, folder, image_prefix=""):
+    """Write results.json, the plots and REPORT.md into ``folder``; returns the markdown.
+    ``image_prefix`` is put before the PNG names in the markdown (for a report kept elsewhere)."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "results.json"), "w") as file:
+        json.dump(results, file, indent=1)
+    images = write_plots(results, folder)
+    markdown = report_markdown(results, {series: image_prefix + name for series, name in images.items()})
+    with open(os.path.join(folder, "REPORT.md"), "w") as file:
+        file.write(markdown)
+    return markdown
+
+
+def report_markdown(results, images=None):
+    sections = [f"# scratchgen benchmarks\n\n{summary_line(results)}", machine_section(results),
+                ceilings_section(results), ratio_section(results), scaling_section(results, images or {}),
+                detail_section(results), notes_section(results)]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+# ---- small helpers -----------------------------------------------------------------------------------
+def is_ours(contender):
+    return contender is not None and contender not in PEERS
+
+
+def timed(rows):
+    return [row for row in rows if "median_s" in row]
+
+
+def peer_medians(run, peer="torch"):
+    return {(r["workload"], r["pass"]): r["median_s"] for r in timed(run["rows"]) if r["contender"] == peer}
+
+
+def threads_label(count):
+    return f"{count} thread{'s' if count > 1 else ''}"
+
+
+def workload_label(row):
+    return f"{row['workload']} (DESIGN)" if row.get("design") else row["workload"]
+
+
+def table(header, lines):
+    """A markdown table; ``header`` entries ending in ':' are right-aligned."""
+    names = [name.rstrip(":") for name in header]
+    rule = ["---:" if name.endswith(":") else "---" for name in header]
+    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in [names, rule, *lines])
+
+
+def milliseconds(seconds):
+    return f"{seconds * 1e3:.3g}" if seconds >= 1e-3 else f"{seconds * 1e3:.3f}"
+
+
+def shown_rate(row):
+    if "rate" not in row:
+        return "-"
+    label, convert = RATE_UNITS[row["unit"]]
+    return f"{convert(row['rate']):.3g} {label}"
+
+
+def mebibytes(row):
+    return f"{row['peak_bytes'] / 2 ** 20:.3g}" if row.get("peak_bytes") is not None else "-"
+
+
+# ---- sections ----------------------------------------------------------------------------------------
+def summary_line(results):
+    options = results["options"]
+    mode = "quick smoke run (toy sizes, one timed round: the figures mean nothing)" if options["quick"] else \
+        "full run"
+    only = f", workloads matching `{results['only']}`" if results.get("only") else ""
+    return (f"{mode}{only}; {results['created']}; {results['elapsed_s']:.0f} s in all; threads "
+            f"{', '.join(map(str, results['threads']))}; implementations {', '.join(options['impls'])}; "
+            f"peers {', '.join(options['peers'])}.\n\nCommand: `{results['command']}`. Times are medians over "
+            f"interleaved rounds (IQR beside them); the first call (Numba compilation or cache loading) is "
+            f"timed apart. 1 thread is the figure that counts; more threads swing on shared cores.")
+
+
+def machine_section(results):
+    machine = results.get("machine")
+    if not machine:
+        return "## Machine\n\nno worker finished: nothing was measured."
+    versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items() if version)
+    environment = ", ".join(f"{name}={value}" for name, value in machine["environment"].items()
+                            if value is not None) or "none set"
+    blas = "; ".join(f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('architecture', '-')} kernel, "
+                     f"{lib.get('threading_layer', '-')}) from {os.path.basename(lib.get('filepath', ''))}"
+                     for lib in machine["blas"] if lib.get("user_api") == "blas")
+    lines = [f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores ({machine['usable_cores']} usable)",
+             f"- Python {machine['python']}; {versions}", f"- BLAS: {blas or 'none found'}",
+             f"- Environment: {environment}"]
+    lines += [f"- **Warning**: {warning}" for warning in results.get("warnings", [])]
+    return "## Machine\n\n" + "\n".join(lines)
+
+
+def ceilings_section(results):
+    lines = []
+    for run in results["runs"]:
+        ceilings = run.get("ceilings") or {}
+        gemm, bandwidth = ceilings.get("gemm_gflops"), ceilings.get("bandwidth_gbs")
+        lines.append([threads_label(run["threads"]), f"{gemm:.3g}" if gemm else "-",
+                      f"{bandwidth:.3g}" if bandwidth else "-"])
+    return ("## Ceilings\n\nMeasured, not quoted: NumPy's fp32 matmul (GEMM) and a large array copy/add "
+            "(bytes read + written). Kernel rates below are fractions of these.\n\n"
+            + table(["threads", "GEMM GFLOP/s:", "bandwidth GB/s:"], lines))
+
+
+def ratio_section(results):
+    parts = ["## scratchgen / PyTorch\n\nMedian time of each scratchgen contender divided by PyTorch's on the "
+             "same workload and pass (below 1: scratchgen is faster). `scratchgen[IMPL]` is the user's path "
+             "(Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone."]
+    for run in results["runs"]:
+        peers = peer_medians(run)
+        rows = [row for row in timed(run["rows"]) if is_ours(row["contender"])
+                and (row["workload"], row["pass"]) in peers]
+        if not rows:
+            continue
+        contenders = list(dict.fromkeys(row["contender"] for row in rows))
+        cells = {}
+        for row in rows:
+            key = (row["family"], workload_label(row), row["pass"])
+            cells.setdefault(key, {})[row["contender"]] = f"{row['median_s'] / peers[row['workload'], row['pass']]:.2f}"
+        lines = [[family, workload, pass_name, *(ratios.get(c, "-") for c in contenders)]
+                 for (family, workload, pass_name), ratios in cells.items()]
+        parts.append(f"### {threads_label(run['threads'])}\n\n"
+                     + table(["family", "workload", "pass", *(f"{c}:" for c in contenders)], lines))
+    return "\n\n".join(parts) if len(parts) > 1 else ""
+
+
+def detail_section(results):
+    parts = ["## All figures\n\nRates use each workload's FLOP (or byte, example, op) count; `of ceiling` "
+             "is the rate over the GEMM (FLOPs) or bandwidth (bytes) ceiling of the same thread count. Peak "
+             "memory is tracemalloc's (NumPy's allocations in one call), for scratchgen contenders only."]
+    header = ["family", "workload", "pass", "contender", "median ms:", "IQR ms:", "runs:", "first call ms:",
+              "rate:", "of ceiling:", "peak MiB:", "vs torch:"]
+    for run in results["runs"]:
+        peers = peer_medians(run)
+        lines = []
+        for row in timed(run["rows"]):
+            peer = peers.get((row["workload"], row["pass"]))
+            fraction = row.get("fraction_of_ceiling")
+            lines.append([row["family"], workload_label(row), row["pass"], row["contender"],
+                          milliseconds(row["median_s"]), milliseconds(row["q75_s"] - row["q25_s"]), row["runs"],
+                          milliseconds(row["first_call_s"]), shown_rate(row),
+                          f"{fraction:.0%}" if fraction is not None else "-", mebibytes(row),
+                          f"{row['median_s'] / peer:.2f}" if peer and is_ours(row["contender"]) else "-"])
+        parts.append(f"### {threads_label(run['threads'])}\n\n" + table(header, lines))
+    return "\n\n".join(parts)
+
+
+def notes_section(results):
+    skipped, errors = {}, []
+    for run in results["runs"]:
+        if "error" in run:
+            errors.append(f"- {threads_label(run['threads'])}: {run['error']}")
+        for row in run["rows"]:
+            where = " / ".join(str(part) for part in (row["family"], row["workload"], row["pass"],
+                                                       row["contender"]) if part)
+            if "skipped" in row:
+                skipped.setdefault(where, row["skipped"])
+            elif "error" in row:
+                errors.append(f"- {where} ({threads_label(run['threads'])}): `{row['error']}`")
+    parts = []
+    if skipped:
+        parts.append("## Not run\n\n" + "\n".join(f"- {where}: {reason}" for where, reason in skipped.items()))
+    if errors:
+        parts.append("## Errors\n\n" + "\n".join(errors))
+    return "\n\n".join(parts)
+
+
+# ---- scaling -----------------------------------------------------------------------------------------
+def series_rows(results):
+    """``{series: rows}`` of the first run (the fewest threads: the figure that counts)."""
+    found = {}
+    if results["runs"]:
+        for row in timed(results["runs"][0]["rows"]):
+            if row.get("series"):
+                found.setdefault(row["series"], []).append(row)
+    return found
+
+
+def scaling_section(results, images):
+    parts = []
+    for series, rows in series_rows(results).items():
+        contenders = list(dict.fromkeys(row["contender"] for row in rows))
+        points = sorted({(row["x"], row["pass"]) for row in rows}, key=lambda point: (point[1], point[0]))
+        by_point = {(row["x"], row["pass"], row["contender"]): row for row in rows}
+        axis = series.split(" vs ")[-1]
+        times = [[f"{x:g}", pass_name, *(milliseconds(by_point[x, pass_name, c]["median_s"])
+                                        if (x, pass_name, c) in by_point else "-" for c in contenders)]
+                 for x, pass_name in points]
+        measured = [c for c in contenders if any(r.get("peak_bytes") is not None for r in rows if r["contender"] == c)]
+        memory = [[f"{x:g}", pass_name, *(mebibytes(by_point.get((x, pass_name, c), {})) for c in measured)]
+                  for x, pass_name in points]
+        part = (f"### {series}\n\nMedian ms:\n\n" + table([axis, "pass", *(f"{c}:" for c in contenders)], times))
+        if measured:
+            part += "\n\nPeak MiB (tracemalloc):\n\n" + table([axis, "pass", *(f"{c}:" for c in measured)], memory)
+        if series in images:
+            part += f"\n\n![{series}]({images[series]})"
+        parts.append(part)
+    if not parts:
+        return ""
+    label = threads_label(results["runs"][0]["threads"])
+    return f"## Scaling ({label})\n\n" + "\n\n".join(parts)
+
+
+def write_plots(results, folder):
+    """One PNG per scaling series (time and peak memory against size); ``{series: file name}``."""
+    found = series_rows(results)
+    if not found:
+        return {}
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    images = {}
+    for series, rows in found.items():
+        figure, (times, memory) = pyplot.subplots(1, 2, figsize=(11, 4))
+        for (contender, pass_name), line in group_lines(rows).items():
+            style = "-" if pass_name == "forward+backward" else "--"
+            times.plot([r["x"] for r in line], [r["median_s"] * 1e3 for r in line], style, marker="o",
+                       label=f"{contender} {pass_name}")
+            peaks = [r for r in line if r.get("peak_bytes") is not None]
+            if peaks:
+                memory.plot([r["x"] for r in peaks], [r["peak_bytes"] / 2 ** 20 for r in peaks], style, marker="o",
+                            label=f"{contender} {pass_name}")
+        axis = series.split(" vs ")[-1]
+        for axes, label in ((times, "median time (ms)"), (memory, "peak NumPy memory (MiB, tracemalloc)")):
+            axes.set(xscale="log", yscale="log", xlabel=axis, ylabel=label)
+            axes.grid(True, which="both", alpha=0.3)
+        times.legend(fontsize=7)
+        figure.suptitle(f"{series} ({threads_label(results['runs'][0]['threads'])})")
+        figure.tight_layout()
+        name = "scaling-" + re.sub(r"[^a-z0-9]+", "-", series.lower()).strip("-") + ".png"
+        figure.savefig(os.path.join(folder, name), dpi=80)
+        pyplot.close(figure)
+        images[series] = name
+    return images
+
+
+def group_lines(rows):
+    lines = {}
+    for row in sorted(rows, key=lambda row: row["x"]):
+        lines.setdefault((row["contender"], row["pass"]), []).append(row)
+    return lines
