@@ -4,7 +4,7 @@
 
 A run folder (``runs/<model>-<timestamp>/`` unless ``out``) receives, as DESIGN's contract says:
 
-    config.json     the model, its full config, the device
+    config.json     the model, its full config, the device (and the data's provenance, if it has one)
     metrics.jsonl   one JSON object per epoch (step, epoch, time_s, mean training losses,
                     validation metrics), then one with "final": true (the final evaluation)
     last.npz        the checkpoint (``scratchgen.serialize``), after every epoch and on Ctrl-C
@@ -375,8 +375,9 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
         _fitting(lambda: run.restore(checkpoint), resume, model)
         echo(f"resumed {resume} at epoch {run.epoch} (step {run.step})")
     provenance = {"data_provenance": data.provenance} if getattr(data, "provenance", None) else {}
-    _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config), **provenance,
-                                                      "device": str(run.recipe.device), "dry_run": dry_run})
+    _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config),
+                                                      "device": str(run.recipe.device), "dry_run": dry_run,
+                                                      **provenance})
     echo(f"training {model} in {folder}: {_config_dict(config)}")
     completed = run.train()
     summary = {"run_folder": folder, "step": run.step, "epoch": run.epoch, "time_s": run.time_s,
@@ -457,7 +458,8 @@ def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu", options=None):
     with forked_rng(seed, EVALUATION_STREAM):
         report = dict(recipe.evaluate(data))
         # text models are scored by their own evaluation (bits per character), not by samples
-        samples = _sample_with(recipe, n, options) if recipe.generative and recipe.samples_are_images else None
+        scored = recipe.generative and recipe.samples_are_images
+        samples = _sample_with(recipe, n, options) if scored else None
     if samples is not None:
         report.update(score_samples(recipe, data, samples))
     return {"model": model, "checkpoint": resolve_checkpoint(checkpoint), "epoch": meta.get("epoch"),

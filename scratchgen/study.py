@@ -30,7 +30,7 @@ def prepare(model, overrides=None, device="cpu"):
     data = recipe_class.load_data(config)
     recipe = recipe_class(config, data, device)
     recipe.model.train()
-    loader = recipe.make_loader(data, seed=(config.seed, DATA_ORDER_STREAM))  # the order `scratchgen train` uses
+    loader = recipe.make_loader(data, seed=(config.seed, DATA_ORDER_STREAM))  # `scratchgen train`'s order
     return recipe, _steps(recipe, loader)
 
 

@@ -5,7 +5,7 @@ with the same parameter names (``embedding.weight``, ``lstm.weight_ih_l0``, ``he
     twin = TorchCharLSTM.from_config(config, vocabulary_size=101)
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_model.state_dict().items()})
     loss, state = training_loss(twin, inputs, targets, state)   # = the scratchgen step's loss
-    step = make_training_step(config, 101, windows)             # one Adam step per call, for the benchmark suite
+    step = make_training_step(config, 101, windows)       # one Adam step per call (the benchmark suite)
 """
 import torch
 from torch import nn

@@ -69,7 +69,8 @@ class TorchGPT(nn.Module):
 
     @classmethod
     def from_config(cls, config, vocabulary_size):
-        return cls(vocabulary_size, config.block_size, config.n_layer, config.n_head, config.n_embd, config.dropout)
+        return cls(vocabulary_size, config.block_size, config.n_layer, config.n_head, config.n_embd,
+                   config.dropout)
 
     def forward(self, ids):
         positions = torch.arange(ids.shape[1], device=ids.device)

@@ -86,8 +86,8 @@ def read_stdlib_corpus(folder=None):
             with open(path, "rb") as handle:
                 content = handle.read()
         except OSError as error:
-            raise TextDataError(f"text: expected the standard library file {path} (the embedded corpus), "
-                                f"got {error.strerror}; train on another file with --data text:PATH") from error
+            raise TextDataError(f"text: expected the standard library file {path} (the embedded corpus), got "
+                                f"{error.strerror}; train on another file with --data text:PATH") from error
         parts.append(content.decode("utf-8"))
         files.append({"path": relative, "sha256": sha256(content), "matches": sha256(content) == recorded})
     text = "".join(parts)
@@ -172,7 +172,8 @@ class TextData:
         """The text of the first ``train`` training windows and ``test`` validation windows (a dry run)."""
         def cut(ids, count):
             return ids if count is None else ids[:count * self.context + 1]
-        return dataclasses.replace(self, train_ids=cut(self.train_ids, train), valid_ids=cut(self.valid_ids, test))
+        return dataclasses.replace(self, train_ids=cut(self.train_ids, train),
+                                   valid_ids=cut(self.valid_ids, test))
 
 
 def read_source(source):

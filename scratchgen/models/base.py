@@ -74,7 +74,7 @@ class Recipe:
     Config = TrainConfig
     generative = True          # False for a classifier: nothing to sample
     samples_are_images = True  # False for text models: ``sample`` returns a list of strings
-    final_samples = None       # samples drawn at the end of training (None: the runner's 1000, what FID scores)
+    final_samples = None       # samples drawn at the end of training (None: the runner's 1000 for FID)
     plot_keys = ("loss",)      # metrics.jsonl keys that loss.png draws against the epoch
     SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
                                # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)

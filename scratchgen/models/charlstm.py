@@ -111,7 +111,8 @@ class CharLSTMRecipe(TextRecipe):
     def to_tensors(self, arrays):
         (window,) = arrays                                  # (1, B, T + 1)
         time_major = window[0].T                            # (T + 1, B)
-        return super().to_tensors((np.ascontiguousarray(time_major[:-1]), np.ascontiguousarray(time_major[1:])))
+        inputs, targets = np.ascontiguousarray(time_major[:-1]), np.ascontiguousarray(time_major[1:])
+        return super().to_tensors((inputs, targets))
 
     def learning_rate(self, clock):
         progress = clock.epochs_done / self.config.epochs

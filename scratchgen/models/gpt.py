@@ -4,7 +4,7 @@ The model (Radford et al. 2018, 2019; nanoGPT's layout and parameter names)
     x_0   = wte[ids] + wpe[0..T-1]                                   token and position embeddings (B, T, C)
     x     = x + attn(ln_1(x))       for each of n_layer blocks         pre-norm residual blocks
     x     = x + mlp(ln_2(x))
-    attn  = c_proj(concat over heads of softmax(q k^T / sqrt(C / n_head) + causal mask) v), q, k, v = c_attn(x)
+    attn  = c_proj(heads side by side: softmax(q k^T / sqrt(C / n_head) + causal mask) v),  q, k, v = c_attn(x)
     mlp   = c_proj(gelu(c_fc(x)))                                     C -> 4C -> C
     p(x_{t+1} | x_1..x_t) = softmax(ln_f(x) wte^T)                    the head shares the token embedding
     loss  = mean over B T positions of -ln p(next character)           nats per character (bpc = loss / ln 2)
@@ -160,8 +160,8 @@ class GPTRecipe(TextRecipe):
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
         self.model = GPT(config, len(data.vocabulary)).to(self.device)
-        self.optimizers = {"model": optim.AdamW(parameter_groups(self.model, config.weight_decay), lr=config.lr,
-                                                betas=(0.9, 0.99))}
+        groups = parameter_groups(self.model, config.weight_decay)
+        self.optimizers = {"model": optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))}
 
     @classmethod
     def context_length(cls, config):
@@ -203,8 +203,8 @@ class GPTRecipe(TextRecipe):
             windows.append(ids[None, full * T:])
         for window in windows:
             logits = self.model(tensor(window[:, :-1], device=self.device))    # (b, t, V)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                     tensor(window[:, 1:].reshape(-1), device=self.device), reduction="sum").item()
+            targets = tensor(window[:, 1:].reshape(-1), device=self.device)
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, reduction="sum").item()
         return total
 
     def start(self, ids):

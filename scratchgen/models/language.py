@@ -32,7 +32,7 @@ class TextConfig(TrainConfig):
 class TextSampleOptions:
     """``scratchgen sample MODEL``'s flags for a text model."""
     prompt: str = "\n"              # the text to continue (printed first)
-    temperature: float = 1.0        # divides the log-probabilities: < 1 sharper, > 1 flatter, 0 the most likely
+    temperature: float = 1.0        # divides the log-probabilities: < 1 sharper, > 1 flatter, 0 greedy
     top_k: int = 0                  # draw among the k most likely characters only (0: all of them)
     length: int = 500               # characters to draw after the prompt
 
@@ -133,7 +133,7 @@ class TextRecipe(Recipe):
     def load_state_dict(self, state, weights_only=False):
         saved = state.get("vocabulary")
         if saved is not None and not np.array_equal(saved, self.vocabulary.code_points()):
-            raise ValueError(f"{self.name}: the checkpoint's vocabulary ({len(saved)} characters) is not the one "
-                             f"of the data {self.config.data!r} ({len(self.vocabulary)} characters); was it "
-                             "trained on another text or Python version?")
+            raise ValueError(f"{self.name}: the checkpoint's vocabulary ({len(saved)} characters) is not the "
+                             f"one of the data {self.config.data!r} ({len(self.vocabulary)} characters); was "
+                             "it trained on another text or Python version?")
         super().load_state_dict(state, weights_only)

@@ -16,7 +16,7 @@ c(h w) = j (N_3+: 3 or more), and D_k(c) = 0, D_k1, D_k2, D_k3 for c = 0, 1, 2, 
 never seen at order k gives all its mass to order k-1. Each order's discounts come from its
 counts of counts n_j (the number of k-grams with count j):
 
-    Y = n_1 / (n_1 + 2 n_2),   D_k1 = 1 - 2 Y n_2 / n_1,   D_k2 = 2 - 3 Y n_3 / n_2,   D_k3 = 3 - 4 Y n_4 / n_3
+    Y = n_1 / (n_1 + 2 n_2),  D_k1 = 1 - 2 Y n_2 / n_1,  D_k2 = 2 - 3 Y n_3 / n_2,  D_k3 = 3 - 4 Y n_4 / n_3
 
 How it fits the training frame: training is counting, so the recipe's loader hands over the
 whole training text as one batch and ``train_step`` counts it (one epoch of one step; more
@@ -56,7 +56,8 @@ def as_key(ids):
 
 def count_grams(text, order):
     """{k: Counter of every k-gram of ``text``} for k = 1..order."""
-    return {k: collections.Counter(text[i:i + k] for i in range(len(text) - k + 1)) for k in range(1, order + 1)}
+    return {k: collections.Counter(text[i:i + k] for i in range(len(text) - k + 1))
+            for k in range(1, order + 1)}
 
 
 def continuation_counts(longer):
@@ -107,7 +108,8 @@ class KneserNey(nn.Module):
         for k, grams in counts.items():
             setattr(self, f"grams_{k}", tensor(np.array([[ord(c) for c in gram] for gram in grams],
                                                         dtype=np.int64).reshape(-1, k)))
-            setattr(self, f"counts_{k}", tensor(np.fromiter(grams.values(), dtype=np.int64, count=len(grams))))
+            setattr(self, f"counts_{k}", tensor(np.fromiter(grams.values(), dtype=np.int64,
+                                                            count=len(grams))))
         self._build(counts)
 
     def load_state_dict(self, state_dict, strict=True):
@@ -118,8 +120,8 @@ class KneserNey(nn.Module):
             raise RuntimeError(f"load_state_dict (KneserNey): missing keys {missing}")
         for name in names:
             setattr(self, name, tensor(np.asarray(state_dict[name], dtype=np.int64)))
-        self._build({k: {as_key(gram): int(count)
-                         for gram, count in zip(getattr(self, f"grams_{k}").numpy(), getattr(self, f"counts_{k}").numpy())}
+        self._build({k: dict(zip(map(as_key, getattr(self, f"grams_{k}").numpy()),
+                                 getattr(self, f"counts_{k}").numpy().tolist()))
                      for k in range(1, self.order + 1)})
 
     def _build(self, counts):
@@ -165,7 +167,8 @@ class KneserNey(nn.Module):
     def total_nats(self, ids):
         """sum over i >= 1 of -ln p(ids[i] | the order-1 ids before it)."""
         text, reach = as_key(ids), self.order - 1
-        return -sum(math.log(self.probability(text[max(i - reach, 0):i], text[i])) for i in range(1, len(text)))
+        return -sum(math.log(self.probability(text[max(i - reach, 0):i], text[i]))
+                    for i in range(1, len(text)))
 
 
 @register

@@ -119,6 +119,7 @@ def test_cli_trains_and_streams_samples(tmp_path, capsys):
     assert cli.main(["train", "gpt", "--dry-run", "--out", run, "--n-layer", "1", "--n-embd", "16",
                      "--n-head", "2", "--block-size", "32", "--sample-length", "20"]) == 0
     capsys.readouterr()
-    assert cli.main(["sample", "gpt", "--checkpoint", run, "--prompt", "def ", "--length", "30", "--n", "2"]) == 0
+    command = ["sample", "gpt", "--checkpoint", run, "--prompt", "def ", "--length", "30", "--n", "2"]
+    assert cli.main(command) == 0
     out = capsys.readouterr().out                              # prompt + 30, a blank line, prompt + 30
     assert len(out) == 34 + 2 + 34 + 1 and out.startswith("def ") and out[34:40] == "\n\ndef "

@@ -66,12 +66,14 @@ def test_cli_trains_and_samples(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["train", "ngram", "--dry-run", "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["data_provenance"]["corpus"] == "python-stdlib" and len(config["data_provenance"]["files"]) == 20
+    provenance = config["data_provenance"]
+    assert provenance["corpus"] == "python-stdlib" and len(provenance["files"]) == 20
     final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert final["valid_bpc"] > 0 and final["valid_characters"] == 64 * 64
-    assert final["corpus_matches_recorded"] == config["data_provenance"]["matches_recorded"]
+    assert final["corpus_matches_recorded"] == provenance["matches_recorded"]
     assert (run / "samples.txt").read_text().startswith("\n")
     capsys.readouterr()
-    assert cli.main(["sample", "ngram", "--checkpoint", str(run), "--prompt", "import ", "--length", "40"]) == 0
+    assert cli.main(["sample", "ngram", "--checkpoint", str(run), "--prompt", "import ", "--length", "40"]) \
+        == 0
     out = capsys.readouterr().out
     assert out.startswith("import ") and len(out) == len("import ") + 40 + 1
