@@ -48,8 +48,8 @@ def comma_list(kind, allowed=None, convert=str):
     return parse
 
 
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0],
+def parse_arguments(argv, prog="python -m benchmarks"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("--only", metavar="PATTERN", help="run the workloads whose family/name matches this "
@@ -92,8 +92,8 @@ def baseline_paths():
     return os.path.join(here, "baseline"), os.path.join(here, "BASELINE.md")
 
 
-def main(argv=None):
-    args = parse_arguments(argv)
+def main(argv=None, prog="python -m benchmarks"):
+    args = parse_arguments(argv, prog)
     if args.worker:
         return worker(*args.worker)
     if args.baseline:

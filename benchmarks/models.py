@@ -7,12 +7,15 @@ default config (``scratchgen.study.prepare``: same seeding, same first batch) an
 through the functions that ``benchmarks/peers/__init__.py`` describes; a model without a twin,
 or whose twin lacks the function, is reported as such rather than timed.
 """
+import dataclasses
 import importlib
 
 from .workload import Skip, Work, Workload, implementation_contenders, peer_contender
 
-QUICK_BATCH = 4
 SAMPLES, QUICK_SAMPLES = 100, 2
+# --quick: a dry run's data (``study.prepare(dry_run=True)``) and these config fields, where a
+# model has them, so that every model's step is a smoke test of seconds at most.
+QUICK_OVERRIDES = {"batch_size": 4, "sample_length": 16, "block_size": 32}
 
 
 def workloads(options):
@@ -20,7 +23,7 @@ def workloads(options):
     found = []
     for name in recipe_names():
         recipe_class = get_recipe(name)
-        batch = QUICK_BATCH if options.quick else recipe_class.Config.batch_size
+        batch = overrides_for(recipe_class, options).get("batch_size", recipe_class.Config.batch_size)
         found.append(Workload(name=f"train {name}", family="model", memory=True,
                               description=f"one training step, batch {batch}, default config",
                               setup=lambda options, name=name: training_contenders(name, options),
@@ -34,14 +37,19 @@ def workloads(options):
     return found
 
 
-def overrides_for(options):
-    return {"batch_size": QUICK_BATCH} if options.quick else {}
+def overrides_for(recipe_class, options):
+    if not options.quick:
+        return {}
+    fields = {field.name for field in dataclasses.fields(recipe_class.Config)}
+    return {name: value for name, value in QUICK_OVERRIDES.items() if name in fields}
 
 
 def prepared(name, options, device="cpu"):
     """A fresh recipe of ``name`` as training builds it, its first batch (Tensors) and Clock."""
     from scratchgen import study
-    recipe, steps = study.prepare(name, overrides_for(options), device)
+    from scratchgen.models import get_recipe
+    overrides = overrides_for(get_recipe(name), options)
+    recipe, steps = study.prepare(name, overrides, device, dry_run=options.quick)
     batch, clock = next(steps)
     return recipe, batch, clock
 

@@ -162,17 +162,17 @@ class Progress:
 
 
 # ---- every thread count, a process each --------------------------------------------------------------
-def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None):
-    """The results document (see ``results.json`` in the README): machine, options, and one run
-    per thread count. ``in_process`` runs every thread count here (tests; pinning then relies on
-    threadpoolctl alone)."""
+def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None, workloads=None):
+    """The results document: options, machine, and one run per thread count (see the README's
+    benchmarks section). ``in_process`` runs every thread count here, pinned by threadpoolctl
+    alone, on ``workloads`` when given (tests) or those ``pattern`` selects."""
     stream = stream or sys.stderr
     started = time.perf_counter()
     runs = []
     for count in threads:
         if in_process:
-            workloads = select(all_workloads(options), pattern)
-            runs.append(run_workloads(workloads, options, count, Progress(len(workloads), count, stream)))
+            chosen = workloads if workloads is not None else select(all_workloads(options), pattern)
+            runs.append(run_workloads(chosen, options, count, Progress(len(chosen), count, stream)))
         else:
             runs.append(run_in_subprocess(options, count, pattern))
     machine = next((run.pop("machine") for run in runs if "machine" in run), None)

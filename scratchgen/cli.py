@@ -17,6 +17,9 @@
                                                         the autograd graph of one training step
     scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
                                                         where a training step spends its time, op by op
+    scratchgen bench [--quick] [--only PATTERN] [--threads 1,2] [--out DIR] [...]
+                                                        the benchmark suite against PyTorch
+                                                        (python -m benchmarks; scratchgen bench --help)
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
 ``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
@@ -160,6 +163,8 @@ def build_parser():
     translate.add_argument("--device", default="cpu")
 
     commands.add_parser("models", help="list the registered models")
+    commands.add_parser("bench", add_help=False,  # every option goes to the suite's own parser
+                        help="time kernels and training steps against PyTorch (scratchgen bench --help)")
     add_study_commands(commands)
     return parser
 
@@ -281,12 +286,21 @@ def _profile(args):
     return 0
 
 
+def _bench(args):
+    from .benchmarks.__main__ import main as benchmarks_main
+    return benchmarks_main(args.forwarded, prog="scratchgen bench")
+
+
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
-            "profile": _profile, "translate": _translate}
+            "profile": _profile, "translate": _translate, "bench": _bench}
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, forwarded = parser.parse_known_args(argv)
+    if forwarded and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(forwarded)}")
+    args.forwarded = forwarded
     try:
         return COMMANDS[args.command](args)
     except runner.TrainingStopped as error:

@@ -15,11 +15,12 @@ from . import viz
 from .models import Clock, get_recipe, make_config
 from .profiler import profile, synchronized_clock
 from .random import manual_seed
-from .runner import DATA_ORDER_STREAM, UsageError, check_device
+from .runner import DATA_ORDER_STREAM, DRY_RUN_BATCHES, DRY_RUN_TEST, UsageError, check_device
 
 
-def prepare(model, overrides=None, device="cpu"):
-    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, clock) steps."""
+def prepare(model, overrides=None, device="cpu", dry_run=False):
+    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, clock) steps;
+    ``dry_run`` shrinks the data and sets the recipe's flag as ``scratchgen train --dry-run`` does."""
     recipe_class = get_recipe(model)
     try:
         config = make_config(recipe_class.Config, dict(overrides or {}))
@@ -28,7 +29,10 @@ def prepare(model, overrides=None, device="cpu"):
     check_device(device)
     manual_seed(config.seed)
     data = recipe_class.load_data(config)
+    if dry_run:
+        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
     recipe = recipe_class(config, data, device)
+    recipe.dry_run = dry_run
     recipe.model.train()
     loader = recipe.make_loader(data, seed=(config.seed, DATA_ORDER_STREAM))  # `scratchgen train`'s order
     return recipe, _steps(recipe, loader)

@@ -9,12 +9,27 @@ import math
 
 import torch
 from torch import nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 from torch.nn import functional as F
+
+
+class MixturePrior(nn.Module):
+    """p(z) = sum_k softmax(logits)_k N(z; means_k, diag exp(log_scales_k)^2)."""
+
+    def __init__(self, latent_dim, components):
+        super().__init__()
+        self.means = nn.Parameter(torch.randn(components, latent_dim))
+        self.log_scales = nn.Parameter(torch.zeros(components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(components))
+
+    def log_prob(self, z):
+        components = Independent(Normal(self.means, self.log_scales.exp()), 1)
+        return MixtureSameFamily(Categorical(logits=self.logits), components).log_prob(z)
 
 
 class TorchVAE(nn.Module):
     def __init__(self, architecture="mlp", likelihood="bernoulli", latent_dim=8, hidden=256, channels=32,
-                 side=8):
+                 side=8, prior="normal", prior_components=10):
         super().__init__()
         self.side, self.latent_dim, self.likelihood = side, latent_dim, likelihood
         if architecture == "mlp":
@@ -37,11 +52,12 @@ class TorchVAE(nn.Module):
                 nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1))
         if likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.zeros(1))
+        self.prior = MixturePrior(latent_dim, prior_components) if prior == "mixture" else None
 
     @classmethod
     def from_config(cls, config, side):
         return cls(config.architecture, config.likelihood, config.latent_dim, config.hidden, config.channels,
-                   side)
+                   side, config.prior, config.prior_components)
 
     def encode(self, images):
         return self.encoder(images.view(-1, 1, self.side, self.side)).chunk(2, dim=-1)
@@ -58,10 +74,15 @@ class TorchVAE(nn.Module):
         return nll.sum(dim=(1, 2))
 
     def forward(self, images, noise):
-        """(reconstruction -log p(x|z), KL(q(z|x) || N(0, I))) per image, with z = mu + sigma * noise."""
+        """(reconstruction -log p(x|z), KL(q(z|x) || p(z))) per image, with z = mu + sigma * noise: in
+        closed form for N(0, I), a one-sample estimate log q(z|x) - log p(z) for the mixture."""
         mu, log_variance = self.encode(images)
-        z = mu + torch.exp(0.5 * log_variance) * noise
-        kl = 0.5 * (mu.pow(2) + log_variance.exp() - 1 - log_variance).sum(dim=-1)
+        posterior = Normal(mu, torch.exp(0.5 * log_variance))
+        z = posterior.mean + posterior.stddev * noise
+        if self.prior is None:
+            kl = kl_divergence(posterior, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(dim=-1)
+        else:
+            kl = posterior.log_prob(z).sum(dim=-1) - self.prior.log_prob(z)
         return self.reconstruction_nll(images, self.decode(z)), kl
 
 

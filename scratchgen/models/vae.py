@@ -35,6 +35,7 @@ from .. import functional as F
 from .. import nn, optim
 from ..autograd import no_grad
 from ..ops.reduction import logsumexp
+from ..random import generator
 from ..tensor import randn, tensor
 from .base import Recipe, TrainConfig, register
 
@@ -52,7 +53,8 @@ class VAEConfig(TrainConfig):
     hidden: int = 256                                       # MLP: width of both hidden layers
     channels: int = 32                                      # conv: channels of layer 1 (twice as many in 2)
     kl_warmup_epochs: float = 10.0                          # beta: 0 -> 1 over these epochs (0: no warm-up)
-    beta: float = 1.0                                       # KL weight after warm-up (1: the ELBO; >1: beta-VAE)
+    prior: typing.Literal["normal", "mixture"] = "mixture"  # p(z): N(0, I), or a learned Gaussian mixture
+    prior_components: int = 10                              # mixture prior: number of Gaussians
     iwae_samples: int = 64                                  # k of the final importance-weighted bound
 
     def __post_init__(self):
@@ -60,6 +62,8 @@ class VAEConfig(TrainConfig):
             raise ValueError(f"vae: expected architecture 'mlp' or 'conv', got {self.architecture!r}")
         if self.likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"vae: expected likelihood 'bernoulli' or 'gaussian', got {self.likelihood!r}")
+        if self.prior not in ("normal", "mixture"):
+            raise ValueError(f"vae: expected prior 'normal' or 'mixture', got {self.prior!r}")
         if self.latent_dim < 1 or self.iwae_samples < 1 or self.kl_warmup_epochs < 0:
             raise ValueError(f"vae: expected latent_dim >= 1, iwae_samples >= 1 and kl_warmup_epochs >= 0, "
                              f"got {self.latent_dim}, {self.iwae_samples}, {self.kl_warmup_epochs}")
@@ -95,6 +99,59 @@ def conv_decoder(latent_dim, channels, side):
                          nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1))
 
 
+# ---- priors --------------------------------------------------------------------------------------
+def log_posterior(noise, log_variance):
+    """log q(z|x) at z = mu + sigma * noise, summed over latent dims: sum_j log N(z_j; mu_j, sigma_j^2)."""
+    return -0.5 * (noise * noise + log_variance + LOG_2PI).sum(dim=-1)
+
+
+class NormalPrior(nn.Module):
+    """p(z) = N(0, I): the KL from q(z|x) has a closed form."""
+
+    def __init__(self, latent_dim):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def log_density(self, z):
+        return -0.5 * (z * z + LOG_2PI).sum(dim=-1)
+
+    def kl(self, mu, log_variance, z, noise):
+        return 0.5 * (mu * mu + log_variance.exp() - 1 - log_variance).sum(dim=-1)
+
+    def sample(self, count, device):
+        return randn(count, self.latent_dim, device=device)
+
+
+class MixturePrior(nn.Module):
+    """p(z) = sum_k pi_k N(z; m_k, diag s_k^2), pi = softmax(logits); means, scales and weights are
+    learned with the rest. A standard normal prior leaves "holes": the encoder clusters the digits,
+    and z ~ N(0, I) often lands between clusters, where the decoder draws blends. A mixture can
+    follow the clusters. Its KL has no closed form: KL ~ log q(z|x) - log p(z) at the sampled z
+    (unbiased, like the reconstruction term)."""
+
+    def __init__(self, latent_dim, components):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.means = nn.Parameter(randn(components, latent_dim))                    # (K, latent)
+        self.log_scales = nn.Parameter(np.zeros((components, latent_dim), np.float32))
+        self.logits = nn.Parameter(np.zeros(components, np.float32))                # (K,)
+
+    def log_density(self, z):
+        """log p(z) for z of shape (..., latent): a log-sum-exp over the K components."""
+        standardised = (z.unsqueeze(-2) - self.means) * (-self.log_scales).exp()    # (..., K, latent)
+        log_components = (-0.5 * (standardised * standardised + LOG_2PI) - self.log_scales).sum(dim=-1)
+        return logsumexp(log_components + self.logits.log_softmax(-1), dim=-1)
+
+    def kl(self, mu, log_variance, z, noise):
+        return log_posterior(noise, log_variance) - self.log_density(z)
+
+    def sample(self, count, device):
+        weights = self.logits.softmax(-1).detach().cpu().numpy().astype(np.float64)
+        component = generator().choice(len(weights), size=count, p=weights / weights.sum())
+        noise = randn(count, self.latent_dim, device=device)
+        return self.means[component] + self.log_scales[component].exp() * noise
+
+
 class VAE(nn.Module):
     def __init__(self, config, side):
         super().__init__()
@@ -109,6 +166,8 @@ class VAE(nn.Module):
             self.decoder = conv_decoder(config.latent_dim, config.channels, side)
         if config.likelihood == "gaussian":
             self.log_scale = nn.Parameter(np.zeros(1, dtype=np.float32))  # log s, shared by all pixels
+        self.prior = NormalPrior(config.latent_dim) if config.prior == "normal" else \
+            MixturePrior(config.latent_dim, config.prior_components)
 
     def encode(self, images):
         """(N, S, S) images -> mu, log sigma^2, each (N, latent_dim)."""
@@ -135,8 +194,7 @@ class VAE(nn.Module):
         mu, log_variance = self.encode(images)
         noise = randn(*mu.shape, dtype=mu.dtype, device=mu.device) if noise is None else noise
         z = mu + (0.5 * log_variance).exp() * noise                                      # (N, latent)
-        kl = 0.5 * (mu * mu + log_variance.exp() - 1 - log_variance).sum(dim=-1)          # (N,)
-        return self.reconstruction_nll(images, self.decode(z)), kl
+        return self.reconstruction_nll(images, self.decode(z)), self.prior.kl(mu, log_variance, z, noise)
 
     def importance_weighted_nll(self, images, samples):
         """-log p(x) estimated with ``samples`` importance samples from q(z|x): -(IWAE bound), (N,)."""
@@ -144,8 +202,8 @@ class VAE(nn.Module):
         mu, log_variance = self.encode(images)
         noise = randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device)               # (k, N, latent)
         z = mu + (0.5 * log_variance).exp() * noise
-        log_q = -0.5 * (noise * noise + log_variance + LOG_2PI).sum(dim=-1)               # (k, N)
-        log_prior = -0.5 * (z * z + LOG_2PI).sum(dim=-1)                                  # (k, N)
+        log_q = log_posterior(noise, log_variance)                                        # (k, N)
+        log_prior = self.prior.log_density(z)                                             # (k, N)
         repeated = images.unsqueeze(0).expand(samples, *images.shape)                    # (k, N, S, S)
         repeated = repeated.reshape(samples * count, *images.shape[1:])
         outputs = self.decode(z.reshape(samples * count, self.latent_dim))
@@ -153,8 +211,8 @@ class VAE(nn.Module):
         return math.log(samples) - logsumexp(log_likelihood + log_prior - log_q, dim=0)
 
     def sample(self, count):
-        """``count`` mean images decoded from z ~ N(0, I), as (count, S, S) in [0, 1]."""
-        outputs = self.decode(randn(count, self.latent_dim, device=next(self.parameters()).device))
+        """``count`` mean images decoded from z ~ p(z), as (count, S, S) in [0, 1]."""
+        outputs = self.decode(self.prior.sample(count, next(self.parameters()).device))
         return outputs.sigmoid() if self.likelihood == "bernoulli" else outputs.clamp(0.0, 1.0)
 
     def reconstruct(self, images):
@@ -181,7 +239,7 @@ class VAERecipe(Recipe):
 
     def kl_weight(self, clock):
         warmup = self.config.kl_warmup_epochs
-        return self.config.beta * (1.0 if warmup == 0 else min(1.0, clock.epochs_done / warmup))
+        return 1.0 if warmup == 0 else min(1.0, clock.epochs_done / warmup)
 
     def train_step(self, batch, clock):
         images = batch[0]

@@ -5,13 +5,11 @@ import numpy as np
 import pytest
 
 import scratchgen as sg
-from scratchgen import nn
 from scratchgen.data import load_digits_split
 from scratchgen.models import Clock
 from scratchgen.models.vae import VAE, VAEConfig, VAERecipe
 
 IMAGES = np.array(load_digits_split().train_images[:16])
-conv_available = pytest.mark.skipif(not hasattr(nn, "Conv2d"), reason="nn.Conv2d is not built yet (issue 4)")
 
 
 def small_config(**changes):
@@ -27,16 +25,20 @@ def twin_of(model, config, torch):
 
 @pytest.mark.parametrize("config", [
     small_config(),
-    small_config(likelihood="gaussian"),
-    pytest.param(small_config(architecture="conv"), marks=conv_available),
-    pytest.param(small_config(architecture="conv", likelihood="gaussian"), marks=conv_available),
-], ids=["mlp-bernoulli", "mlp-gaussian", "conv-bernoulli", "conv-gaussian"])
+    small_config(likelihood="gaussian", prior="normal"),
+    small_config(architecture="conv", prior="normal"),
+    small_config(architecture="conv", likelihood="gaussian"),
+], ids=["mlp-bernoulli-mixture", "mlp-gaussian-normal", "conv-bernoulli-normal", "conv-gaussian-mixture"])
 def test_training_step_loss_and_every_gradient_equal_the_pytorch_twin(torch, config):
     from scratchgen.benchmarks.peers.vae import training_loss
     sg.manual_seed(0)
     model = VAE(config, side=8).double()
+    rng = np.random.default_rng(2)  # move parameters off their initial values, so every gradient is exercised
     if config.likelihood == "gaussian":
-        model.log_scale.data[...] = -1.3  # away from the initial 0, so the scale's gradient is exercised
+        model.log_scale.data[...] = -1.3
+    if config.prior == "mixture":
+        model.prior.log_scales.data[...] = rng.normal(scale=0.3, size=model.prior.log_scales.shape)
+        model.prior.logits.data[...] = rng.normal(size=model.prior.logits.shape)
     twin = twin_of(model, config, torch)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
     noise = np.random.default_rng(1).normal(size=(len(IMAGES), config.latent_dim))

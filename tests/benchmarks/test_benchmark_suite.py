@@ -1,0 +1,123 @@
+"""The benchmark harness, run in-process on a tiny subset: the structure of results.json and
+REPORT.md, and that a failing workload or contender is reported while the rest still run.
+No timing is asserted — only that figures exist and are consistent."""
+import io
+import json
+
+import pytest
+
+from conftest import require_torch
+from scratchgen import cli
+from scratchgen.benchmarks import suite
+from scratchgen.benchmarks.report import write_outputs
+from scratchgen.benchmarks.timing import planned_rounds, time_interleaved
+from scratchgen.benchmarks.workload import Options, Skip, Work, Workload
+from scratchgen.models import recipe_names
+
+
+def raise_error(message):
+    raise RuntimeError(message)
+
+
+def failing_workloads():
+    """A workload whose setup raises, and one with a contender that raises, one that is skipped
+    and one that works."""
+    setup_fails = Workload(name="setup fails", family="engine", description="its setup raises",
+                           setup=lambda options: raise_error("no setup for you"))
+    mixed = Workload(name="mixed contenders", family="engine", description="one fails, one skips, one works",
+                     setup=lambda options: {"scratchgen": {"forward": lambda: raise_error("contender broke")},
+                                            "torch": Skip("left out on purpose"),
+                                            "numpy": {"forward": lambda: sum(range(10))}},
+                     work={"forward": Work(1, "op")})
+    return [setup_fails, mixed]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    require_torch()
+    options = Options.for_quick_run(impls=("cpu",))
+    chosen = suite.select(suite.all_workloads(options), "engine/one tiny op|model/train vae")
+    chosen = chosen[:2] + failing_workloads() + chosen[2:]    # the good ones after the failures must still run
+    results = suite.run_suite(options, threads=(1,), in_process=True, stream=io.StringIO(), workloads=chosen)
+    folder = tmp_path_factory.mktemp("bench")
+    write_outputs(results, folder)
+    with open(folder / "results.json") as file:
+        return json.load(file), (folder / "REPORT.md").read_text()
+
+
+def rows_of(results, workload):
+    return [row for row in results["runs"][0]["rows"] if row["workload"] == workload]
+
+
+def test_results_record_the_machine_and_conditions(results):
+    document, _ = results
+    assert document["schema"] == suite.SCHEMA_VERSION and document["threads"] == [1]
+    machine = document["machine"]
+    assert machine["versions"]["numpy"] and machine["versions"]["scratchgen"]
+    assert {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"} <= set(machine["environment"])
+    assert any(library["user_api"] == "blas" for library in machine["blas"])
+    ceilings = document["runs"][0]["ceilings"]
+    assert ceilings["gemm_gflops"] > 0 and ceilings["bandwidth_gbs"] > 0
+
+
+def test_every_timed_row_has_consistent_figures(results):
+    document, _ = results
+    timed = [row for row in document["runs"][0]["rows"] if "median_s" in row]
+    assert {row["contender"] for row in rows_of(document, "one tiny op")} == {"scratchgen", "torch", "numpy"}
+    for row in timed:
+        assert 0 < row["q25_s"] <= row["median_s"] <= row["q75_s"] and row["runs"] >= 1 and row["first_call_s"] > 0
+        assert row["rate"] == pytest.approx(row["work"] / row["median_s"])
+    matmul = [row for row in timed if row["workload"] == "matmul"]
+    assert all("fraction_of_ceiling" in row for row in matmul)
+
+
+def test_a_model_step_races_its_twin(results):
+    document, report = results
+    contenders = {row["contender"]: row for row in rows_of(document, "train vae")}
+    assert {"scratchgen[cpu]", "torch"} <= set(contenders)
+    assert contenders["scratchgen[cpu]"]["peak_bytes"] > 0
+    assert "| model | train vae | training step |" in report
+
+
+def test_failures_are_reported_and_the_rest_still_runs(results):
+    document, report = results
+    (setup_error,) = rows_of(document, "setup fails")
+    assert "no setup for you" in setup_error["error"] and "Traceback" in setup_error["traceback"]
+    mixed = {row["contender"]: row for row in rows_of(document, "mixed contenders")}
+    assert "contender broke" in mixed["scratchgen"]["error"]
+    assert mixed["torch"]["skipped"] == "left out on purpose"
+    assert mixed["numpy"]["median_s"] > 0
+    assert any("median_s" in row for row in rows_of(document, "train vae"))  # after the failures
+    assert "## Errors" in report and "no setup for you" in report and "left out on purpose" in report
+
+
+def test_the_registry_holds_the_design_workloads_and_every_model():
+    keys = {w.key: w for w in suite.all_workloads(Options())}
+    design = {"ceiling/matmul", "kernel/conv2d N=32", "kernel/conv_transpose2d N=32", "kernel/lstm T=64",
+              "kernel/attention T=256", "kernel/attention T=1024", "kernel/attention T=4096"}
+    assert design <= {key for key, workload in keys.items() if workload.design}
+    assert {f"model/train {name}" for name in recipe_names()} <= set(keys)
+    assert all(workload.work for workload in keys.values())
+
+
+def test_selection_keeps_the_ceilings():
+    chosen = suite.select(suite.all_workloads(Options.for_quick_run()), "kernel/lstm")
+    assert {w.family for w in chosen} == {"ceiling", "kernel"} and all("lstm" in w.name for w in chosen[2:])
+
+
+def test_a_contender_failing_its_first_call_sits_out():
+    timings = time_interleaved({"ok": lambda: None, "bad": lambda: raise_error("boom")}, repeats=2, warmup=1)
+    assert timings["bad"] == {"error": "RuntimeError: boom"} and timings["ok"]["runs"] == 2
+
+
+def test_the_budget_bounds_the_rounds():
+    assert planned_rounds(1.0, repeats=20, budget_s=5.0, min_repeats=3) == 5
+    assert planned_rounds(10.0, repeats=20, budget_s=5.0, min_repeats=3) == 3
+    assert planned_rounds(0.001, repeats=20, budget_s=5.0, min_repeats=3) == 20
+    assert planned_rounds(1.0, repeats=20, budget_s=None, min_repeats=3) == 20
+
+
+def test_scratchgen_bench_forwards_its_arguments(capsys):
+    assert cli.main(["bench", "--quick", "--list", "--only", "engine/"]) == 0
+    listed = capsys.readouterr().out
+    assert "engine/one tiny op" in listed and "ceiling/matmul" in listed and "kernel/" not in listed
