@@ -115,7 +115,7 @@ def time_pass(workload, pass_name, calls, options):
         if work is not None and "median_s" in row:
             row |= {"rate": work.amount / row["median_s"], "unit": work.unit, "work": work.amount,
                     "work_note": work.note}
-        if workload.memory and "median_s" in row and name.startswith(("scratchgen", "kernel")):
+        if options.memory and workload.memory and "median_s" in row and name.startswith(("scratchgen", "kernel")):
             row |= measured_peak(calls[name])
         rows.append(row)
     return rows
@@ -169,12 +169,14 @@ def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None
     stream = stream or sys.stderr
     started = time.perf_counter()
     runs = []
-    for count in threads:
+    for index, count in enumerate(threads):
+        # memory does not depend on the thread count: measure it once, at the first
+        run_options = options if index == 0 else dataclasses.replace(options, memory=False)
         if in_process:
             chosen = workloads if workloads is not None else select(all_workloads(options), pattern)
-            runs.append(run_workloads(chosen, options, count, Progress(len(chosen), count, stream)))
+            runs.append(run_workloads(chosen, run_options, count, Progress(len(chosen), count, stream)))
         else:
-            runs.append(run_in_subprocess(options, count, pattern))
+            runs.append(run_in_subprocess(run_options, count, pattern))
     machine = next((run.pop("machine") for run in runs if "machine" in run), None)
     for run in runs:
         run.pop("machine", None)

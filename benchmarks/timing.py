@@ -25,7 +25,9 @@ def time_interleaved(contenders, repeats=20, warmup=2, min_seconds=0.0, budget_s
     ``first_call_s``; then rounds of one call each run until ``repeats`` rounds are done and at
     least ``min_seconds`` have passed. ``budget_s`` lowers ``repeats`` so that the rounds take about
     that long (judged by the last warm-up calls), but never below ``min_repeats``: big workloads
-    get fewer, small ones all, and the suite's total time stays bounded.
+    get fewer, small ones all, and the suite's total time stays bounded. It also drops the warm-up
+    calls after the first when the first round alone took half the budget: the first call has
+    compiled what there was to compile, and a second costs as much as a timed round.
 
     Returns ``{name: {"median_s", "q25_s", "q75_s", "runs", "first_call_s"}}``; a contender whose
     first call raises gets ``{"error": "Type: message"}`` instead and sits out the rounds, so one
@@ -38,7 +40,8 @@ def time_interleaved(contenders, repeats=20, warmup=2, min_seconds=0.0, budget_s
         except Exception as error:  # noqa: BLE001 -- reported, not swallowed: see the docstring
             errors[name] = {"error": describe(error)}
     running = {name: fn for name, fn in contenders.items() if name not in errors}
-    for _ in range(max(warmup - 1, 0)):
+    expensive = budget_s is not None and sum(first_call.values()) > budget_s / 2
+    for _ in range(0 if expensive else max(warmup - 1, 0)):
         for name, fn in running.items():
             latest[name] = measure(fn)
     rounds_wanted = planned_rounds(sum(latest.values()), repeats, budget_s, min_repeats)

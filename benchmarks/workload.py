@@ -73,7 +73,8 @@ class Options:
     repeats: int = 20                          # timed rounds at most ...
     min_repeats: int = 3                       # ... and at least, whatever the budget
     warmup: int = 2                            # untimed calls first (the first is reported: JIT compilation)
-    budget_s: float = 10.0                     # seconds of timed rounds to aim for, per workload and pass
+    budget_s: float = 5.0                      # seconds of timed rounds to aim for, per workload and pass
+    memory: bool = True                        # tracemalloc peaks (the suite measures them at one thread count)
 
     @classmethod
     def for_quick_run(cls, **changes):

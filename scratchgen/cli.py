@@ -9,6 +9,7 @@
     scratchgen eval samples FILE.npy                    digits metrics of any sample file, as JSON
     scratchgen eval MODEL --checkpoint PATH [--n N] [sample options]
                                                         the model's evaluation + digits metrics, as JSON
+    scratchgen eval ae                                  the ROC-AUC of every held-out digit (trains 10 models)
     scratchgen translate --checkpoint PATH [SENTENCE ...] [--beam-width K] [--attention-map FILE.png]
                                                         number words -> digits (seq2seq), one per line;
                                                         reads stdin's lines when no sentence is given
@@ -146,7 +147,10 @@ def build_parser():
     for name in recipe_names():
         target = targets.add_parser(name, help=f"evaluate a {name} checkpoint",
                                     argument_default=argparse.SUPPRESS)
-        target.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
+        from_scratch = get_recipe(name).evaluate_from_scratch is not None  # e.g. `eval ae`: trains its own
+        target.add_argument("--checkpoint", required=not from_scratch, default=None,
+                            help="a checkpoint or a run folder" + (" (default: train and score afresh)"
+                                                                   if from_scratch else ""))
         target.add_argument("--n", type=int, default=runner.SAMPLES, help="samples to score (default: 1000)")
         target.add_argument("--seed", type=int, default=0)
         target.add_argument("--device", default="cpu")
@@ -229,6 +233,8 @@ def _eval(args):
             report = {"file": args.file, **digits_metrics(samples)}
         except ValueError as error:
             raise runner.UsageError(f"eval samples: {args.file}: {error}") from error
+    elif args.checkpoint is None:
+        report = runner.evaluate_from_scratch(args.target, seed=args.seed, device=args.device)
     else:
         report = runner.evaluate(args.target, args.checkpoint, n=args.n, seed=args.seed, device=args.device,
                                  options=sample_options(args, args.target))

@@ -451,6 +451,16 @@ def sample_text(model, checkpoint, n=1, seed=0, device="cpu", options=None, stre
     return texts
 
 
+def evaluate_from_scratch(model, seed=0, device="cpu", echo=print):
+    """``scratchgen eval MODEL`` without a checkpoint, for models that define it (the autoencoder
+    trains and scores one model per held-out class); a usage error for the others."""
+    recipe_class = get_recipe(model)
+    if recipe_class.evaluate_from_scratch is None:
+        raise UsageError(f"eval {model}: expected --checkpoint (a checkpoint or a run folder)")
+    check_device(device)
+    return {"model": model, **recipe_class.evaluate_from_scratch({"seed": seed}, device=device, echo=echo)}
+
+
 def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu", options=None):
     """The model's own evaluation plus the digits metrics of ``n`` samples (drawn with the
     recipe's sample ``options``, if any), as a dict."""

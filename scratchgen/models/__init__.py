@@ -4,6 +4,7 @@
     vae   a variational autoencoder, MLP or convolutional
     seq2seq  an LSTM encoder-decoder with attention: English number words -> digits
     gan   a DCGAN with non-saturating, hinge or WGAN-GP losses
+    ae    an autoencoder anomaly detector (one digit held out of training)
     diffusion  a DDPM with a small attention U-Net, DDIM sampling and classifier-free guidance
     ngram  a Kneser-Ney character 5-gram: the baseline of the language models
     charlstm  a character-level LSTM language model (truncated BPTT, state carried)
@@ -13,4 +14,4 @@
 """
 from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config,  # noqa: F401
                    recipe_names, register)
-from . import charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
+from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)

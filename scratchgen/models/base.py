@@ -24,7 +24,9 @@ resuming bit for bit, plots, the progress bar, stopping on a non-finite loss, dr
 
 Class attributes tune the rest: ``generative = False`` (a classifier: nothing to sample),
 ``samples_are_images = False`` (text: ``sample`` returns strings, saved as ``samples.txt``),
-``plot_keys`` (what ``loss.png`` draws). A model with its own data overrides the classmethod
+``plot_keys`` (what ``loss.png`` draws), ``evaluate_from_scratch`` (a classmethod
+``(overrides, device, echo) -> report``: what ``scratchgen eval MODEL`` does without a checkpoint,
+e.g. the autoencoder trains one model per held-out class). A model with its own data overrides the classmethod
 ``load_data(config)``; the runner needs of that object only ``train_arrays`` (the arrays the
 ``DataLoader`` batches) and ``subset(train, test)`` (for dry runs), plus ``name`` when the
 samples are images (the digits metrics apply to ``"digits"``).
@@ -76,6 +78,7 @@ class Recipe:
     samples_are_images = True  # False for text models: ``sample`` returns a list of strings
     final_samples = None       # samples drawn at the end of training (None: the runner's 1000 for FID)
     plot_keys = ("loss",)      # metrics.jsonl keys that loss.png draws against the epoch
+    evaluate_from_scratch = None  # or a classmethod: what `eval MODEL` does without --checkpoint
     SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
                                # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)
     dry_run = False            # set by the runner for --dry-run: a recipe may shrink costly evaluation

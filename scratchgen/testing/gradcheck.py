@@ -82,7 +82,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     _check_inputs("gradcheck", inputs)
     rng = np.random.default_rng(seed)
     outputs = _as_outputs(fn(*inputs))
-    differentiable = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    # an empty input has no coordinates to check (and no Jacobian columns)
+    differentiable = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad
+                      and x.numel() > 0]
     tracked = [o for o in outputs if o.requires_grad]
     cotangents, full = _cotangents(outputs, rng)
     columns = {}
