@@ -13,6 +13,7 @@ when a workload failed (everything else still ran and was written), 2 on a usage
 """
 import argparse
 import os
+import shlex
 import sys
 
 from .machine import SLOWING_ENVIRONMENT
@@ -42,8 +43,8 @@ def comma_list(kind, allowed=None, convert=str):
         wrong = [item for item in items if (allowed is not None and item not in allowed)
                  or (convert is int and item < 1)]
         if not items or wrong:
-            raise argparse.ArgumentTypeError(f"expected {kind} ({', '.join(allowed) if allowed else '>= 1'}), "
-                                             f"got {text!r}")
+            expected = ", ".join(allowed) if allowed else ">= 1"
+            raise argparse.ArgumentTypeError(f"expected {kind} ({expected}), got {text!r}")
         return items
     return parse
 
@@ -52,10 +53,11 @@ def parse_arguments(argv, prog="python -m benchmarks"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("--only", metavar="PATTERN", help="run the workloads whose family/name matches this "
-                        "regular expression, e.g. 'attention', 'kernel/conv', 'model/' (the ceilings always run)")
-    parser.add_argument("--impl", type=comma_list("implementations", IMPLEMENTATIONS),
-                        default=("reference", "cpu"), help="scratchgen kernel implementations (default: reference,cpu)")
+    parser.add_argument("--only", metavar="PATTERN",
+                        help="run the workloads whose family/name matches this regular expression, e.g. "
+                             "'attention', 'kernel/conv', 'model/' (the ceilings always run)")
+    parser.add_argument("--impl", type=comma_list("implementations", IMPLEMENTATIONS), default=Options.impls,
+                        help="scratchgen kernel implementations (default: reference,cpu)")
     parser.add_argument("--peers", type=comma_list("peers", PEERS), default=PEERS,
                         help="peers to time when installed (default: torch,numpy)")
     parser.add_argument("--threads", type=comma_list("thread counts", convert=int), default=(1,),
@@ -63,8 +65,9 @@ def parse_arguments(argv, prog="python -m benchmarks"):
     parser.add_argument("--quick", action="store_true", help="toy sizes, one timed round: a smoke run")
     parser.add_argument("--out", default="bench-out", help="folder for results.json, REPORT.md and the plots "
                         "(default: bench-out)")
-    parser.add_argument("--baseline", action="store_true", help=f"the full suite at threads {BASELINE_THREADS} "
-                        "into benchmarks/baseline/, and benchmarks/BASELINE.md rewritten from its report")
+    parser.add_argument("--baseline", action="store_true",
+                        help=f"the full suite at threads {BASELINE_THREADS} into benchmarks/baseline/, and "
+                             "benchmarks/BASELINE.md rewritten from its report")
     parser.add_argument("--reference-max-length", type=int, default=Options.reference_max_length, metavar="T",
                         help="attention: skip the reference kernels above this T (default: %(default)s; "
                              "at 4096 each score matrix takes 2 GiB)")
@@ -73,8 +76,8 @@ def parse_arguments(argv, prog="python -m benchmarks"):
     parser.add_argument("--repeats", type=int, default=Options.repeats,
                         help="timed rounds at most (default: %(default)s)")
     parser.add_argument("--list", action="store_true", help="list the selected workloads and exit")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run every thread count in this process (debugging; pinning by threadpoolctl only)")
+    parser.add_argument("--in-process", action="store_true", help="run every thread count in this process "
+                        "(debugging; pinned by threadpoolctl alone)")
     parser.add_argument("--worker", nargs=2, metavar=("REQUEST", "ANSWER"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -105,11 +108,14 @@ def main(argv=None, prog="python -m benchmarks"):
         for workload in select(all_workloads(options), args.only):
             print(f"{workload.key:40s} {workload.description}")
         return 0
-    results = run_suite(options, args.threads, args.only, in_process=args.in_process)
+    command = shlex.join([*prog.split(), *(sys.argv[1:] if argv is None else argv)])
+    results = run_suite(options, args.threads, args.only, in_process=args.in_process, command=command)
     markdown = write_outputs(results, args.out)
     if args.baseline:
+        body = markdown.split("\n", 1)[1]  # without its title; the plots are in baseline/
+        body = body.replace("](scaling-", "](baseline/scaling-")
         with open(baseline_paths()[1], "w") as file:
-            file.write(BASELINE_HEADER + "\n" + markdown.split("\n", 1)[1].replace("](scaling-", "](baseline/scaling-"))
+            file.write(BASELINE_HEADER + "\n" + body)
     print(ratio_section(results) or "no scratchgen / PyTorch pairs were timed")
     print(f"\nwrote {os.path.join(args.out, 'REPORT.md')} and results.json ({results['elapsed_s']:.0f} s)")
     failed = any("error" in row for run in results["runs"] for row in run["rows"]) or \

@@ -1,9 +1,9 @@
 """Attention workloads: the DESIGN shape (causal, B=8, heads=4, head_dim=32) against the sequence
 length T = 256 ... 4096, forward and forward+backward, time and peak memory, for the suite.
 
-    python -m benchmarks --only kernel/attention            # these workloads (also: python -m benchmarks.attention)
-    python -m benchmarks --reference-max-length 4096        # include the 2 GiB-a-matrix reference at T=4096
-    python -m benchmarks.attention --sweep-tiles            # how cpu.FORWARD/BACKWARD_TILES were chosen
+    python -m benchmarks --only kernel/attention        # these workloads (or: python -m benchmarks.attention)
+    python -m benchmarks --reference-max-length 4096    # include the 2 GiB-a-matrix reference at T=4096
+    python -m benchmarks.attention --sweep-tiles        # how cpu.FORWARD/BACKWARD_TILES were chosen
 
 ``kernel[IMPL]`` calls the kernels directly (no autograd), ``scratchgen[IMPL]`` runs
 ``F.scaled_dot_product_attention``, PyTorch ``torch.nn.functional.scaled_dot_product_attention``.
@@ -113,15 +113,16 @@ def torch_calls(workload, inputs):
 def workloads(options):
     """Attention against T for the suite (DESIGN's T = 256, 1024, 4096 among them)."""
     shape, lengths = (QUICK, QUICK.lengths) if options.quick else (WORKLOAD, SERIES_LENGTHS)
-    return [suite_workload(shape, length, not options.quick and length in shape.lengths) for length in lengths]
+    return [suite_workload(shape, length, design=not options.quick and length in shape.lengths)
+            for length in lengths]
 
 
 def suite_workload(shape, length, design):
     flops = shape.forward_flops(length)
     note = "causal half of the T^2 work" if shape.causal else ""
     return Workload(name=f"attention T={length}", family="kernel", description=shape.describe(length),
-                    setup=lambda options: contenders(shape, length, options), series="attention vs T", x=length,
-                    design=design, memory=True,
+                    setup=lambda options: contenders(shape, length, options), series="attention vs T",
+                    x=length, design=design, memory=True,
                     work={"forward": Work(flops, "flop", note),
                           "forward+backward": Work((1 + BACKWARD_FLOPS_RATIO) * flops, "flop", note)})
 
@@ -178,7 +179,8 @@ def format_table(rows):
 def main(argv=None):
     """``--sweep-tiles``: time the cpu kernels' tile candidates; otherwise the suite's attention
     workloads (other arguments go to ``python -m benchmarks``)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.attention", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.attention",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--sweep-tiles", action="store_true", help="time the cpu kernels' tile candidates")
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024], help="T of --sweep-tiles")
     parser.add_argument("--repeats", type=int, default=10, help="rounds of --sweep-tiles")

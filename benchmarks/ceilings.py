@@ -83,10 +83,9 @@ def ceilings_from(rows):
     """``{"gemm_gflops", "bandwidth_gbs"}`` from the ceiling workloads' NumPy rows (None if not
     measured): the GEMM ceiling is NumPy's matmul forward, the bandwidth the better of copy and add."""
     def rate(name, pass_name):
-        for row in rows:
-            if (row["workload"], row["pass"], row["contender"]) == (name, pass_name, "numpy") and "rate" in row:
-                return row["rate"]
-        return None
+        found = [row["rate"] for row in rows if "rate" in row
+                 and (row["workload"], row["pass"], row["contender"]) == (name, pass_name, "numpy")]
+        return found[0] if found else None
     rates = [r for r in (rate(BANDWIDTH_NAME, "copy"), rate(BANDWIDTH_NAME, "add")) if r is not None]
     gemm = rate(MATMUL_NAME, "forward")
     return {"gemm_gflops": gemm and gemm / 1e9, "bandwidth_gbs": max(rates) / 1e9 if rates else None}

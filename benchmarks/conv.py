@@ -228,7 +228,8 @@ def main(argv=None):
         from .__main__ import main as suite_main
         return suite_main(["--only", "kernel/conv", *suite_arguments])
     for label, (imported, first_call) in startup_times().items():
-        print(f"{label} Numba cache: import {imported:.2f} s, first conv2d forward+backward {first_call:.2f} s")
+        print(f"{label} Numba cache: import {imported:.2f} s, "
+              f"first conv2d forward+backward {first_call:.2f} s")
     return 0
 
 

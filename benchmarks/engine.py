@@ -54,7 +54,8 @@ def workloads(options):
 def contenders(graph, size, options):
     values = np.linspace(-1, 1, ELEMENTS, dtype=np.float32)
     found = {"scratchgen": differentiated(graph, size, *scratchgen_leaf(values))}
-    found |= peer_contender(options, "numpy", lambda: {"forward": lambda: graph(values.copy(), size, np.stack)})
+    found |= peer_contender(options, "numpy",
+                            lambda: {"forward": lambda: graph(values.copy(), size, np.stack)})
     return found | peer_contender(options, "torch", lambda: differentiated(graph, size, *torch_leaf(values)))
 
 

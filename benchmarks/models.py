@@ -12,7 +12,8 @@ import importlib
 
 from .workload import Skip, Work, Workload, implementation_contenders, peer_contender
 
-SAMPLES, QUICK_SAMPLES = 100, 2
+SAMPLES, QUICK_SAMPLES = 32, 2                    # images: one batch of this many
+TEXT_LENGTH, QUICK_TEXT_LENGTH = 64, 8            # text: one sample of this many characters (sample_length)
 # --quick: a dry run's data (``study.prepare(dry_run=True)``) and these config fields, where a
 # model has them, so that every model's step is a smoke test of seconds at most.
 QUICK_OVERRIDES = {"batch_size": 4, "sample_length": 16, "block_size": 32}
@@ -29,26 +30,43 @@ def workloads(options):
                               setup=lambda options, name=name: training_contenders(name, options),
                               work={"training step": Work(batch, "example")}))
         if recipe_class.generative:
-            n = QUICK_SAMPLES if options.quick else SAMPLES
+            n, overrides, work, what = sampling_size(recipe_class, options)
             found.append(Workload(name=f"sample {name}", family="sampling",
-                                  description=f"{n} samples, the model's default sampler, untrained weights",
-                                  setup=lambda options, name=name, n=n: sampling_contenders(name, n, options),
-                                  work={"sample": Work(n, "example")}))
+                                  description=f"{what}, the model's default sampler, untrained weights",
+                                  setup=lambda options, name=name, n=n, overrides=overrides:
+                                  sampling_contenders(name, n, overrides, options),
+                                  work={"sample": work}))
     return found
+
+
+def sampling_size(recipe_class, options):
+    """``(n, config overrides, Work, description)`` of one sampling call: a batch of images, or
+    one text of a fixed number of characters (text models draw one character per forward pass)."""
+    if recipe_class.samples_are_images:
+        n = QUICK_SAMPLES if options.quick else SAMPLES
+        return n, {}, Work(n, "example"), f"{n} samples"
+    if "sample_length" not in config_field_names(recipe_class):
+        return 1, {}, Work(1, "example"), "one text sample"
+    length = QUICK_TEXT_LENGTH if options.quick else TEXT_LENGTH
+    return 1, {"sample_length": length}, Work(length, "token"), f"one text of {length} characters"
+
+
+def config_field_names(recipe_class):
+    return {field.name for field in dataclasses.fields(recipe_class.Config)}
 
 
 def overrides_for(recipe_class, options):
     if not options.quick:
         return {}
-    fields = {field.name for field in dataclasses.fields(recipe_class.Config)}
+    fields = config_field_names(recipe_class)
     return {name: value for name, value in QUICK_OVERRIDES.items() if name in fields}
 
 
-def prepared(name, options, device="cpu"):
+def prepared(name, options, device="cpu", extra_overrides=None):
     """A fresh recipe of ``name`` as training builds it, its first batch (Tensors) and Clock."""
     from scratchgen import study
     from scratchgen.models import get_recipe
-    overrides = overrides_for(get_recipe(name), options)
+    overrides = overrides_for(get_recipe(name), options) | (extra_overrides or {})
     recipe, steps = study.prepare(name, overrides, device, dry_run=options.quick)
     batch, clock = next(steps)
     return recipe, batch, clock
@@ -72,26 +90,43 @@ def training_contenders(name, options):
     return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin)
 
 
-def sampling_contenders(name, n, options):
+def sampling_contenders(name, n, overrides, options):
     def ours(place):
-        recipe, _, _ = prepared(name, options, device_of(place))
+        recipe, _, _ = prepared(name, options, device_of(place), overrides)
         return {"sample": lambda: recipe.sample(n)}
 
     def twin():
         build = twin_function(name, "twin_sampler")
-        return build if isinstance(build, Skip) else {"sample": build(prepared(name, options)[0], n)}
+        if isinstance(build, Skip):
+            return build
+        return {"sample": build(prepared(name, options, "cpu", overrides)[0], n)}
     return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin)
 
 
 def twin_function(name, function):
-    """``benchmarks/peers/<name>.py``'s ``function``, or a ``Skip`` saying what is missing."""
-    module_name = f"{__package__}.peers.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise  # torch itself (peer_contender reports it) or a broken import inside the twin
-        return Skip(f"no PyTorch twin (benchmarks/peers/{name}.py)")
+    """The twin's ``function``, or a ``Skip`` saying what is missing. The twin of a model defined in
+    ``scratchgen/models/FAMILY.py`` is ``benchmarks/peers/FAMILY.py`` (or ``peers/NAME.py``)."""
+    module = twin_module(name)
+    if module is None:
+        return Skip(f"no PyTorch twin (benchmarks/peers/{family_of(name)}.py)")
     if not hasattr(module, function):
-        return Skip(f"benchmarks/peers/{name}.py has no {function}() (see benchmarks/peers/__init__.py)")
+        return Skip(f"benchmarks/peers/{module.__name__.rsplit('.', 1)[-1]}.py has no {function}() "
+                    f"(see benchmarks/peers/__init__.py)")
     return getattr(module, function)
+
+
+def family_of(name):
+    """The stem of the module that registers model ``name`` (``ae`` -> ``autoencoder``)."""
+    from scratchgen.models import get_recipe
+    return get_recipe(name).__module__.rsplit(".", 1)[-1]
+
+
+def twin_module(name):
+    for stem in dict.fromkeys((family_of(name), name)):
+        module_name = f"{__package__}.peers.{stem}"
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise  # torch itself (peer_contender reports it) or a broken import inside the twin
+    return None

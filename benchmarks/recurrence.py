@@ -75,7 +75,9 @@ def autograd_calls(a):
     from scratchgen.autograd import run_backward
     x = sg.Tensor(a["x"], requires_grad=True)
     h0, c0 = (sg.Tensor(a[k][None], requires_grad=True) for k in ("h0", "c0"))          # (1, B, H)
-    weights = [tuple(sg.Tensor(a[k], requires_grad=True) for k in ("weight_ih", "weight_hh", "bias")) + (None,)]
+    weight_ih, weight_hh, bias = (sg.Tensor(a[k], requires_grad=True)
+                                  for k in ("weight_ih", "weight_hh", "bias"))
+    weights = [(weight_ih, weight_hh, bias, None)]                 # one bias: the kernels' b_ih + b_hh
     grads = [sg.Tensor(a["grad_y"]), sg.Tensor(a["grad_h_n"][None]), sg.Tensor(a["grad_c_n"][None])]
 
     def forward():
@@ -117,8 +119,8 @@ def torch_calls(a):
 def workloads(options):
     """The LSTM against the sequence length (the DESIGN length 64 among them), for the suite."""
     shape, steps = (QUICK, QUICK_STEPS) if options.quick else (WORKLOAD, STEPS)
-    return [suite_workload(dataclasses.replace(shape, steps=length), not options.quick and length == shape.steps)
-            for length in steps]
+    return [suite_workload(dataclasses.replace(shape, steps=length),
+                           design=not options.quick and length == shape.steps) for length in steps]
 
 
 def suite_workload(shape, design):
@@ -137,7 +139,8 @@ def contenders(workload, options):
         return {name: place.array(a) for name, a in inputs.items()}
     calls = implementation_contenders(options, "kernel", lambda place: as_passes(
         kernel_calls(place.kernels("recurrence"), on(place))))
-    calls |= implementation_contenders(options, "scratchgen", lambda place: as_passes(autograd_calls(on(place))))
+    calls |= implementation_contenders(options, "scratchgen",
+                                       lambda place: as_passes(autograd_calls(on(place))))
     return calls | peer_contender(options, "torch", lambda: as_passes(torch_calls(inputs)))
 
 
@@ -189,7 +192,8 @@ def format_breakdown(rows):
 def main(argv=None):
     """``--breakdown``: the cpu kernels' pieces; otherwise the suite's lstm workloads (other
     arguments go to ``python -m benchmarks``)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--breakdown", action="store_true", help="time the pieces of the cpu kernels")
     parser.add_argument("--repeats", type=int, default=20, help="rounds of --breakdown")
     parser.add_argument("--threads", default="1", help="thread count (the suite takes a list: 1,2)")

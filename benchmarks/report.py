@@ -15,6 +15,7 @@ RATE_UNITS = {  # unit of Work -> (column label, rate in units/s -> shown value)
     "flop": ("GFLOP/s", lambda rate: rate / 1e9),
     "byte": ("GB/s", lambda rate: rate / 1e9),
     "example": ("examples/s", lambda rate: rate),
+    "token": ("tokens/s", lambda rate: rate),
     "op": ("µs/op", lambda rate: 1e6 / rate),
 }
 
@@ -67,19 +68,24 @@ def table(header, lines):
     return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in [names, rule, *lines])
 
 
+def figure(value):
+    """Three significant digits, no exponent for what a table holds: 1234.5 -> 1234, 12.34 -> 12.3."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def milliseconds(seconds):
-    return f"{seconds * 1e3:.3g}" if seconds >= 1e-3 else f"{seconds * 1e3:.3f}"
+    return figure(seconds * 1e3)
 
 
 def shown_rate(row):
     if "rate" not in row:
         return "-"
     label, convert = RATE_UNITS[row["unit"]]
-    return f"{convert(row['rate']):.3g} {label}"
+    return f"{figure(convert(row['rate']))} {label}"
 
 
 def mebibytes(row):
-    return f"{row['peak_bytes'] / 2 ** 20:.3g}" if row.get("peak_bytes") is not None else "-"
+    return figure(row["peak_bytes"] / 2 ** 20) if row.get("peak_bytes") is not None else "-"
 
 
 # ---- sections ----------------------------------------------------------------------------------------
@@ -90,9 +96,10 @@ def summary_line(results):
     only = f", workloads matching `{results['only']}`" if results.get("only") else ""
     return (f"{mode}{only}; {results['created']}; {results['elapsed_s']:.0f} s in all; threads "
             f"{', '.join(map(str, results['threads']))}; implementations {', '.join(options['impls'])}; "
-            f"peers {', '.join(options['peers'])}.\n\nCommand: `{results['command']}`. Times are medians over "
-            f"interleaved rounds (IQR beside them); the first call (Numba compilation or cache loading) is "
-            f"timed apart. 1 thread is the figure that counts; more threads swing on shared cores.")
+            f"peers {', '.join(options['peers'])}.\n\nCommand: `{results['command']}`. "
+            "Times are medians over interleaved rounds (IQR beside them); the first call (Numba "
+            "compilation or cache loading) is timed apart. 1 thread is the figure that counts; more threads "
+            "swing on shared cores.")
 
 
 def machine_section(results):
@@ -102,14 +109,20 @@ def machine_section(results):
     versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items() if version)
     environment = ", ".join(f"{name}={value}" for name, value in machine["environment"].items()
                             if value is not None) or "none set"
-    blas = "; ".join(f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('architecture', '-')} kernel, "
-                     f"{lib.get('threading_layer', '-')}) from {os.path.basename(lib.get('filepath', ''))}"
-                     for lib in machine["blas"] if lib.get("user_api") == "blas")
-    lines = [f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores ({machine['usable_cores']} usable)",
+    blas = "; ".join(describe_blas(lib) for lib in machine["blas"] if lib.get("user_api") == "blas")
+    lines = [f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores "
+             f"({machine['usable_cores']} usable)",
              f"- Python {machine['python']}; {versions}", f"- BLAS: {blas or 'none found'}",
              f"- Environment: {environment}"]
     lines += [f"- **Warning**: {warning}" for warning in results.get("warnings", [])]
     return "## Machine\n\n" + "\n".join(lines)
+
+
+def describe_blas(library):
+    """One threadpoolctl entry in words: which library, which version, which kernel it picked."""
+    where = os.path.basename(library.get("filepath", ""))
+    return (f"{library.get('internal_api')} {library.get('version')} ({library.get('architecture', '-')} "
+            f"kernel, {library.get('threading_layer', '-')}) from {where}")
 
 
 def ceilings_section(results):
@@ -117,17 +130,17 @@ def ceilings_section(results):
     for run in results["runs"]:
         ceilings = run.get("ceilings") or {}
         gemm, bandwidth = ceilings.get("gemm_gflops"), ceilings.get("bandwidth_gbs")
-        lines.append([threads_label(run["threads"]), f"{gemm:.3g}" if gemm else "-",
-                      f"{bandwidth:.3g}" if bandwidth else "-"])
+        lines.append([threads_label(run["threads"]), figure(gemm) if gemm else "-",
+                      figure(bandwidth) if bandwidth else "-"])
     return ("## Ceilings\n\nMeasured, not quoted: NumPy's fp32 matmul (GEMM) and a large array copy/add "
             "(bytes read + written). Kernel rates below are fractions of these.\n\n"
             + table(["threads", "GEMM GFLOP/s:", "bandwidth GB/s:"], lines))
 
 
 def ratio_section(results):
-    parts = ["## scratchgen / PyTorch\n\nMedian time of each scratchgen contender divided by PyTorch's on the "
-             "same workload and pass (below 1: scratchgen is faster). `scratchgen[IMPL]` is the user's path "
-             "(Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone."]
+    parts = ["## scratchgen / PyTorch\n\nMedian time of each scratchgen contender divided by PyTorch's on "
+             "the same workload and pass (below 1: scratchgen is faster). `scratchgen[IMPL]` is the user's "
+             "path (Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone."]
     for run in results["runs"]:
         peers = peer_medians(run)
         rows = [row for row in timed(run["rows"]) if is_ours(row["contender"])
@@ -138,7 +151,8 @@ def ratio_section(results):
         cells = {}
         for row in rows:
             key = (row["family"], workload_label(row), row["pass"])
-            cells.setdefault(key, {})[row["contender"]] = f"{row['median_s'] / peers[row['workload'], row['pass']]:.2f}"
+            ratio = row["median_s"] / peers[row["workload"], row["pass"]]
+            cells.setdefault(key, {})[row["contender"]] = f"{ratio:.2f}"
         lines = [[family, workload, pass_name, *(ratios.get(c, "-") for c in contenders)]
                  for (family, workload, pass_name), ratios in cells.items()]
         parts.append(f"### {threads_label(run['threads'])}\n\n"
@@ -159,8 +173,8 @@ def detail_section(results):
             peer = peers.get((row["workload"], row["pass"]))
             fraction = row.get("fraction_of_ceiling")
             lines.append([row["family"], workload_label(row), row["pass"], row["contender"],
-                          milliseconds(row["median_s"]), milliseconds(row["q75_s"] - row["q25_s"]), row["runs"],
-                          milliseconds(row["first_call_s"]), shown_rate(row),
+                          milliseconds(row["median_s"]), milliseconds(row["q75_s"] - row["q25_s"]),
+                          row["runs"], milliseconds(row["first_call_s"]), shown_rate(row),
                           f"{fraction:.0%}" if fraction is not None else "-", mebibytes(row),
                           f"{row['median_s'] / peer:.2f}" if peer and is_ours(row["contender"]) else "-"])
         parts.append(f"### {threads_label(run['threads'])}\n\n" + table(header, lines))
@@ -181,7 +195,7 @@ def notes_section(results):
                 errors.append(f"- {where} ({threads_label(run['threads'])}): `{row['error']}`")
     parts = []
     if skipped:
-        parts.append("## Not run\n\n" + "\n".join(f"- {where}: {reason}" for where, reason in skipped.items()))
+        parts.append("## Not run\n\n" + "\n".join(f"- {where}: {why}" for where, why in skipped.items()))
     if errors:
         parts.append("## Errors\n\n" + "\n".join(errors))
     return "\n\n".join(parts)
@@ -208,12 +222,15 @@ def scaling_section(results, images):
         times = [[f"{x:g}", pass_name, *(milliseconds(by_point[x, pass_name, c]["median_s"])
                                         if (x, pass_name, c) in by_point else "-" for c in contenders)]
                  for x, pass_name in points]
-        measured = [c for c in contenders if any(r.get("peak_bytes") is not None for r in rows if r["contender"] == c)]
+        measured = [c for c in contenders
+                    if any(r.get("peak_bytes") is not None for r in rows if r["contender"] == c)]
         memory = [[f"{x:g}", pass_name, *(mebibytes(by_point.get((x, pass_name, c), {})) for c in measured)]
                   for x, pass_name in points]
-        part = (f"### {series}\n\nMedian ms:\n\n" + table([axis, "pass", *(f"{c}:" for c in contenders)], times))
+        header = [axis, "pass", *(f"{c}:" for c in contenders)]
+        part = f"### {series}\n\nMedian ms:\n\n" + table(header, times)
         if measured:
-            part += "\n\nPeak MiB (tracemalloc):\n\n" + table([axis, "pass", *(f"{c}:" for c in measured)], memory)
+            header = [axis, "pass", *(f"{c}:" for c in measured)]
+            part += "\n\nPeak MiB (tracemalloc):\n\n" + table(header, memory)
         if series in images:
             part += f"\n\n![{series}]({images[series]})"
         parts.append(part)
@@ -223,30 +240,39 @@ def scaling_section(results, images):
     return f"## Scaling ({label})\n\n" + "\n\n".join(parts)
 
 
+PASS_STYLES = {"forward+backward": "-", "forward": "--"}
+
+
 def write_plots(results, folder):
-    """One PNG per scaling series (time and peak memory against size); ``{series: file name}``."""
+    """One PNG per scaling series, time and peak memory against size, log-log: a colour per
+    contender, solid forward+backward, dashed forward. Returns ``{series: file name}``."""
     found = series_rows(results)
     if not found:
         return {}
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot
+    from matplotlib.lines import Line2D
     images = {}
     for series, rows in found.items():
-        figure, (times, memory) = pyplot.subplots(1, 2, figsize=(11, 4))
+        contenders = list(dict.fromkeys(row["contender"] for row in rows))
+        colours = {c: f"C{index % 10}" for index, c in enumerate(contenders)}
+        figure, (times, memory) = pyplot.subplots(1, 2, figsize=(11, 4.2))
         for (contender, pass_name), line in group_lines(rows).items():
-            style = "-" if pass_name == "forward+backward" else "--"
-            times.plot([r["x"] for r in line], [r["median_s"] * 1e3 for r in line], style, marker="o",
-                       label=f"{contender} {pass_name}")
+            style = dict(linestyle=PASS_STYLES.get(pass_name, ":"), marker="o", color=colours[contender])
+            times.plot([r["x"] for r in line], [r["median_s"] * 1e3 for r in line], **style)
             peaks = [r for r in line if r.get("peak_bytes") is not None]
-            if peaks:
-                memory.plot([r["x"] for r in peaks], [r["peak_bytes"] / 2 ** 20 for r in peaks], style, marker="o",
-                            label=f"{contender} {pass_name}")
-        axis = series.split(" vs ")[-1]
+            memory.plot([r["x"] for r in peaks], [r["peak_bytes"] / 2 ** 20 for r in peaks], **style)
+        xs = sorted({row["x"] for row in rows})
         for axes, label in ((times, "median time (ms)"), (memory, "peak NumPy memory (MiB, tracemalloc)")):
-            axes.set(xscale="log", yscale="log", xlabel=axis, ylabel=label)
-            axes.grid(True, which="both", alpha=0.3)
-        times.legend(fontsize=7)
+            axes.set(xscale="log", yscale="log", xlabel=series.split(" vs ")[-1], ylabel=label)
+            axes.set_xticks(xs, [f"{x:g}" for x in xs], minor=False)
+            axes.set_xticks([], minor=True)  # only the sizes measured on the x axis
+            axes.grid(True, alpha=0.3)
+        times.legend([Line2D([], [], color=colours[c], marker="o") for c in contenders], contenders,
+                     fontsize=7, loc="upper left")
+        memory.legend([Line2D([], [], color="k", linestyle=style) for style in PASS_STYLES.values()],
+                      list(PASS_STYLES), fontsize=7, loc="upper left")
         figure.suptitle(f"{series} ({threads_label(results['runs'][0]['threads'])})")
         figure.tight_layout()
         name = "scaling-" + re.sub(r"[^a-z0-9]+", "-", series.lower()).strip("-") + ".png"

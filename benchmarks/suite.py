@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,8 @@ CEILING_OF_UNIT = {"flop": "gemm_gflops", "byte": "bandwidth_gbs"}  # both ceili
 def all_workloads(options):
     """Every workload of the suite, family by family (ceilings first: the rest is measured against them)."""
     from . import attention, ceilings, conv, engine, models, recurrence
-    found = [w for module in (ceilings, conv, recurrence, attention, engine, models) for w in module.workloads(options)]
+    families = (ceilings, conv, recurrence, attention, engine, models)
+    found = [workload for module in families for workload in module.workloads(options)]
     keys = [w.key for w in found]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
@@ -115,7 +117,8 @@ def time_pass(workload, pass_name, calls, options):
         if work is not None and "median_s" in row:
             row |= {"rate": work.amount / row["median_s"], "unit": work.unit, "work": work.amount,
                     "work_note": work.note}
-        if options.memory and workload.memory and "median_s" in row and name.startswith(("scratchgen", "kernel")):
+        ours = name.startswith(("scratchgen", "kernel"))
+        if options.memory and workload.memory and ours and "median_s" in row:
             row |= measured_peak(calls[name])
         rows.append(row)
     return rows
@@ -153,7 +156,8 @@ class Progress:
 
     def done(self, index, workload, seconds, rows):
         problems = sum("error" in row for row in rows)
-        line = f"{self._prefix(index)} {workload.key}: {seconds:.1f} s" + (f", {problems} error(s)" if problems else "")
+        line = f"{self._prefix(index)} {workload.key}: {seconds:.1f} s"
+        line += f", {problems} error(s)" if problems else ""
         self.stream.write(f"\r{line}\033[K\n" if self.live else line + "\n")
         self.stream.flush()
 
@@ -162,7 +166,8 @@ class Progress:
 
 
 # ---- every thread count, a process each --------------------------------------------------------------
-def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None, workloads=None):
+def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None, workloads=None,
+              command=None):
     """The results document: options, machine, and one run per thread count (see the README's
     benchmarks section). ``in_process`` runs every thread count here, pinned by threadpoolctl
     alone, on ``workloads`` when given (tests) or those ``pattern`` selects."""
@@ -184,8 +189,8 @@ def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None
     for warning in warnings:
         print(f"warning: {warning}", file=stream)
     return {"schema": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join(sys.argv), "options": dataclasses.asdict(options), "only": pattern,
-            "threads": list(threads), "machine": machine, "warnings": warnings, "runs": runs,
+            "command": command or shlex.join(sys.argv), "options": dataclasses.asdict(options),
+            "only": pattern, "threads": list(threads), "machine": machine, "warnings": warnings, "runs": runs,
             "elapsed_s": time.perf_counter() - started}
 
 
@@ -198,8 +203,8 @@ def run_in_subprocess(options, threads, pattern):
         command = [sys.executable, "-m", __package__, "--worker", request, answer]
         completed = subprocess.run(command, env=thread_environment(threads))
         if completed.returncode != 0 or not os.path.exists(answer):
-            return {"threads": threads, "rows": [], "error": f"the {threads}-thread worker process exited with "
-                                                             f"status {completed.returncode}"}
+            return {"threads": threads, "rows": [],
+                    "error": f"the {threads}-thread worker process exited with status {completed.returncode}"}
         with open(answer) as file:
             return json.load(file)
 

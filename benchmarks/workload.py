@@ -27,7 +27,7 @@ PEERS = ("torch", "numpy")
 
 @dataclasses.dataclass(frozen=True)
 class Work:
-    """What one call does, to turn a time into a rate: ``amount`` of ``unit`` ("flop", "byte",
+    """What one call does, to turn a time into a rate: ``amount`` of ``unit`` ("flop", "byte", "token",
     "example" or "op"); ``note`` says what is counted when that is a choice (e.g. "GEMM FLOPs")."""
     amount: float
     unit: str
@@ -74,7 +74,7 @@ class Options:
     min_repeats: int = 3                       # ... and at least, whatever the budget
     warmup: int = 2                            # untimed calls first (the first is reported: JIT compilation)
     budget_s: float = 5.0                      # seconds of timed rounds to aim for, per workload and pass
-    memory: bool = True                        # tracemalloc peaks (the suite measures them at one thread count)
+    memory: bool = True                        # tracemalloc peaks (measured at the first thread count only)
 
     @classmethod
     def for_quick_run(cls, **changes):

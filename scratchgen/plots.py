@@ -21,7 +21,8 @@ def image_grid(images, columns=None, padding=1):
     count, height, width = images.shape
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    grid = np.ones((rows * (height + padding) + padding, columns * (width + padding) + padding), np.float32)
+    # a light grey frame (0.25 on the 0 = white, 1 = black scale used below) separates the images
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding), 0.25, np.float32)
     for index, image in enumerate(images):
         top = padding + (index // columns) * (height + padding)
         left = padding + (index % columns) * (width + padding)

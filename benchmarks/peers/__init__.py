@@ -3,8 +3,9 @@ parameter names and parameter count, so a ``state_dict`` moves between the two. 
 that a training step matches bit for bit in float64 (to rounding), and the benchmark suite times
 the two side by side.
 
-For the suite (``benchmarks/models.py``), the twin of a registered model ``NAME`` lives in
-``peers/NAME.py`` and exposes
+For the suite (``benchmarks/models.py``), the twin of a model defined in
+``scratchgen/models/FAMILY.py`` lives in ``peers/FAMILY.py`` (or ``peers/NAME.py``, after the
+registered name) and exposes
 
     twin_training_step(recipe, batch) -> step
         ``step()`` runs one training step of the twin — forward, backward, optimizer update, as

@@ -60,3 +60,12 @@ def make_training_step(config, vocabulary_size, windows, state_dict=None):
         return loss.item()
 
     return step
+
+
+def twin_training_step(recipe, batch):
+    """The benchmark suite's twin step (see ``peers/__init__.py``): ``make_training_step`` with the
+    recipe's config and weights on ``batch = (inputs, targets)``, each (T, B), as one window."""
+    inputs, targets = batch
+    window = torch.cat([torch.as_tensor(inputs), torch.as_tensor(targets[-1:])]).T[None]   # (1, B, T + 1)
+    state = recipe.model.state_dict()
+    return make_training_step(recipe.config, len(state["embedding.weight"]), window, state_dict=state)

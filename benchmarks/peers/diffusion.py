@@ -221,3 +221,16 @@ def sampler(config=None, n=256, sampler="ddim", steps=50, side=8, seed=0):
     betas = schedule_betas(config.schedule, config.timesteps)
     steps, eta = (config.timesteps, 1.0) if sampler == "ddpm" else (steps, 0.0)
     return lambda: ddim_sample(model, betas, torch.randn(n, 1, side, side), steps, eta)
+
+
+def twin_training_step(recipe, batch):
+    """The benchmark suite's twin step (see ``peers/__init__.py``): ``training_step`` at the batch's
+    size and image side (PyTorch's own initial weights: the time does not depend on them)."""
+    images = batch[0]
+    return training_step(recipe.config, batch_size=len(images), side=images.shape[-1])[1]
+
+
+def twin_sampler(recipe, n):
+    """The benchmark suite's twin sampler: ``n`` unconditional DDIM samples, as many steps as the
+    recipe takes."""
+    return sampler(recipe.config, n, steps=recipe.sampling_steps(), side=recipe.image_shape[0])

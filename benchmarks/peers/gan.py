@@ -16,12 +16,12 @@ KERNEL = 4
 
 
 def _doublings(side):
-    return int(math.log2(side // 4))
+    return int(math.log2(side // 2))
 
 
 def generator(latent_dim, channels, side):
-    width = channels * 2 ** (_doublings(side) - 1)
-    layers = [nn.ConvTranspose2d(latent_dim, width, KERNEL, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    width = channels * 2 ** _doublings(side)
+    layers = [nn.ConvTranspose2d(latent_dim, width, 2, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
     for _ in range(_doublings(side) - 1):
         layers += [nn.ConvTranspose2d(width, width // 2, KERNEL, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
                    nn.ReLU()]
@@ -35,7 +35,7 @@ def discriminator(channels, side, norm="batch"):
         norm_layer = nn.BatchNorm2d(2 * width) if norm == "batch" else nn.GroupNorm(1, 2 * width)
         layers += [nn.Conv2d(width, 2 * width, KERNEL, 2, 1, bias=False), norm_layer, nn.LeakyReLU(0.2)]
         width *= 2
-    return nn.Sequential(*layers, nn.Conv2d(width, 1, KERNEL, 1, 0))
+    return nn.Sequential(*layers, nn.Conv2d(width, 1, 2, 1, 0))
 
 
 class TorchDCGAN(nn.Module):
@@ -94,3 +94,28 @@ def training_step(twin, optimizers, real, noise, mix=None, gp_weight=10.0):
     optimizers["generator"].step()
     twin.discriminator.requires_grad_(True)
     return d_loss.item(), g_loss.item()
+
+
+def twin_training_step(recipe, batch):
+    """The benchmark suite's twin step (see ``peers/__init__.py``): ``training_step`` with the
+    recipe's config and weights on ``batch[0]``, (N, S, S) images in [0, 1], fresh noise each step."""
+    config = recipe.config
+    twin, optimizers = build(config, side=recipe.image_shape[0])
+    twin.load_state_dict({name: torch.as_tensor(value) for name, value in recipe.model.state_dict().items()})
+    real = torch.as_tensor(batch[0])[:, None] * 2 - 1                     # (N, 1, S, S) in [-1, 1]
+
+    def step():
+        noise = torch.randn(len(real), config.latent_dim, 1, 1)
+        mix = torch.rand(len(real), 1, 1, 1) if config.loss == "wgan-gp" else None
+        return training_step(twin, optimizers, real, noise, mix, config.gp_weight)
+    return step
+
+
+def twin_sampler(recipe, n):
+    """The benchmark suite's twin sampler: ``n`` images G(z), z ~ N(0, I), in [0, 1]."""
+    twin, _ = build(recipe.config, side=recipe.image_shape[0])
+
+    @torch.no_grad()
+    def draw():
+        return ((twin.generator(torch.randn(n, recipe.config.latent_dim, 1, 1))[:, 0] + 1) / 2).clamp(0, 1)
+    return draw

@@ -113,3 +113,10 @@ def make_training_step(config, vocabulary_size, windows, state_dict=None):
         return loss.item()
 
     return step
+
+
+def twin_training_step(recipe, batch):
+    """The benchmark suite's twin step (see ``peers/__init__.py``): ``make_training_step`` with the
+    recipe's config and weights on ``batch = (windows,)``, (B, T + 1)."""
+    state = recipe.model.state_dict()
+    return make_training_step(recipe.config, len(state["lm_head.weight"]), batch[0], state_dict=state)

@@ -1,15 +1,17 @@
 """``scratchgen train gan``: a DCGAN (Radford et al. 2016) on the digits, with three losses.
 
-The networks, for images of side S (16 by default: the digits upsampled bilinearly; 8 or 32 work
-too), C = ``channels``, every kernel 4 x 4:
+The networks, for images of side S (8 by default: the digits as they are; 16 or 32 upsample them
+bilinearly), C = ``channels``; stride-2 kernels are 4 x 4, the ones at 2 x 2 are 2 x 2:
 
-    generator      z (N, latent, 1, 1) -> ConvT stride 1 -> (2^k C, 4, 4) -> BN -> ReLU
+    generator      z (N, latent, 1, 1) -> ConvT -> (2^k C, 2, 2) -> BN -> ReLU         k = log2(S / 2)
                    -> [ConvT stride 2 -> BN -> ReLU]  (side x2, channels /2) while the side < S/2
                    -> ConvT stride 2 -> (1, S, S) -> tanh            images live in [-1, 1]
-    discriminator  (1, S, S) -> Conv stride 2 -> LeakyReLU 0.2       (no norm on the input layer)
-                   -> [Conv stride 2 -> norm -> LeakyReLU 0.2]  (side /2, channels x2) while the side > 4
-                   -> Conv stride 1, no padding -> (N,) scores
+    discriminator  (1, S, S) -> Conv stride 2 -> (C, S/2, S/2) -> LeakyReLU 0.2   (no norm on the input layer)
+                   -> [Conv stride 2 -> norm -> LeakyReLU 0.2]  (side /2, channels x2) while the side > 2
+                   -> Conv 2 x 2 -> (N,) scores
 
+so the generator has twice the discriminator's channels at each size (at S = 8, C = 32: 128 and
+64 channels against 32 and 64).
 The DCGAN recipe: BatchNorm everywhere except the generator's output and the discriminator's
 input, weights ~ N(0, 0.02) (BatchNorm scales ~ N(1, 0.02)), Adam with lr 2e-4 and beta1 0.5.
 
@@ -30,7 +32,10 @@ the batch), so the WGAN-GP critic normalises each image on its own: LayerNorm ov
 written as GroupNorm with one group (per-channel scale and shift), as Gulrajani et al. advise.
 
 One training step: a discriminator step on a real batch and G(z), then a generator step on the
-same G(z) (the discriminator frozen). ``validate`` scores 1,000 samples with the digits metrics
+same G(z) (the discriminator frozen). Samples come from an exponential moving average of the
+generator's weights (Yazici et al. 2019): the trained weights oscillate as the two networks
+chase each other, and their average draws much cleaner digits; BatchNorm's statistics are
+estimated afresh for the averaged weights, on 1,024 noise vectors, before drawing. ``validate`` scores 1,000 samples with the digits metrics
 after every epoch; ``samples_epochNNN.png`` shows the same 100 fixed noise vectors every
 ``grid_every`` epochs, so progress (and mode collapse) is visible as training goes.
 """
@@ -58,11 +63,12 @@ class GANConfig(TrainConfig):
     lr: float = 2e-4                                             # Adam, both networks
     beta1: float = 0.5                                           # Adam's beta1 (DCGAN: 0.5)
     beta2: float = 0.999                                         # Adam's beta2
-    image_size: int = 16                                         # the digits upsampled to 16 x 16 (8, 16 or 32)
+    image_size: int = 8                                          # 8: the digits as they are; 16 or 32: upsampled
     loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = "nonsat"  # the adversarial loss
     latent_dim: int = 32                                         # dimensions of z
     channels: int = 32                                           # the discriminator's first layer; x2 per layer
     gp_weight: float = 10.0                                      # wgan-gp: lambda of the gradient penalty
+    ema_decay: float = 0.99                                      # samples from averaged generator weights (0: off)
     grid_every: int = 5                                          # epochs between fixed-noise grids (0: none)
 
     def __post_init__(self):
@@ -73,19 +79,22 @@ class GANConfig(TrainConfig):
         if self.latent_dim < 1 or self.channels < 1 or self.gp_weight < 0 or self.grid_every < 0:
             raise ValueError(f"gan: expected latent_dim >= 1, channels >= 1, gp_weight >= 0 and grid_every >= 0, "
                              f"got {self.latent_dim}, {self.channels}, {self.gp_weight}, {self.grid_every}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"gan: expected ema_decay in [0, 1), got {self.ema_decay}")
 
 
 # ---- modules -------------------------------------------------------------------------------------
 def _doublings(side):
-    """How many stride-2 layers lie between 4 x 4 and ``side`` x ``side``."""
-    return int(np.log2(side // 4))
+    """How many stride-2 layers lie between 2 x 2 and ``side`` x ``side``."""
+    return int(np.log2(side // 2))
 
 
 def generator(latent_dim, channels, side):
-    """(N, latent_dim, 1, 1) -> (N, 1, side, side) in [-1, 1]."""
-    width = channels * 2 ** (_doublings(side) - 1)
-    layers = [nn.ConvTranspose2d(latent_dim, width, KERNEL, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-    for _ in range(_doublings(side) - 1):  # 4 -> 8 -> ... -> side / 2
+    """(N, latent_dim, 1, 1) -> (N, 1, side, side) in [-1, 1]; twice the discriminator's channels
+    at each size: 2 C at side / 2, 4 C at side / 4, ..."""
+    width = channels * 2 ** _doublings(side)
+    layers = [nn.ConvTranspose2d(latent_dim, width, 2, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    for _ in range(_doublings(side) - 1):  # 2 -> 4 -> ... -> side / 2
         layers += [nn.ConvTranspose2d(width, width // 2, KERNEL, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
                    nn.ReLU()]
         width //= 2
@@ -97,12 +106,13 @@ def _norm(kind, width):
 
 
 def discriminator(channels, side, norm="batch"):
-    """(N, 1, side, side) -> (N, 1, 1, 1) scores; ``norm`` "batch" or "layer" (per image)."""
+    """(N, 1, side, side) -> (N, 1, 1, 1) scores; C channels at side / 2, 2 C at side / 4, ...;
+    ``norm`` "batch" (across the batch) or "layer" (each image on its own)."""
     layers, width = [nn.Conv2d(1, channels, KERNEL, 2, 1), nn.LeakyReLU(0.2)], channels
-    for _ in range(_doublings(side) - 1):  # side / 2 -> ... -> 4
+    for _ in range(_doublings(side) - 1):  # side / 2 -> ... -> 2
         layers += [nn.Conv2d(width, 2 * width, KERNEL, 2, 1, bias=False), _norm(norm, 2 * width), nn.LeakyReLU(0.2)]
         width *= 2
-    return nn.Sequential(*layers, nn.Conv2d(width, 1, KERNEL, 1, 0))
+    return nn.Sequential(*layers, nn.Conv2d(width, 1, 2, 1, 0))
 
 
 def dcgan_init_(module):
@@ -190,6 +200,22 @@ def adversarial_step(model, optimizers, real, noise, mix=None, gp_weight=10.0):
     return {**{name: value.item() for name, value in parts.items()}, "g_loss": g_loss.item()}
 
 
+def estimate_batch_norm_statistics(generator, latent_dim, count=1024):
+    """Set every BatchNorm layer's running mean and variance to those of one batch of ``count``
+    noise vectors under the current weights. Averaged weights never ran during training, so the
+    statistics gathered there belong to other weights; these belong to the averaged ones."""
+    layers = [layer for layer in generator.modules() if isinstance(layer, nn.BatchNorm2d)]
+    momenta, training = [layer.momentum for layer in layers], generator.training
+    for layer in layers:
+        layer.momentum = 1.0  # the running statistics become this batch's
+    generator.train()
+    with no_grad():
+        generator(randn(count, latent_dim, 1, 1, device=next(generator.parameters()).device))
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+    generator.train(training)
+
+
 def to_model_range(images):
     """(N, S, S) images in [0, 1] -> (N, 1, S, S) in [-1, 1], the generator's tanh range."""
     return images.reshape(images.shape[0], 1, *images.shape[1:]) * 2 - 1
@@ -219,6 +245,8 @@ class GANRecipe(Recipe):
         betas = (config.beta1, config.beta2)
         self.optimizers = {"discriminator": optim.Adam(self.model.discriminator.parameters(), config.lr, betas),
                            "generator": optim.Adam(self.model.generator.parameters(), config.lr, betas)}
+        if config.ema_decay:
+            self.ema = optim.ExponentialMovingAverage(self.model.generator, config.ema_decay)
         fixed = np.random.default_rng((config.seed, FIXED_NOISE_STREAM)).standard_normal(
             (self.grid_size, config.latent_dim, 1, 1))
         self.fixed_noise = tensor(fixed.astype(np.float32), device=self.device)
@@ -228,11 +256,23 @@ class GANRecipe(Recipe):
         count, latent = real.shape[0], self.config.latent_dim
         noise = randn(count, latent, 1, 1, device=self.device)
         mix = rand(count, 1, 1, 1, device=self.device) if self.config.loss == "wgan-gp" else None
-        return adversarial_step(self.model, self.optimizers, real, noise, mix, self.config.gp_weight)
+        losses = adversarial_step(self.model, self.optimizers, real, noise, mix, self.config.gp_weight)
+        if self.ema is not None:
+            self.ema.update()
+        return losses
+
+    def generate(self, noise):
+        """Images in [0, 1] from ``noise``: by the averaged generator when there is one (its
+        BatchNorm statistics estimated afresh for the averaged weights), else the trained one."""
+        with no_grad():
+            if self.ema is None:
+                return to_image_range(self.model.generate(noise))
+            with self.ema.average_parameters():  # restores the trained weights and statistics after
+                estimate_batch_norm_statistics(self.model.generator, self.config.latent_dim)
+                return to_image_range(self.model.generate(noise))
 
     def sample(self, n):
-        with no_grad():
-            return to_image_range(self.model.generate(randn(n, self.config.latent_dim, 1, 1, device=self.device)))
+        return self.generate(randn(n, self.config.latent_dim, 1, 1, device=self.device))
 
     def validate(self, data):
         """The digits FID ratio and class coverage of 1,000 samples (digits only)."""
@@ -249,5 +289,4 @@ class GANRecipe(Recipe):
         every = self.config.grid_every
         if not every or (epoch % every and epoch != 1):
             return {}
-        with no_grad():
-            return {"samples": to_image_range(self.model.generate(self.fixed_noise))}
+        return {"samples": self.generate(self.fixed_noise)}

@@ -20,6 +20,7 @@ from ..random import generator
 from .base import Recipe, TrainConfig
 
 LN2 = math.log(2)
+DRY_RUN_SAMPLE_LENGTH = 40   # characters per sample in a dry run (a smoke test, not a demonstration)
 
 
 @dataclasses.dataclass
@@ -123,7 +124,8 @@ class TextRecipe(Recipe):
     def sample(self, n, prompt="\n", temperature=1.0, top_k=0, length=None):
         """``n`` texts: ``prompt`` and ``length`` characters after it (default: the config's
         ``sample_length``). The defaults draw from the very distribution ``valid_bpc`` scores."""
-        length = self.config.sample_length if length is None else length
+        if length is None:
+            length = DRY_RUN_SAMPLE_LENGTH if self.dry_run else self.config.sample_length
         return [prompt + "".join(self.generate(prompt, length, temperature, top_k)) for _ in range(n)]
 
     # ---- state: the vocabulary travels with the weights ----------------------------------------------

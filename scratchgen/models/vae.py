@@ -2,9 +2,9 @@
 
 The model
     q(z|x) = N(mu(x), diag sigma(x)^2)       the encoder outputs (mu, log sigma^2)
-    p(z)   = N(0, I)
-    p(x|z) = Bernoulli(sigmoid(f(z)))        per pixel (grey levels read as probabilities), or
-             N(f(z), s^2)                    per pixel, with one learned scale s ("gaussian")
+    p(z)   = sum_k pi_k N(m_k, diag s_k^2)   a learned mixture of Gaussians (the default), or N(0, I)
+    p(x|z) = N(f(z), s^2)                    per pixel, one learned scale s (the default), or
+             Bernoulli(sigmoid(f(z)))        per pixel (grey levels read as probabilities)
 
 The loss: the negative evidence lower bound, summed over pixels and latent dimensions (so it is
 in nats per image) and averaged over the batch:
@@ -12,7 +12,9 @@ in nats per image) and averaged over the batch:
     -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || p(z))
              ~ -log p(x | z = mu + sigma * eps)           one sample, eps ~ N(0, I): the
                                                           reparameterisation makes it differentiable
-             + 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)    the KL in closed form
+             + KL                                         N(0, I): 1/2 sum_j (mu_j^2 + sigma_j^2 - 1
+                                                          - log sigma_j^2), in closed form; mixture:
+                                                          log q(z|x) - log p(z) at the same sample
 
 KL warm-up (optional) trains on reconstruction + beta * KL with beta rising linearly from 0 to
 1 over the first ``kl_warmup_epochs`` epochs; every *reported* -ELBO uses beta = 1.
@@ -21,9 +23,10 @@ The importance-weighted bound (Burda et al. 2016), reported at the end with k = 
 
     log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),     z_i ~ q(z|x)
 
-Samples decode z ~ p(z) and show the decoder's mean image (Bernoulli probabilities, or the
-Gaussian mean clipped to [0, 1]) rather than pixel noise — VAE samples are blurry by nature: the
-mean of p(x|z) averages over every digit that z could have come from.
+Samples decode z ~ p(z) and show the decoder's mean image (the Gaussian mean clipped to [0, 1],
+or the Bernoulli probabilities) rather than pixel noise — VAE samples are blurry by nature: the
+mean of p(x|z) averages over every digit that z could have come from. Why the mixture prior: see
+``MixturePrior``; docs/vae.md has the numbers.
 """
 import dataclasses
 import math
@@ -44,17 +47,17 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclasses.dataclass
 class VAEConfig(TrainConfig):
-    epochs: int = 100                                       # ~2 minutes on one CPU core (MLP variant)
-    batch_size: int = 32                                    # 43 steps per epoch on the 1,347 training digits
+    epochs: int = 200                                       # 200 x 43 steps: about 1.5 minutes on one core
+    batch_size: int = 32                                    # images per step
     lr: float = 1e-3                                        # Adam's learning rate
     architecture: typing.Literal["mlp", "conv"] = "mlp"     # "conv": two stride-2 convolutions each way
-    likelihood: typing.Literal["bernoulli", "gaussian"] = "bernoulli"  # p(x|z) per pixel
+    likelihood: typing.Literal["gaussian", "bernoulli"] = "gaussian"  # p(x|z), per pixel
     latent_dim: int = 8                                     # dimensions of z
     hidden: int = 256                                       # MLP: width of both hidden layers
     channels: int = 32                                      # conv: channels of layer 1 (twice as many in 2)
     kl_warmup_epochs: float = 10.0                          # beta: 0 -> 1 over these epochs (0: no warm-up)
-    prior: typing.Literal["normal", "mixture"] = "mixture"  # p(z): N(0, I), or a learned Gaussian mixture
-    prior_components: int = 10                              # mixture prior: number of Gaussians
+    prior: typing.Literal["mixture", "normal"] = "mixture"  # p(z): a learned Gaussian mixture, or N(0, I)
+    prior_components: int = 20                              # mixture prior: number of Gaussians
     iwae_samples: int = 64                                  # k of the final importance-weighted bound
 
     def __post_init__(self):

@@ -37,7 +37,7 @@ def results(tmp_path_factory):
     require_torch()
     options = Options.for_quick_run(impls=("cpu",))
     chosen = suite.select(suite.all_workloads(options), "engine/one tiny op|model/train vae")
-    chosen = chosen[:2] + failing_workloads() + chosen[2:]    # the good ones after the failures must still run
+    chosen = chosen[:2] + failing_workloads() + chosen[2:]  # the good ones after the failures must still run
     results = suite.run_suite(options, threads=(1,), in_process=True, stream=io.StringIO(), workloads=chosen)
     folder = tmp_path_factory.mktemp("bench")
     write_outputs(results, folder)
@@ -65,7 +65,8 @@ def test_every_timed_row_has_consistent_figures(results):
     timed = [row for row in document["runs"][0]["rows"] if "median_s" in row]
     assert {row["contender"] for row in rows_of(document, "one tiny op")} == {"scratchgen", "torch", "numpy"}
     for row in timed:
-        assert 0 < row["q25_s"] <= row["median_s"] <= row["q75_s"] and row["runs"] >= 1 and row["first_call_s"] > 0
+        assert 0 < row["q25_s"] <= row["median_s"] <= row["q75_s"]
+        assert row["runs"] >= 1 and row["first_call_s"] > 0
         assert row["rate"] == pytest.approx(row["work"] / row["median_s"])
     matmul = [row for row in timed if row["workload"] == "matmul"]
     assert all("fraction_of_ceiling" in row for row in matmul)

@@ -7,7 +7,7 @@ import pytest
 import scratchgen as sg
 from scratchgen.data import load_digits_split
 from scratchgen.models import Clock
-from scratchgen.models.vae import VAE, VAEConfig, VAERecipe
+from scratchgen.models.vae import VAE, MixturePrior, VAEConfig, VAERecipe
 
 IMAGES = np.array(load_digits_split().train_images[:16])
 
@@ -24,10 +24,10 @@ def twin_of(model, config, torch):
 
 
 @pytest.mark.parametrize("config", [
-    small_config(),
+    small_config(likelihood="bernoulli", prior="mixture"),
     small_config(likelihood="gaussian", prior="normal"),
-    small_config(architecture="conv", prior="normal"),
-    small_config(architecture="conv", likelihood="gaussian"),
+    small_config(architecture="conv", likelihood="bernoulli", prior="normal"),
+    small_config(architecture="conv", likelihood="gaussian", prior="mixture"),
 ], ids=["mlp-bernoulli-mixture", "mlp-gaussian-normal", "conv-bernoulli-normal", "conv-gaussian-mixture"])
 def test_training_step_loss_and_every_gradient_equal_the_pytorch_twin(torch, config):
     from scratchgen.benchmarks.peers.vae import training_loss
@@ -67,6 +67,24 @@ def test_importance_weighted_bound_is_tighter_than_the_elbo():
         single = model.importance_weighted_nll(images, 1).mean().item()
     assert iwae < nelbo  # log p(x) >= IWAE_64 >= ELBO
     assert single == pytest.approx(nelbo, rel=0.05)  # k = 1 estimates the ELBO itself
+
+
+def test_mixture_prior_density_and_sampling():
+    from scipy.stats import multivariate_normal
+    sg.manual_seed(0)
+    prior = MixturePrior(latent_dim=2, components=3)
+    prior.log_scales.data[...] = [[0.0, -1.0], [0.5, 0.2], [-2.0, -2.0]]
+    prior.logits.data[...] = [0.0, 1.0, -1.0]
+    z = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    weights = np.exp(prior.logits.numpy()) / np.exp(prior.logits.numpy()).sum()
+    expected = np.log(sum(w * multivariate_normal(m, np.diag(np.exp(2 * s))).pdf(z) for w, m, s in
+                          zip(weights, prior.means.numpy(), prior.log_scales.numpy())))
+    np.testing.assert_allclose(prior.log_density(sg.tensor(z)).numpy(), expected, rtol=1e-5)
+
+    prior.logits.data[...] = [-30.0, -30.0, 30.0]  # all weight on the narrow third component
+    samples = prior.sample(200, "cpu").numpy()
+    assert samples.shape == (200, 2)
+    np.testing.assert_allclose(samples.mean(0), prior.means.numpy()[2], atol=0.05)
 
 
 def test_kl_warm_up_rises_linearly_to_one():
