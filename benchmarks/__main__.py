@@ -95,6 +95,13 @@ def baseline_paths():
     return os.path.join(here, "baseline"), os.path.join(here, "BASELINE.md")
 
 
+def write_baseline(markdown, path):
+    """BASELINE.md: how to regenerate it, then the report without its title (plots in baseline/)."""
+    body = markdown.split("\n", 1)[1].replace("](scaling-", "](baseline/scaling-")
+    with open(path, "w") as file:
+        file.write(BASELINE_HEADER + "\n" + body)
+
+
 def main(argv=None, prog="python -m benchmarks"):
     args = parse_arguments(argv, prog)
     if args.worker:
@@ -112,10 +119,7 @@ def main(argv=None, prog="python -m benchmarks"):
     results = run_suite(options, args.threads, args.only, in_process=args.in_process, command=command)
     markdown = write_outputs(results, args.out)
     if args.baseline:
-        body = markdown.split("\n", 1)[1]  # without its title; the plots are in baseline/
-        body = body.replace("](scaling-", "](baseline/scaling-")
-        with open(baseline_paths()[1], "w") as file:
-            file.write(BASELINE_HEADER + "\n" + body)
+        write_baseline(markdown, baseline_paths()[1])
     print(ratio_section(results) or "no scratchgen / PyTorch pairs were timed")
     print(f"\nwrote {os.path.join(args.out, 'REPORT.md')} and results.json ({results['elapsed_s']:.0f} s)")
     failed = any("error" in row for run in results["runs"] for row in run["rows"]) or \

@@ -31,7 +31,6 @@ class AttentionWorkload:
     lengths: tuple = (256, 1024, 4096)
     causal: bool = True
 
-
     def forward_flops(self, length):
         """2 x the multiply-adds of S = Q K^T and O = P V, counting only the causal half of the
         (T, T) scores when causal (what a causal kernel needs to compute)."""
@@ -162,17 +161,11 @@ def sweep_tiles(workload, lengths, repeats):
     return rows
 
 
-def format_table(rows):
-    """Markdown: one line per (length, pass, contender); ratio = median / PyTorch's median."""
-    torch_median = {(r["length"], r["pass"]): r["median_s"] for r in rows if r["contender"] == "torch"}
-    lines = ["| T | pass | contender | median ms | IQR ms | vs PyTorch | peak MiB |",
-             "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        peer = torch_median.get((r["length"], r["pass"]))
-        ratio = f"{r['median_s'] / peer:.2f}" if peer else "-"
-        peak = f"{r['peak_bytes'] / 2**20:.1f}" if r.get("peak_bytes") is not None else "-"
-        lines.append(f"| {r['length']} | {r['pass']} | {r['contender']} | {r['median_s'] * 1e3:.2f} | "
-                     f"{(r['q75_s'] - r['q25_s']) * 1e3:.2f} | {ratio} | {peak} |")
+def format_sweep(rows):
+    """Markdown: one line per (length, pass, tile candidate)."""
+    lines = ["| T | pass | tiles | median ms | IQR ms |", "| ---: | --- | --- | ---: | ---: |"]
+    lines += [f"| {r['length']} | {r['pass']} | {r['contender']} | {r['median_s'] * 1e3:.2f} | "
+              f"{(r['q75_s'] - r['q25_s']) * 1e3:.2f} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -193,7 +186,7 @@ def main(argv=None):
         rows = sweep_tiles(WORKLOAD, args.lengths, args.repeats)
     print(f"attention tiles: causal B={WORKLOAD.batch} heads={WORKLOAD.heads} head_dim={WORKLOAD.head_dim}, "
           f"float32, {args.threads} thread(s)")
-    print(format_table(rows))
+    print(format_sweep(rows))
     return 0
 
 

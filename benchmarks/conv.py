@@ -22,6 +22,7 @@ import numpy as np
 
 from .workload import Work, Workload, as_passes, implementation_contenders, peer_contender
 
+
 @dataclass(frozen=True)
 class ConvWorkload:
     """One convolution; for conv_transpose2d the channels are the transposed op's (in -> out)."""

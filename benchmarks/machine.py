@@ -37,6 +37,19 @@ def pin_threads(threads):
     return threadpool_limits(limits=threads)
 
 
+def pinned_threads():
+    """What each pool actually runs with now: ``{"numba", "torch", "blas": {library file: threads}}``."""
+    import numba
+    from threadpoolctl import threadpool_info
+    try:
+        import torch
+        torch_threads = torch.get_num_threads()
+    except ImportError:
+        torch_threads = None
+    return {"numba": numba.get_num_threads(), "torch": torch_threads,
+            "pools": {os.path.basename(pool["filepath"]): pool["num_threads"] for pool in threadpool_info()}}
+
+
 def cpu_model():
     """The CPU's marketing name (Linux's /proc/cpuinfo), or what ``platform`` knows."""
     try:

@@ -3,9 +3,10 @@ throughput of the generators.
 
 Our side is exactly what ``scratchgen train MODEL`` runs: the recipe built with the model's
 default config (``scratchgen.study.prepare``: same seeding, same first batch) and its own
-``train_step``, optimizer update included. The twin comes from ``benchmarks/peers/MODEL.py``
-through the functions that ``benchmarks/peers/__init__.py`` describes; a model without a twin,
-or whose twin lacks the function, is reported as such rather than timed.
+``train_step``, optimizer update included. The twin comes from ``benchmarks/peers/FAMILY.py``
+(FAMILY: the module in ``scratchgen/models`` that defines the model) through the functions that
+``benchmarks/peers/__init__.py`` describes; a model without a twin, or whose twin lacks the
+function, is reported as such rather than timed.
 """
 import dataclasses
 import importlib
@@ -16,7 +17,7 @@ SAMPLES, QUICK_SAMPLES = 32, 2                    # images: one batch of this ma
 TEXT_LENGTH, QUICK_TEXT_LENGTH = 64, 8            # text: one sample of this many characters (sample_length)
 # --quick: a dry run's data (``study.prepare(dry_run=True)``) and these config fields, where a
 # model has them, so that every model's step is a smoke test of seconds at most.
-QUICK_OVERRIDES = {"batch_size": 4, "sample_length": 16, "block_size": 32}
+QUICK_OVERRIDES = {"batch_size": 4, "block_size": 32}
 
 
 def workloads(options):

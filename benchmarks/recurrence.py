@@ -29,7 +29,6 @@ class LSTMWorkload:
     inputs: int = 64
     hidden: int = 256
 
-
     @property
     def gemm_flops(self):
         """2 x the multiply-adds of the gate pre-activations W_ih x_t + W_hh h_{t-1}, every step."""

@@ -130,11 +130,15 @@ def ceilings_section(results):
     for run in results["runs"]:
         ceilings = run.get("ceilings") or {}
         gemm, bandwidth = ceilings.get("gemm_gflops"), ceilings.get("bandwidth_gbs")
+        pinned = run.get("pinned") or {}
+        pools = ", ".join(f"{name} {count}" for name, count in pinned.get("pools", {}).items())
+        pins = f"numba {pinned.get('numba')}, torch {pinned.get('torch')}, {pools}" if pinned else "-"
         lines.append([threads_label(run["threads"]), figure(gemm) if gemm else "-",
-                      figure(bandwidth) if bandwidth else "-"])
+                      figure(bandwidth) if bandwidth else "-", pins])
     return ("## Ceilings\n\nMeasured, not quoted: NumPy's fp32 matmul (GEMM) and a large array copy/add "
-            "(bytes read + written). Kernel rates below are fractions of these.\n\n"
-            + table(["threads", "GEMM GFLOP/s:", "bandwidth GB/s:"], lines))
+            "(bytes read + written). Kernel rates below are fractions of these. The last column is what "
+            "each thread pool ran with.\n\n"
+            + table(["threads", "GEMM GFLOP/s:", "bandwidth GB/s:", "threads pinned"], lines))
 
 
 def ratio_section(results):

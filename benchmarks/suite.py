@@ -24,7 +24,7 @@ import time
 import traceback
 
 from .ceilings import ceilings_from
-from .machine import environment_warnings, machine_info, pin_threads, thread_environment
+from .machine import environment_warnings, machine_info, pin_threads, pinned_threads, thread_environment
 from .timing import describe, peak_bytes, time_interleaved
 from .workload import Broken, Options, Skip
 
@@ -55,11 +55,11 @@ def select(workloads, pattern=None):
 
 # ---- one thread count, in this process ---------------------------------------------------------------
 def run_workloads(workloads, options, threads, progress=None):
-    """``{"threads", "machine", "ceilings", "rows", "elapsed_s"}`` for one thread count."""
+    """``{"threads", "pinned", "machine", "ceilings", "rows", "elapsed_s"}`` for one thread count."""
     progress = progress or Progress(len(workloads), threads)
     started = time.perf_counter()
     with pin_threads(threads):
-        machine = machine_info()
+        machine, pinned = machine_info(), pinned_threads()
         rows = []
         for index, workload in enumerate(workloads):
             progress.start(index, workload)
@@ -70,7 +70,7 @@ def run_workloads(workloads, options, threads, progress=None):
     ceilings = ceilings_from(rows)
     for row in rows:
         add_fraction_of_ceiling(row, ceilings)
-    return {"threads": threads, "machine": machine, "ceilings": ceilings, "rows": rows,
+    return {"threads": threads, "pinned": pinned, "machine": machine, "ceilings": ceilings, "rows": rows,
             "elapsed_s": time.perf_counter() - started}
 
 

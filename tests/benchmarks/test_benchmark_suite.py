@@ -118,6 +118,16 @@ def test_the_budget_bounds_the_rounds():
     assert planned_rounds(1.0, repeats=20, budget_s=None, min_repeats=3) == 20
 
 
+def test_baseline_keeps_its_regeneration_command(tmp_path):
+    from scratchgen.benchmarks.__main__ import BASELINE_HEADER, baseline_paths, write_baseline
+    with open(baseline_paths()[1]) as file:
+        assert file.read().startswith(BASELINE_HEADER)     # the template says how to regenerate it
+    report = "# scratchgen benchmarks\n\n![attention vs T](scaling-attention-vs-t.png)\n"
+    write_baseline(report, tmp_path / "B.md")
+    written = (tmp_path / "B.md").read_text()
+    assert written.startswith(BASELINE_HEADER) and "](baseline/scaling-attention-vs-t.png)" in written
+
+
 def test_scratchgen_bench_forwards_its_arguments(capsys):
     assert cli.main(["bench", "--quick", "--list", "--only", "engine/"]) == 0
     listed = capsys.readouterr().out
