@@ -74,7 +74,8 @@ def add_config_options(parser, config_class):
     group = parser.add_argument_group(f"{config_class.__name__} options")
     for name, kind, default in config_fields(config_class):
         flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
-        help_text = f"{comments.get(name, '')} (default: {default})".strip()
+        # argparse %-formats help strings: a literal % must be doubled
+        help_text = f"{comments.get(name, '')} (default: {default})".strip().replace("%", "%%")
         if typing.get_origin(kind) is typing.Literal:
             choices = typing.get_args(kind)
             group.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, help=help_text)

@@ -51,7 +51,7 @@ class TorchVAE(nn.Module):
                 nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),
                 nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1))
         if likelihood == "gaussian":
-            self.log_scale = nn.Parameter(torch.zeros(1))
+            self.log_scale = nn.Parameter(torch.full((1,), -2.0))  # as scratchgen's INITIAL_LOG_SCALE
         self.prior = MixturePrior(latent_dim, prior_components) if prior == "mixture" else None
 
     @classmethod

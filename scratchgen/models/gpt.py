@@ -17,9 +17,9 @@ N(0, 0.02 / sqrt(2 n_layer)), so the residual stream's variance does not grow wi
 decays only the matrices (linear weights and embeddings), not biases or LayerNorm gains; the
 learning rate warms up linearly, then follows a cosine down to ``lr * final_lr_fraction``.
 
-Training reads windows of ``block_size`` + 1 consecutive characters, shuffled; validation runs
-the validation text in consecutive windows of ``block_size``, so a character is predicted from
-the characters before it in its window (on average half a block).
+Training reads windows of ``block_size`` + 1 consecutive characters, shuffled. Validation slides
+a window of ``block_size`` over the validation text by half a block at a time and scores each
+character once, from at least half a block of the characters before it.
 """
 import dataclasses
 import math
@@ -33,7 +33,7 @@ from ..tensor import arange, tensor
 from .base import register
 from .language import LN2, TextConfig, TextRecipe
 
-EVALUATION_BATCH = 16   # validation windows per forward pass
+EVALUATION_BATCH = 32   # validation windows per forward pass
 
 
 @dataclasses.dataclass
@@ -145,6 +145,17 @@ class GPT(nn.Module):
         return self.lm_head(self.transformer.ln_f(x))                           # (B, T, V)
 
 
+def evaluation_windows(length, block_size):
+    """Where the windows that score a text of ``length`` ids start, and how many of each one's
+    last targets are new: (starts (n,), fresh (n,)). A window starts every block_size / 2 (the
+    last one ends at the text's end); it scores only the targets the windows before it did not,
+    so every id after the first is scored once, from at least block_size / 2 ids before it
+    (or all there are, near the start)."""
+    last = length - 1 - block_size                          # the window that ends with the text
+    starts = np.array(sorted(set(range(0, last + 1, max(block_size // 2, 1))) | {last}))
+    return starts, np.diff(starts, prepend=starts[0] - block_size)
+
+
 def parameter_groups(model, weight_decay):
     """AdamW's groups: matrices (linear weights, embeddings) decay; biases and LayerNorm gains do not."""
     parameters = list(model.parameters())
@@ -194,17 +205,18 @@ class GPTRecipe(TextRecipe):
 
     # ---- scoring and sampling --------------------------------------------------------------------------
     def total_nats(self, ids):
-        """Consecutive windows of block_size inputs, EVALUATION_BATCH at a time (the last one shorter)."""
-        T, total = self.config.block_size, 0.0
-        full = (len(ids) - 1) // T
-        windows = [ids[np.arange(start, min(start + EVALUATION_BATCH, full))[:, None] * T + np.arange(T + 1)]
-                   for start in range(0, full, EVALUATION_BATCH)]
-        if (len(ids) - 1) % T:
-            windows.append(ids[None, full * T:])
-        for window in windows:
-            logits = self.model(tensor(window[:, :-1], device=self.device))    # (b, t, V)
+        """Sliding windows of block_size inputs (see ``evaluation_windows``), EVALUATION_BATCH at a time."""
+        T = min(self.config.block_size, len(ids) - 1)
+        starts, fresh = evaluation_windows(len(ids), T)
+        total = 0.0
+        for first in range(0, len(starts), EVALUATION_BATCH):
+            batch = slice(first, first + EVALUATION_BATCH)
+            window = ids[starts[batch, None] + np.arange(T + 1)]                  # (b, T + 1)
+            logits = self.model(tensor(window[:, :-1], device=self.device))      # (b, T, V)
             targets = tensor(window[:, 1:].reshape(-1), device=self.device)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, reduction="sum").item()
+            nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, reduction="none")
+            scored = np.arange(T) >= T - fresh[batch, None]                      # (b, T): each window's new targets
+            total += float((nats.numpy().reshape(scored.shape) * scored).sum())
         return total
 
     def start(self, ids):

@@ -114,3 +114,10 @@ def test_model_options_come_with_their_comments_as_help(capsys):
     help_text = capsys.readouterr().out
     assert "--latent-dim INT" in help_text and "dimensions of z (default: 8)" in help_text
     assert "--dry-run" in help_text and "--resume PATH" in help_text
+
+
+@pytest.mark.parametrize("model", recipe_names())
+def test_every_model_has_a_help_page(model, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", model, "--help"])  # e.g. a "%" in an option's comment must not break it
+    assert exit_info.value.code == 0 and "--epochs" in capsys.readouterr().out

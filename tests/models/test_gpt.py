@@ -11,7 +11,7 @@ from scratchgen import cli
 from scratchgen import functional as F
 from scratchgen.data.text import load_text
 from scratchgen.models import Clock
-from scratchgen.models.gpt import GPT, GPTConfig, GPTRecipe, causal_attention_reference
+from scratchgen.models.gpt import GPT, GPTConfig, GPTRecipe, causal_attention_reference, evaluation_windows
 from scratchgen.runner import forked_rng
 
 SMALL = dict(batch_size=3, block_size=16, n_layer=2, n_head=2, n_embd=16)
@@ -85,6 +85,23 @@ def test_initialisation_tying_and_weight_decay_groups():
     assert decayed["weight_decay"] == recipe.config.weight_decay and kept["weight_decay"] == 0
     assert all(p.ndim == 2 for p in decayed["params"]) and all(p.ndim == 1 for p in kept["params"])
     assert len(decayed["params"]) + len(kept["params"]) == len(list(recipe.model.parameters()))
+
+
+def test_validation_scores_every_character_once_from_half_a_block_of_context():
+    starts, fresh = evaluation_windows(length=60, block_size=16)
+    assert list(starts) == [0, 8, 16, 24, 32, 40, 43] and list(fresh) == [16, 8, 8, 8, 8, 8, 3]
+    scored = np.concatenate([start + 16 - np.arange(new)[::-1] for start, new in zip(starts, fresh)])
+    assert np.array_equal(scored, np.arange(1, 60))         # target positions 1..59, once each, in order
+
+    recipe, data = small_recipe()
+    recipe.model.double()
+    ids = data.valid_ids[:60]
+    expected = 0.0
+    for start, new in zip(starts, fresh):                   # each target alone, from its window's start
+        for target in range(start + 16 - new + 1, start + 17):
+            logits = recipe.model(sg.tensor(ids[None, start:target]))
+            expected -= logits[0, -1].log_softmax(dim=-1).numpy()[ids[target]]
+    assert recipe.total_nats(ids) == pytest.approx(expected, rel=1e-10)
 
 
 def test_learning_rate_warms_up_then_follows_a_cosine():
