@@ -6,11 +6,13 @@ loss and DDIM/DDPM samplers, written as one would in PyTorch, with the same para
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_unet.state_dict().items()})
     loss = training_loss(twin, schedule_betas(config), x0, t, noise, labels)   # = the scratchgen loss
 
-For the benchmark suite: ``training_step(config, batch_size)`` and ``sampler(config, n, sampler)``
-build the twin and return a zero-argument callable that runs one optimizer step / draws n samples.
+For the benchmark suite (``peers/__init__.py``): ``twin_training_step(recipe, batch)`` and
+``twin_sampler(recipe, n, **sample_options)`` build the twin from a scratchgen recipe and return
+a zero-argument callable that runs one training step / draws n samples as the recipe does.
 """
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -161,18 +163,31 @@ class TorchUNet(nn.Module):
         return self.head(h)
 
 
-# ---- sampling -------------------------------------------------------------------------------------
+# ---- sampling ----------------------------------------------------------------------------------
+def guided_denoiser(model, labels, guidance):
+    """eps(x, t): unconditional (null class) when ``labels`` is None, else eps_u + w (eps_c - eps_u)."""
+    def denoise(x, t):
+        times = torch.full((x.shape[0],), t)
+        null = torch.full((x.shape[0],), model.null_class)
+        if labels is None:
+            return model(x, times, null)
+        if guidance == 1:
+            return model(x, times, labels)
+        conditional, unconditional = model(torch.cat([x, x]), torch.cat([times, times]),
+                                           torch.cat([labels, null])).chunk(2)
+        return unconditional + guidance * (conditional - unconditional)
+    return denoise
+
+
 @torch.no_grad()
-def ddim_sample(model, betas, x, steps=50, eta=0.0, labels=None):
-    """DDIM (eta = 1 and steps = T: ancestral-equivalent) with x0 clipped to [-1, 1]; unconditional
-    when ``labels`` is None."""
+def ddim_sample(denoiser, betas, x, steps=50, eta=0.0):
+    """DDIM with x0 clipped to [-1, 1]; eta = 1 over all T steps is the ancestral (DDPM) chain."""
     alphas_cumprod = torch.cumprod(1 - betas, dim=0).tolist()
     timesteps = len(alphas_cumprod)
     times = [round(float(t)) for t in torch.linspace(timesteps - 1, 0, steps, dtype=torch.float64)]
-    labels = torch.full((x.shape[0],), model.null_class) if labels is None else labels
     for t, s in zip(times, times[1:] + [-1]):
         abar, abar_next = alphas_cumprod[t], (alphas_cumprod[s] if s >= 0 else 1.0)
-        eps = model(x, torch.full((x.shape[0],), t), labels)
+        eps = denoiser(x, t)
         x0 = ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-1, 1)
         eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
         sigma = eta * math.sqrt((1 - abar_next) / (1 - abar) * (1 - abar / abar_next))
@@ -182,55 +197,62 @@ def ddim_sample(model, betas, x, steps=50, eta=0.0, labels=None):
     return x
 
 
-# ---- what the benchmark suite times ---------------------------------------------------------------
-def _config(config):
-    if config is None:
-        from scratchgen.models.diffusion import DiffusionConfig
-        config = DiffusionConfig()
-    return config
-
-
-def training_step(config=None, batch_size=64, side=8, seed=0):
-    """A twin and a zero-argument callable that runs one Adam step on a fixed random batch
-    (what ``DiffusionRecipe.train_step`` does, clipping included, label dropout left out)."""
-    config = _config(config)
-    torch.manual_seed(seed)
-    model = TorchUNet.from_config(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    betas = schedule_betas(config.schedule, config.timesteps)
-    x0 = torch.rand(batch_size, 1, side, side) * 2 - 1
-    labels = torch.randint(0, NUM_CLASSES, (batch_size,))
-
-    def step():
-        t = torch.randint(0, config.timesteps, (batch_size,))
-        loss = training_loss(model, betas, x0, t, torch.randn_like(x0), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        return loss.item()
-    return model, step
-
-
-def sampler(config=None, n=256, sampler="ddim", steps=50, side=8, seed=0):
-    """A zero-argument callable drawing ``n`` unconditional samples: DDIM-``steps`` (eta 0) or
-    DDPM-T (``sampler="ddpm"``: DDIM with eta 1 over all T steps, the same chain)."""
-    config = _config(config)
-    torch.manual_seed(seed)
-    model = TorchUNet.from_config(config).eval()
-    betas = schedule_betas(config.schedule, config.timesteps)
-    steps, eta = (config.timesteps, 1.0) if sampler == "ddpm" else (steps, 0.0)
-    return lambda: ddim_sample(model, betas, torch.randn(n, 1, side, side), steps, eta)
+# ---- what the benchmark suite times (see peers/__init__.py) ----------------------------------------
+def _twin_of(recipe):
+    """The twin of a scratchgen diffusion recipe, with its config and current weights."""
+    twin = TorchUNet.from_config(recipe.config)
+    twin.load_state_dict({name: torch.as_tensor(value) for name, value in recipe.model.state_dict().items()})
+    return twin
 
 
 def twin_training_step(recipe, batch):
-    """The benchmark suite's twin step (see ``peers/__init__.py``): ``training_step`` at the batch's
-    size and image side (PyTorch's own initial weights: the time does not depend on them)."""
-    images = batch[0]
-    return training_step(recipe.config, batch_size=len(images), side=images.shape[-1])[1]
+    """One step as ``DiffusionRecipe.train_step`` takes it on ``batch`` = (images (N, S, S) in
+    [0, 1], labels): fresh t and noise, label dropout, the loss, backward, clipping, Adam, EMA."""
+    config = recipe.config
+    twin = _twin_of(recipe)
+    parameters = list(twin.parameters())
+    shadows = [parameter.detach().clone() for parameter in parameters]
+    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    betas = schedule_betas(config.schedule, config.timesteps)
+    images, labels = (torch.tensor(part) for part in batch)  # copies: the batch may be read-only
+    x0 = images.unsqueeze(1) * 2 - 1
+
+    def step():
+        t = torch.randint(0, config.timesteps, (len(x0),))
+        dropped = torch.rand(len(labels)) < config.label_dropout
+        kept_or_null = labels.masked_fill(dropped, NUM_CLASSES)
+        loss = training_loss(twin, betas, x0, t, torch.randn_like(x0), kept_or_null)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(shadows, parameters, 1 - config.ema_decay)
+        return loss.item()
+    return step
 
 
-def twin_sampler(recipe, n):
-    """The benchmark suite's twin sampler: ``n`` unconditional DDIM samples, as many steps as the
-    recipe takes."""
-    return sampler(recipe.config, n, steps=recipe.sampling_steps(), side=recipe.image_shape[0])
+def twin_sampler(recipe, n, sampler="ddim", steps=0, eta=0.0, class_="random", guidance=1.0):
+    """``draw()`` draws ``n`` samples as ``recipe.sample(n, ...)`` does, with the same options:
+    labels y ~ p(y) by default, DDIM with the config's ``sample_steps``; ``sampler="ddpm"`` is the
+    ancestral chain over all T steps (here as DDIM with eta = 1 over every step: the same chain)."""
+    config = recipe.config
+    twin = _twin_of(recipe).eval()
+    betas = schedule_betas(config.schedule, config.timesteps)
+    steps, eta = (config.timesteps, 1.0) if sampler == "ddpm" else (steps or config.sample_steps, eta)
+    side = recipe.side
+    shares = torch.as_tensor(np.diff(recipe.class_cumulative_shares, prepend=0.0, append=1.0))
+
+    def labels():
+        if class_ == "none":
+            return None
+        if class_ == "random":
+            return torch.multinomial(shares, n, replacement=True)
+        if class_ == "all":
+            return torch.arange(n) % NUM_CLASSES
+        return torch.full((n,), int(class_))
+
+    def draw():
+        denoiser = guided_denoiser(twin, labels(), guidance)
+        return ((ddim_sample(denoiser, betas, torch.randn(n, 1, side, side), steps, eta) + 1) / 2).squeeze(1)
+    return draw

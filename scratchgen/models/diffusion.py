@@ -41,7 +41,6 @@ from .. import functional as F
 from .. import init, nn, optim
 from ..autograd import no_grad
 from ..ops.shape import cat
-from ..random import manual_seed
 from ..tensor import rand, randint, randn, randn_like, tensor
 from .base import Recipe, TrainConfig, register
 
@@ -531,41 +530,3 @@ def _to_metric_size(samples):
     from ..data import average_pool
     return samples if samples.shape[1] == 8 else average_pool(samples.astype(np.float64), 8)
 
-
-# ---- what the benchmark suite times (the twin: scratchgen.benchmarks.peers.diffusion) -----------
-def training_step(config=None, batch_size=64, side=8, seed=0):
-    """A U-Net and a zero-argument callable running one Adam step on a fixed random batch: the
-    loss, backward, gradient clipping and update of ``DiffusionRecipe.train_step`` (label dropout
-    and the EMA left out, as in the twin's step)."""
-    config = config or DiffusionConfig()
-    manual_seed(seed)
-    model = UNet.from_config(config)
-    optimizer = optim.Adam(model.parameters(), lr=config.lr)
-    diffusion = GaussianDiffusion.from_config(config)
-    x0 = rand(batch_size, 1, side, side) * 2 - 1
-    labels = randint(0, NUM_CLASSES, batch_size)
-
-    def step():
-        t = randint(0, config.timesteps, batch_size)
-        loss = diffusion.loss(model, x0, t, randn_like(x0), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        return loss.item()
-    return model, step
-
-
-def sampler(config=None, n=256, sampler="ddim", steps=50, side=8, seed=0):
-    """A zero-argument callable drawing ``n`` unconditional samples (DDIM-``steps`` with eta 0, or
-    ancestral DDPM over all T steps) from a freshly initialised U-Net: throughput, not quality."""
-    config = config or DiffusionConfig()
-    manual_seed(seed)
-    model = UNet.from_config(config).eval()
-    diffusion = GaussianDiffusion.from_config(config)
-    denoiser = guided_denoiser(model, None, 1.0)
-
-    def draw():
-        with no_grad():
-            return diffusion.sample(denoiser, randn(n, 1, side, side), sampler=sampler, steps=steps)
-    return draw

@@ -6,7 +6,7 @@ bilinearly), C = ``channels``; stride-2 kernels are 4 x 4, the ones at 2 x 2 are
     generator      z (N, latent, 1, 1) -> ConvT -> (2^k C, 2, 2) -> BN -> ReLU         k = log2(S / 2)
                    -> [ConvT stride 2 -> BN -> ReLU]  (side x2, channels /2) while the side < S/2
                    -> ConvT stride 2 -> (1, S, S) -> tanh            images live in [-1, 1]
-    discriminator  (1, S, S) -> Conv stride 2 -> (C, S/2, S/2) -> LeakyReLU 0.2   (no norm on the input layer)
+    discriminator  (1, S, S) -> Conv stride 2 -> (C, S/2, S/2) -> LeakyReLU 0.2   (no norm on the input)
                    -> [Conv stride 2 -> norm -> LeakyReLU 0.2]  (side /2, channels x2) while the side > 2
                    -> Conv 2 x 2 -> (N,) scores
 
@@ -77,8 +77,8 @@ class GANConfig(TrainConfig):
         if self.image_size not in (8, 16, 32):
             raise ValueError(f"gan: expected image_size 8, 16 or 32, got {self.image_size}")
         if self.latent_dim < 1 or self.channels < 1 or self.gp_weight < 0 or self.grid_every < 0:
-            raise ValueError(f"gan: expected latent_dim >= 1, channels >= 1, gp_weight >= 0 and grid_every >= 0, "
-                             f"got {self.latent_dim}, {self.channels}, {self.gp_weight}, {self.grid_every}")
+            raise ValueError(f"gan: expected latent_dim >= 1, channels >= 1, gp_weight >= 0 and grid_every "
+                             f">= 0, got {self.latent_dim}, {self.channels}, {self.gp_weight}, {self.grid_every}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"gan: expected ema_decay in [0, 1), got {self.ema_decay}")
 
@@ -110,13 +110,15 @@ def discriminator(channels, side, norm="batch"):
     ``norm`` "batch" (across the batch) or "layer" (each image on its own)."""
     layers, width = [nn.Conv2d(1, channels, KERNEL, 2, 1), nn.LeakyReLU(0.2)], channels
     for _ in range(_doublings(side) - 1):  # side / 2 -> ... -> 2
-        layers += [nn.Conv2d(width, 2 * width, KERNEL, 2, 1, bias=False), _norm(norm, 2 * width), nn.LeakyReLU(0.2)]
+        layers += [nn.Conv2d(width, 2 * width, KERNEL, 2, 1, bias=False), _norm(norm, 2 * width),
+                   nn.LeakyReLU(0.2)]
         width *= 2
     return nn.Sequential(*layers, nn.Conv2d(width, 1, 2, 1, 0))
 
 
 def dcgan_init_(module):
-    """The DCGAN initialisation: convolution weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), shifts 0."""
+    """The DCGAN initialisation: convolution weights ~ N(0, 0.02), norm scales ~ N(1, 0.02),
+    biases and shifts 0."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             init.normal_(layer.weight, 0.0, 0.02)
@@ -131,9 +133,10 @@ def dcgan_init_(module):
 class DCGAN(nn.Module):
     def __init__(self, side, latent_dim=32, channels=32, loss="nonsat"):
         super().__init__()
-        self.side, self.latent_dim, self.loss = side, latent_dim, loss
+        self.loss = loss
+        norm = "layer" if loss == "wgan-gp" else "batch"  # the penalty is per image: see the docstring
         self.generator = dcgan_init_(generator(latent_dim, channels, side))
-        self.discriminator = dcgan_init_(discriminator(channels, side, "layer" if loss == "wgan-gp" else "batch"))
+        self.discriminator = dcgan_init_(discriminator(channels, side, norm))
 
     def generate(self, noise):
         """(N, latent_dim, 1, 1) noise -> (N, 1, S, S) images in [-1, 1]."""
@@ -152,7 +155,8 @@ class DCGAN(nn.Module):
         if self.loss == "nonsat":
             loss = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
             # D(x) and D(G(z)) as probabilities, as the DCGAN papers plot them
-            return {"d_loss": loss, "d_real": real_scores.sigmoid().mean(), "d_fake": fake_scores.sigmoid().mean()}
+            return {"d_loss": loss, "d_real": real_scores.sigmoid().mean(),
+                    "d_fake": fake_scores.sigmoid().mean()}
         if self.loss == "hinge":
             loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
             return {"d_loss": loss, "d_real": real_scores.mean(), "d_fake": fake_scores.mean()}
@@ -240,11 +244,12 @@ class GANRecipe(Recipe):
         super().__init__(config, data, device)
         height, width = data.image_shape
         if height != width or height != config.image_size:
-            raise ValueError(f"gan: expected square images of side {config.image_size}, got {data.image_shape}")
+            raise ValueError(f"gan: expected square images of side {config.image_size}, "
+                             f"got {data.image_shape}")
         self.model = DCGAN(height, config.latent_dim, config.channels, config.loss).to(self.device)
         betas = (config.beta1, config.beta2)
-        self.optimizers = {"discriminator": optim.Adam(self.model.discriminator.parameters(), config.lr, betas),
-                           "generator": optim.Adam(self.model.generator.parameters(), config.lr, betas)}
+        self.optimizers = {name: optim.Adam(getattr(self.model, name).parameters(), config.lr, betas)
+                           for name in ("discriminator", "generator")}
         if config.ema_decay:
             self.ema = optim.ExponentialMovingAverage(self.model.generator, config.ema_decay)
         fixed = np.random.default_rng((config.seed, FIXED_NOISE_STREAM)).standard_normal(

@@ -99,6 +99,34 @@ def test_training_step_loss_and_every_gradient_equal_the_pytorch_twin(torch, con
                                    atol=1e-11, err_msg=name)
 
 
+def test_guided_ddim_sampling_equals_the_twins(torch):
+    from scratchgen.benchmarks.peers import diffusion as peer
+    config = small_config(timesteps=100)
+    sg.manual_seed(0)
+    model = UNet.from_config(config).double()
+    perturb(model)
+    twin = peer.TorchUNet.from_config(config).double()
+    twin.load_state_dict({name: torch.from_numpy(array) for name, array in model.state_dict().items()})
+    x_T = np.random.default_rng(2).normal(size=(6, 1, 8, 8))
+    labels = np.array([3, 3, 0, 9, 1, 7])
+    ours = GaussianDiffusion.from_config(config).sample(guided_denoiser(model, sg.tensor(labels), 2.0),
+                                                          sg.tensor(x_T), steps=5)
+    theirs = peer.ddim_sample(peer.guided_denoiser(twin, torch.from_numpy(labels), 2.0),
+                              peer.schedule_betas("cosine", 100), torch.from_numpy(x_T), steps=5)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_the_benchmark_suites_twin_step_and_sampler_run(torch):
+    from scratchgen.benchmarks.peers import diffusion as peer
+    data = load_digits_split()
+    recipe = DiffusionRecipe(small_config(timesteps=20, sample_steps=2), data)
+    step = peer.twin_training_step(recipe, (data.train_images[:8], data.train_labels[:8]))
+    assert np.isfinite(step())
+    for options in ({}, {"sampler": "ddpm", "class_": "none"}, {"class_": "4", "guidance": 2.0}):
+        samples = peer.twin_sampler(recipe, 3, **options)()
+        assert samples.shape == (3, 8, 8) and 0 <= float(samples.min()) <= float(samples.max()) <= 1
+
+
 def test_a_fresh_unet_predicts_zero_noise_and_zero_init_covers_the_last_layers():
     model = UNet.from_config(small_config())
     x = sg.randn(3, 1, 8, 8)
