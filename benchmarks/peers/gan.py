@@ -23,8 +23,8 @@ def generator(latent_dim, channels, side):
     width = channels * 2 ** _doublings(side)
     layers = [nn.ConvTranspose2d(latent_dim, width, 2, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
     for _ in range(_doublings(side) - 1):
-        layers += [nn.ConvTranspose2d(width, width // 2, KERNEL, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
-                   nn.ReLU()]
+        layers += [nn.ConvTranspose2d(width, width // 2, KERNEL, 2, 1, bias=False),
+                   nn.BatchNorm2d(width // 2), nn.ReLU()]
         width //= 2
     return nn.Sequential(*layers, nn.ConvTranspose2d(width, 1, KERNEL, 2, 1), nn.Tanh())
 

@@ -43,7 +43,8 @@ class AutoencoderConfig(TrainConfig):
 
     def __post_init__(self):
         if self.code_dim < 1 or self.hidden < 1:
-            raise ValueError(f"ae: expected code_dim >= 1 and hidden >= 1, got {self.code_dim} and {self.hidden}")
+            raise ValueError(f"ae: expected code_dim >= 1 and hidden >= 1, got {self.code_dim} and "
+                             f"{self.hidden}")
 
 
 def roc_auc(scores, positive):
@@ -101,7 +102,8 @@ class AutoencoderRecipe(Recipe):
         if not 0 <= config.holdout_class < classes:
             raise ValueError(f"ae: expected holdout_class in 0..{classes - 1}, got {config.holdout_class}")
         normal = data.train_labels != config.holdout_class
-        return dataclasses.replace(data, train_images=data.train_images[normal], train_labels=data.train_labels[normal])
+        return dataclasses.replace(data, train_images=data.train_images[normal],
+                                   train_labels=data.train_labels[normal])
 
     def train_step(self, batch, clock):
         loss = self.model.loss(batch[0])
@@ -146,10 +148,12 @@ class AutoencoderRecipe(Recipe):
         with tempfile.TemporaryDirectory() as folder:
             for holdout in range(classes):
                 started = time.perf_counter()
-                summary = train(cls.name, {**overrides, "holdout_class": holdout}, out=os.path.join(folder, str(holdout)),
-                                device=device, plots=False, echo=lambda *_: None)
+                summary = train(cls.name, {**overrides, "holdout_class": holdout},
+                                out=os.path.join(folder, str(holdout)), device=device, plots=False,
+                                echo=lambda *_: None)
                 aucs[holdout] = summary["final"]["roc_auc"]
-                echo(f"held-out digit {holdout}: ROC-AUC {aucs[holdout]:.3f} ({time.perf_counter() - started:.1f} s)")
+                seconds = time.perf_counter() - started
+                echo(f"held-out digit {holdout}: ROC-AUC {aucs[holdout]:.3f} ({seconds:.1f} s)")
         echo(roc_auc_table(aucs))
         values = list(aucs.values())
         return {"roc_auc": {str(k): v for k, v in aucs.items()}, "mean_roc_auc": float(np.mean(values)),

@@ -22,7 +22,8 @@ def test_training_step_loss_gradients_and_update_equal_the_pytorch_twin(torch):
     recipe = AutoencoderRecipe(config, load_digits_split())
     model = recipe.model.double()  # cast in place: the optimizer still holds these parameters
     twin, optimizer = build(config, side=8)
-    twin.double().load_state_dict({name: torch.from_numpy(array) for name, array in model.state_dict().items()})
+    twin.double().load_state_dict({name: torch.from_numpy(array)
+                                   for name, array in model.state_dict().items()})
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
 
     loss = recipe.train_step((sg.tensor(IMAGES),), None)["loss"]

@@ -31,7 +31,8 @@ def test_training_step_losses_gradients_and_updates_equal_the_pytorch_twin(torch
     recipe = GANRecipe(config, load_images("digits", SIDE))
     model, optimizers = recipe.model.double(), recipe.optimizers  # cast in place: the optimizers still fit
     twin, twin_optimizers = build(config, SIDE)
-    twin.double().load_state_dict({name: torch.from_numpy(array) for name, array in model.state_dict().items()})
+    twin.double().load_state_dict({name: torch.from_numpy(array)
+                                   for name, array in model.state_dict().items()})
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
 
     rng = np.random.default_rng(1)
@@ -69,7 +70,8 @@ def test_training_step_reports_what_the_discriminator_sees():
 def parameters_replaced(module, tensors):
     """Run ``module`` with its parameters replaced by ``tensors`` (in ``parameters()`` order), so a
     function of the weights can be handed to gradcheck."""
-    slots = [(layer, name) for layer in module.modules() for name, p in layer._parameters.items() if p is not None]
+    slots = [(layer, name) for layer in module.modules()
+             for name, p in layer._parameters.items() if p is not None]
     saved = [layer._parameters[name] for layer, name in slots]
     for (layer, name), value in zip(slots, tensors):
         layer._parameters[name] = value
