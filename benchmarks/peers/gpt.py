@@ -55,7 +55,7 @@ class Block(nn.Module):
 
 
 class TorchGPT(nn.Module):
-    def __init__(self, vocabulary_size, block_size=256, n_layer=4, n_head=4, n_embd=128, dropout=0.0):
+    def __init__(self, vocabulary_size, block_size=64, n_layer=4, n_head=4, n_embd=96, dropout=0.0):
         super().__init__()
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(vocabulary_size, n_embd),

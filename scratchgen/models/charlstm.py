@@ -28,7 +28,7 @@ from .. import nn, optim
 from ..data import DataLoader
 from ..tensor import tensor
 from .base import register
-from .language import LN2, TextConfig, TextRecipe
+from .language import TextConfig, TextRecipe
 
 EVALUATION_STREAMS, EVALUATION_WINDOW = 16, 256
 IGNORE = -1   # target of the padding after the validation text's end
@@ -36,7 +36,7 @@ IGNORE = -1   # target of the padding after the validation text's end
 
 @dataclasses.dataclass
 class CharLSTMConfig(TextConfig):
-    epochs: int = 6                 # passes over the training text (~490 windows of 32 x 64 characters each)
+    epochs: int = 6                 # passes over the training text (467 steps of 32 x 64 characters each)
     batch_size: int = 32            # parallel streams of text
     lr: float = 3e-3                # Adam's initial learning rate
     final_lr_fraction: float = 0.1  # the learning rate falls linearly to lr times this by the last step
@@ -124,16 +124,9 @@ class CharLSTMRecipe(TextRecipe):
             self.carried = None                                                 # each epoch starts afresh
         logits, state = self.model(inputs, self.carried)                        # (T, B, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        optimizer = self.optimizers["model"]
-        for group in optimizer.param_groups:
-            group["lr"] = self.learning_rate(clock)
-        optimizer.zero_grad()
-        loss.backward()
-        if self.config.clip_norm > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
-        optimizer.step()
+        metrics = self.optimize(loss, self.learning_rate(clock))
         self.carried = tuple(part.detach() for part in state)                  # truncate the backward here
-        return {"loss": loss.item(), "bpc": loss.item() / LN2}
+        return metrics
 
     # ---- scoring and sampling --------------------------------------------------------------------------
     def total_nats(self, ids):

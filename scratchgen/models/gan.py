@@ -65,6 +65,7 @@ class GANConfig(TrainConfig):
     lr: float = 2e-4                      # Adam, both networks
     beta1: float = 0.5                    # Adam's beta1 (DCGAN: 0.5)
     beta2: float = 0.999                  # Adam's beta2
+    decay_from: float = 1.0               # share of training after which lr falls linearly to 0 (1: never)
     image_size: int = 8                   # 8: the digits as they are; 16 or 32: upsampled
     loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = "nonsat"  # the adversarial loss
     latent_dim: int = 32                  # dimensions of z
@@ -82,6 +83,8 @@ class GANConfig(TrainConfig):
             raise ValueError(f"gan: expected latent_dim >= 1, channels >= 1, gp_weight >= 0 and "
                              f"grid_every >= 0, got {self.latent_dim}, {self.channels}, {self.gp_weight}, "
                              f"{self.grid_every}")
+        if not 0 <= self.decay_from <= 1:
+            raise ValueError(f"gan: expected decay_from in [0, 1], got {self.decay_from}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"gan: expected ema_decay in [0, 1), got {self.ema_decay}")
 
@@ -259,7 +262,15 @@ class GANRecipe(Recipe):
             (self.grid_size, config.latent_dim, 1, 1))
         self.fixed_noise = tensor(fixed.astype(np.float32), device=self.device)
 
+    def learning_rate(self, clock):
+        """lr until ``decay_from`` of the epochs are done, then falling linearly to 0 at the end
+        (read off the clock, so a resumed run needs no scheduler state)."""
+        done, start = clock.epochs_done / self.config.epochs, self.config.decay_from
+        return self.config.lr if done <= start else self.config.lr * (1 - done) / (1 - start)
+
     def train_step(self, batch, clock):
+        for optimizer in self.optimizers.values():
+            optimizer.param_groups[0]["lr"] = self.learning_rate(clock)
         real = to_model_range(batch[0])
         count, latent = real.shape[0], self.config.latent_dim
         noise = randn(count, latent, 1, 1, device=self.device)

@@ -31,23 +31,23 @@ from .. import nn, optim
 from ..ops.reduction import softmax
 from ..tensor import arange, tensor
 from .base import register
-from .language import LN2, TextConfig, TextRecipe
+from .language import TextConfig, TextRecipe
 
 EVALUATION_BATCH = 32   # validation windows per forward pass
 
 
 @dataclasses.dataclass
 class GPTConfig(TextConfig):
-    epochs: int = 2                 # passes over the training windows (~470 steps of 8 x 256 characters each)
-    batch_size: int = 8             # windows per step
-    lr: float = 2e-3                # AdamW's peak learning rate
+    epochs: int = 4                 # passes over the training windows (312 steps of 48 x 64 characters each)
+    batch_size: int = 48            # windows per step
+    lr: float = 6e-3                # AdamW's peak learning rate
     final_lr_fraction: float = 0.1  # the cosine ends at lr times this
     warmup_steps: int = 50          # linear warm-up from 0
     weight_decay: float = 0.1       # AdamW's decoupled decay, on matrices only
-    block_size: int = 256           # context length T
+    block_size: int = 64            # context length T
     n_layer: int = 4                # transformer blocks
     n_head: int = 4                 # attention heads per block
-    n_embd: int = 128               # width C of the residual stream
+    n_embd: int = 96                # width C of the residual stream
     dropout: float = 0.0            # on attention outputs, MLP outputs and embeddings while training
     clip_norm: float = 1.0          # gradient norm clipping (0: none)
 
@@ -193,19 +193,11 @@ class GPTRecipe(TextRecipe):
         inputs, targets = window[:, :-1], window[:, 1:]                         # (B, T) each
         logits = self.model(inputs)                                             # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        optimizer = self.optimizers["model"]
-        for group in optimizer.param_groups:
-            group["lr"] = self.learning_rate(clock)
-        optimizer.zero_grad()
-        loss.backward()
-        if self.config.clip_norm > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
-        optimizer.step()
-        return {"loss": loss.item(), "bpc": loss.item() / LN2}
+        return self.optimize(loss, self.learning_rate(clock))
 
     # ---- scoring and sampling --------------------------------------------------------------------------
     def total_nats(self, ids):
-        """Sliding windows of block_size inputs (see ``evaluation_windows``), EVALUATION_BATCH at a time."""
+        """Sliding windows of block_size inputs (``evaluation_windows``), EVALUATION_BATCH at a time."""
         T = min(self.config.block_size, len(ids) - 1)
         starts, fresh = evaluation_windows(len(ids), T)
         total = 0.0
@@ -215,7 +207,7 @@ class GPTRecipe(TextRecipe):
             logits = self.model(tensor(window[:, :-1], device=self.device))      # (b, T, V)
             targets = tensor(window[:, 1:].reshape(-1), device=self.device)
             nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, reduction="none")
-            scored = np.arange(T) >= T - fresh[batch, None]                      # (b, T): each window's new targets
+            scored = np.arange(T) >= T - fresh[batch, None]                      # (b, T): the new targets
             total += float((nats.numpy().reshape(scored.shape) * scored).sum())
         return total
 
@@ -223,7 +215,7 @@ class GPTRecipe(TextRecipe):
         return self.advance(list(ids[:-1]), int(ids[-1]))
 
     def advance(self, state, next_id):
-        """No cache of keys and values: each character reruns the last block_size (as nanoGPT's generate)."""
+        """No cache of keys and values: each character reruns the last block_size (as nanoGPT does)."""
         ids = (state + [next_id])[-self.config.block_size:]
         logits = self.model(tensor(np.array([ids]), device=self.device))         # (1, t, V)
         return ids, logits[0, -1].log_softmax(dim=-1).numpy()

@@ -4,8 +4,8 @@ bits per character, and seeded sampling with temperature and top-k.
 Every model is scored the same way: the mean over the validation characters 2..N of
 -log2 p(character | what precedes it), each model conditioning on as much of the preceding
 validation text as it can use (the n-gram its n-1 characters, the LSTM its stream so far, the
-GPT its window). A model draws text one character at a time through two methods its recipe
-defines — ``start(ids)`` reads a prompt, ``advance(state, id)`` reads one more character, both
+GPT at least half its window). A model draws text one character at a time through two methods its
+recipe defines — ``start(ids)`` reads a prompt, ``advance(state, id)`` reads one more character, both
 return the state and the log-probabilities of the next character — and ``generate`` does the
 rest.
 """
@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .. import nn
 from ..autograd import no_grad
 from ..data.text import CORPUS_NAME, load_text
 from ..random import generator
@@ -80,6 +81,20 @@ class TextRecipe(Recipe):
     @classmethod
     def load_data(cls, config):
         return load_text(config.data, cls.context_length(config))
+
+    def optimize(self, loss, learning_rate):
+        """The neural models' update: backpropagate ``loss``, clip the gradient's norm at
+        ``config.clip_norm`` (0: no clipping), step the optimizer at ``learning_rate``; returns
+        the step's metrics (nats and bits per character)."""
+        optimizer = self.optimizers["model"]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
+        optimizer.zero_grad()
+        loss.backward()
+        if self.config.clip_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
+        optimizer.step()
+        return {"loss": loss.item(), "bpc": loss.item() / LN2}
 
     # ---- scoring -----------------------------------------------------------------------------------
     def total_nats(self, ids):

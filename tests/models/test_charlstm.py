@@ -1,11 +1,13 @@
 """The character LSTM: training steps (state carried) equal the PyTorch twin's, carrying the state
 across windows is reading one long window, the streams and the validation cover the text as
 documented, sampling is seeded, and ``scratchgen train / sample charlstm`` work end to end."""
+import signal
+
 import numpy as np
 import pytest
 
 import scratchgen as sg
-from scratchgen import cli
+from scratchgen import cli, runner, serialize
 from scratchgen.data.text import load_text
 from scratchgen.models import Clock
 from scratchgen.models.charlstm import (IGNORE, CharLSTM, CharLSTMConfig, CharLSTMRecipe, parallel_streams,
@@ -132,3 +134,32 @@ def test_cli_trains_resumes_and_streams_samples(tmp_path, capsys):
     assert capsys.readouterr().out != first
     assert cli.main(["sample", "charlstm", "--checkpoint", run, "--temperature", "-1"]) == 2
     assert "temperature" in capsys.readouterr().err
+
+
+def test_a_run_stopped_mid_epoch_resumes_with_its_carried_state_bit_for_bit(tmp_path, monkeypatch):
+    text = tmp_path / "source.txt"
+    text.write_text(load_text(context=16).vocabulary.decode(load_text(context=16).train_ids[:4000]))
+    options = {**SMALL, "bptt": 16, "data": f"text:{text}", "epochs": 1}     # 56 steps of 4 streams
+
+    def train(folder, resume=None):
+        return runner.train("charlstm", options, out=str(folder), resume=resume, plots=False,
+                            echo=lambda *args: None)
+
+    train(tmp_path / "straight")
+    step = CharLSTMRecipe.train_step
+
+    def interrupted_at_step_20(self, batch, clock):
+        losses = step(self, batch, clock)
+        if clock.step == 20:   # as if the user pressed Ctrl-C during this step
+            signal.raise_signal(signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(CharLSTMRecipe, "train_step", interrupted_at_step_20)
+    assert train(tmp_path / "stopped")["interrupted"]
+    assert "carried" in serialize.load(tmp_path / "stopped" / "last.npz")
+    monkeypatch.setattr(CharLSTMRecipe, "train_step", step)
+    train(tmp_path / "stopped", resume=str(tmp_path / "stopped"))
+    straight, resumed = (serialize.load(tmp_path / name / "last.npz") for name in ("straight", "stopped"))
+    for name, weights in straight["model"].items():
+        np.testing.assert_array_equal(weights, resumed["model"][name], err_msg=name)
+

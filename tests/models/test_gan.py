@@ -11,10 +11,12 @@ import pytest
 import scratchgen as sg
 from scratchgen import cli
 from scratchgen.data import load_images
+from scratchgen.models import Clock
 from scratchgen.models.gan import (GANConfig, GANRecipe, adversarial_step, discriminator,
                                    gradient_penalty, to_model_range)
 from scratchgen.testing import gradcheck, gradgradcheck
 
+START = Clock(step=0, epoch=0, batch=0, batches_per_epoch=10)
 SIDE = 16  # the twin tests run one size up from the default 8, for one more BatchNorm layer each
 REAL = np.asarray(load_images("digits", SIDE).train_images[:6])
 
@@ -58,11 +60,19 @@ def test_training_step_losses_gradients_and_updates_equal_the_pytorch_twin(torch
 def test_training_step_reports_what_the_discriminator_sees():
     sg.manual_seed(0)
     recipe = GANRecipe(tiny_config("nonsat"), load_images("digits", SIDE))
-    losses = recipe.train_step((sg.tensor(REAL),), None)
+    losses = recipe.train_step((sg.tensor(REAL),), START)
     assert {"d_loss", "g_loss", "d_real", "d_fake"} == set(losses)
     assert 0 < losses["d_fake"] < 1 and 0 < losses["d_real"] < 1  # D(x), D(G(z)) are probabilities here
-    wgan = GANRecipe(tiny_config("wgan-gp"), load_images("digits", SIDE)).train_step((sg.tensor(REAL),), None)
-    assert wgan["gradient_penalty"] > 0
+    wgan = GANRecipe(tiny_config("wgan-gp"), load_images("digits", SIDE))
+    assert wgan.train_step((sg.tensor(REAL),), START)["gradient_penalty"] > 0
+
+
+def test_learning_rate_falls_linearly_to_zero_after_decay_from():
+    config = dataclasses.replace(tiny_config("hinge"), epochs=10, decay_from=0.6)
+    recipe = GANRecipe(config, load_images("digits", SIDE))
+    assert recipe.learning_rate(Clock(0, 0, 0, 10)) == recipe.learning_rate(Clock(60, 6, 0, 10)) == config.lr
+    assert recipe.learning_rate(Clock(80, 8, 0, 10)) == pytest.approx(config.lr / 2)
+    assert recipe.learning_rate(Clock(99, 9, 9, 10)) == pytest.approx(config.lr / 40)
 
 
 # ---- the gradient penalty differentiates the critic twice ------------------------------------------
