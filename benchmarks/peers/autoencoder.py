@@ -41,9 +41,8 @@ def training_step(twin, optimizer, images):
 
 
 def twin_training_step(recipe, batch):
-    """The benchmark suite's twin step (see ``peers/__init__.py``): ``training_step`` with the
-    recipe's config and weights on ``batch[0]``, (N, S, S) images."""
-    twin, optimizer = build(recipe.config, side=recipe.image_shape[0])
-    twin.load_state_dict({name: torch.as_tensor(value) for name, value in recipe.model.state_dict().items()})
-    images = torch.as_tensor(batch[0])
+    """``step()``: what ``AutoencoderRecipe.train_step`` does, on ``batch`` ((N, S, S) images, labels)."""
+    twin, optimizer = build(recipe.config, batch[0].shape[-1])
+    twin.load_state_dict({name: torch.from_numpy(array) for name, array in recipe.model.state_dict().items()})
+    images = torch.from_numpy(batch[0])
     return lambda: training_step(twin, optimizer, images)

@@ -2,10 +2,16 @@
 same three losses and the same training step, written as one would in PyTorch, with the same
 parameter names (``generator.0.weight``, ``discriminator.3.running_mean``, ...).
 
-    twin, optimizers = build(config, side=16)
+    twin, optimizers = build(config, side=8)
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_gan.state_dict().items()})
     losses = training_step(twin, optimizers, real, noise, mix, gp_weight)   # = adversarial_step's
+
+``twin_training_step`` and ``twin_sampler`` are the benchmark suite's entry points (see
+``peers/__init__.py``): the recipe's whole step (noise, both updates, the weight average) and its
+sampler (BatchNorm statistics estimated for the averaged weights, then one batch).
 """
+import copy
+
 import math
 
 import torch
@@ -118,4 +124,46 @@ def twin_sampler(recipe, n):
     @torch.no_grad()
     def draw():
         return ((twin.generator(torch.randn(n, recipe.config.latent_dim, 1, 1))[:, 0] + 1) / 2).clamp(0, 1)
+    return draw
+
+
+# ---- the benchmark suite's entry points ------------------------------------------------------------
+def _twin_of(recipe):
+    twin, optimizers = build(recipe.config, recipe.config.image_size)
+    twin.load_state_dict({name: torch.from_numpy(array) for name, array in recipe.model.state_dict().items()})
+    return twin, optimizers
+
+
+def twin_training_step(recipe, batch):
+    """``step()``: what ``GANRecipe.train_step`` does, on ``batch`` ((N, S, S) images in [0, 1], ...)."""
+    config = recipe.config
+    twin, optimizers = _twin_of(recipe)
+    average = copy.deepcopy(twin.generator).requires_grad_(False)
+    real = torch.from_numpy(batch[0]).unsqueeze(1) * 2 - 1
+    count = len(real)
+
+    def step():
+        noise = torch.randn(count, config.latent_dim, 1, 1)
+        mix = torch.rand(count, 1, 1, 1) if config.loss == "wgan-gp" else None
+        training_step(twin, optimizers, real, noise, mix, config.gp_weight)
+        with torch.no_grad():
+            for shadow, weight in zip(average.parameters(), twin.generator.parameters()):
+                shadow.lerp_(weight, 1 - config.ema_decay)
+    return step
+
+
+def twin_sampler(recipe, n, statistics_batch=1024):
+    """``draw()``: ``n`` images in [0, 1] from the (averaged) generator, BatchNorm statistics first
+    estimated on ``statistics_batch`` noise vectors, as ``GANRecipe.generate`` does."""
+    generator = _twin_of(recipe)[0].generator
+    latent = recipe.config.latent_dim
+    norms = [layer for layer in generator.modules() if isinstance(layer, nn.BatchNorm2d)]
+
+    @torch.no_grad()
+    def draw():
+        for layer in norms:
+            layer.momentum = 1.0
+        generator.train()(torch.randn(statistics_batch, latent, 1, 1))
+        images = generator.eval()(torch.randn(n, latent, 1, 1))[:, 0]
+        return ((images + 1) / 2).clamp(0, 1)
     return draw

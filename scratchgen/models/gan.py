@@ -37,9 +37,9 @@ same G(z) (the discriminator frozen). Samples come from an exponential moving av
 generator's weights (Yazici et al. 2019): the trained weights oscillate as the two networks chase
 each other, and their average draws much cleaner digits (about half the FID here); BatchNorm's
 statistics are estimated afresh for the averaged weights, on 1,024 noise vectors, before drawing.
-``validate`` scores 1,000 samples with the digits metrics after every epoch (``fid_ratio`` in
-``metrics.jsonl``), and ``samples_epochNNN.png`` shows the same 100 fixed noise vectors every
-``grid_every`` epochs, so progress (and mode collapse) is visible as training goes.
+After the first epoch and every ``grid_every`` epochs, ``samples_epochNNN.png`` shows the same 100
+fixed noise vectors and ``validate`` scores 1,000 samples with the digits metrics (``fid_ratio``,
+``classes_covered`` in ``metrics.jsonl``), so progress (and mode collapse) shows as training goes.
 """
 import dataclasses
 import typing
@@ -60,19 +60,19 @@ FIXED_NOISE_STREAM = 3  # the fixed noise of the progress grids: PCG64 seeded (s
 
 @dataclasses.dataclass
 class GANConfig(TrainConfig):
-    epochs: int = 150                     # ~2 CPU-minutes; past ~150 the discriminator overfits
+    epochs: int = 300                     # ~3 CPU-minutes
     batch_size: int = 32                  # 43 steps per epoch on the 1,347 training digits
     lr: float = 2e-4                      # Adam, both networks
     beta1: float = 0.5                    # Adam's beta1 (DCGAN: 0.5)
     beta2: float = 0.999                  # Adam's beta2
     decay_from: float = 1.0               # share of training after which lr falls linearly to 0 (1: never)
     image_size: int = 8                   # 8: the digits as they are; 16 or 32: upsampled
-    loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = "nonsat"  # the adversarial loss
+    loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = "hinge"  # the adversarial loss
     latent_dim: int = 32                  # dimensions of z
     channels: int = 16                    # the discriminator's first layer (x2 per layer; generator x2)
     gp_weight: float = 10.0               # wgan-gp: lambda of the gradient penalty
     ema_decay: float = 0.998              # samples come from averaged generator weights (0: off)
-    grid_every: int = 10                  # epochs between fixed-noise grids (0: none)
+    grid_every: int = 10                  # epochs between fixed-noise grids and FID checks (0: none)
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -123,13 +123,12 @@ def discriminator(channels, side, norm="batch"):
 
 
 def dcgan_init_(module):
-    """The DCGAN initialisation: convolution weights ~ N(0, 0.02), norm scales ~ N(1, 0.02),
-    biases and shifts 0."""
+    """The DCGAN initialisation: convolution weights ~ N(0, 0.02), norm scales ~ N(1, 0.02) and
+    shifts 0. Convolution biases keep their default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in
+    PyTorch's DCGAN: zeroed, the discriminator here won more and the samples scored ~1.5x worse."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             init.normal_(layer.weight, 0.0, 0.02)
-            if layer.bias is not None:
-                init.zeros_(layer.bias)
         elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
             init.normal_(layer.weight, 1.0, 0.02)
             init.zeros_(layer.bias)
@@ -261,6 +260,7 @@ class GANRecipe(Recipe):
         fixed = np.random.default_rng((config.seed, FIXED_NOISE_STREAM)).standard_normal(
             (self.grid_size, config.latent_dim, 1, 1))
         self.fixed_noise = tensor(fixed.astype(np.float32), device=self.device)
+        self.epoch = 0  # the epoch being trained, counted from 1 (set by train_step)
 
     def learning_rate(self, clock):
         """lr until ``decay_from`` of the epochs are done, then falling linearly to 0 at the end
@@ -268,7 +268,13 @@ class GANRecipe(Recipe):
         done, start = clock.epochs_done / self.config.epochs, self.config.decay_from
         return self.config.lr if done <= start else self.config.lr * (1 - done) / (1 - start)
 
+    def is_grid_epoch(self, epoch):
+        """After epoch 1 and every ``grid_every`` epochs: draw the fixed noise, score samples."""
+        every = self.config.grid_every
+        return bool(every) and (epoch == 1 or epoch % every == 0)
+
     def train_step(self, batch, clock):
+        self.epoch = clock.epoch + 1
         for optimizer in self.optimizers.values():
             optimizer.param_groups[0]["lr"] = self.learning_rate(clock)
         real = to_model_range(batch[0])
@@ -294,8 +300,8 @@ class GANRecipe(Recipe):
         return self.generate(randn(n, self.config.latent_dim, 1, 1, device=self.device))
 
     def validate(self, data):
-        """The digits FID ratio and class coverage of 1,000 samples (digits only)."""
-        if data.name != "digits":
+        """The digits FID ratio and class coverage of 1,000 samples, on grid epochs (digits only)."""
+        if data.name != "digits" or not self.is_grid_epoch(self.epoch):
             return {}
         metrics = digits_metrics(self.sample(self.validation_samples))
         return {"fid_ratio": metrics["fid_ratio"], "classes_covered": metrics["classes_covered"]}
@@ -304,8 +310,5 @@ class GANRecipe(Recipe):
         return {}  # the runner scores the final samples with every digits metric
 
     def epoch_figures(self, data, epoch):
-        """The fixed noise's images every ``grid_every`` epochs (and after the first)."""
-        every = self.config.grid_every
-        if not every or (epoch % every and epoch != 1):
-            return {}
-        return {"samples": self.generate(self.fixed_noise)}
+        """The fixed noise's images, on grid epochs."""
+        return {"samples": self.generate(self.fixed_noise)} if self.is_grid_epoch(epoch) else {}

@@ -4,7 +4,7 @@ The model (Radford et al. 2018, 2019; nanoGPT's layout and parameter names)
     x_0   = wte[ids] + wpe[0..T-1]                                   token and position embeddings (B, T, C)
     x     = x + attn(ln_1(x))       for each of n_layer blocks         pre-norm residual blocks
     x     = x + mlp(ln_2(x))
-    attn  = c_proj(heads side by side: softmax(q k^T / sqrt(C / n_head) + causal mask) v),  q, k, v = c_attn(x)
+    attn  = c_proj(all heads of softmax(q k^T / sqrt(C / n_head) + causal mask) v),  q, k, v = c_attn(x)
     mlp   = c_proj(gelu(c_fc(x)))                                     C -> 4C -> C
     p(x_{t+1} | x_1..x_t) = softmax(ln_f(x) wte^T)                    the head shares the token embedding
     loss  = mean over B T positions of -ln p(next character)           nats per character (bpc = loss / ln 2)

@@ -1,4 +1,6 @@
 """Matrix products."""
+import math
+
 from .. import backend
 from ..autograd import Function
 from .elementwise import binary_operands
@@ -7,7 +9,12 @@ from .shape import reshape, transpose
 
 class MatMul(Function):
     """Y = A @ B over the last two axes (leading axes broadcast);
-    dA = dY @ B^T, dB = A^T @ dY (the engine sums broadcast batch axes away)."""
+    dA = dY @ B^T, dB = A^T @ dY (the engine sums broadcast batch axes away).
+
+    A weight shared by every row of a batch (B 2-D, A of shape (..., M, K)) is the common case of
+    ``Linear`` on sequences: there dB = A^T @ dY summed over the batch axes is one product of the
+    rows stacked, (K, rows) @ (rows, N), which BLAS runs as a single GEMM rather than a batch of
+    small ones followed by a sum."""
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
@@ -16,7 +23,18 @@ class MatMul(Function):
     def backward(self, grad):
         a, b = self.saved_tensors
         return (matmul(grad, transpose(b, -1, -2)) if self.needs_input_grad[0] else None,
-                matmul(transpose(a, -1, -2), grad) if self.needs_input_grad[1] else None)
+                self._grad_b(a, b, grad) if self.needs_input_grad[1] else None)
+
+    @staticmethod
+    def _grad_b(a, b, grad):
+        if b.ndim == 2 and a.ndim > 2:
+            return matmul(transpose(_rows(a), 0, 1), _rows(grad))
+        return matmul(transpose(a, -1, -2), grad)
+
+
+def _rows(x):
+    """(..., M, K) -> (prod(...) * M, K): the batch's rows stacked into one matrix."""
+    return reshape(x, (math.prod(x.shape[:-1]), x.shape[-1]))
 
 
 def matmul(a, b):
