@@ -110,7 +110,6 @@ class Function:
     # ---- building the graph -------------------------------------------------------------------
     @classmethod
     def apply(cls, *inputs, **params):
-        from .tensor import Tensor
         node = cls()
         node._saved_arrays = ()
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
@@ -133,7 +132,6 @@ class Function:
         self._saved_arrays = arrays
 
     def _connect(self, inputs, arrays, outputs):
-        from .tensor import Tensor
         self.next_edges = tuple(_edge_to(x) if isinstance(x, Tensor) and x.requires_grad else None
                                 for x in inputs)
         self.needs_input_grad = tuple(edge is not None for edge in self.next_edges)
@@ -144,7 +142,6 @@ class Function:
 
     def _link(self, saved, inputs, arrays, outputs):
         """Remember a saved array with the graph position it came from (see module docstring)."""
-        from .tensor import Tensor
         for tensor, array in zip(inputs, arrays):
             if saved is array and isinstance(tensor, Tensor):
                 return tensor if tensor.creator is None else (saved, tensor.creator, tensor.index)
@@ -156,7 +153,6 @@ class Function:
     @property
     def saved_tensors(self):
         """The saved arrays as Tensors, attached to the graph where they came from it."""
-        from .tensor import Tensor
         if self.released:
             raise RuntimeError(self._freed_message())
         return tuple(item if isinstance(item, Tensor) else Tensor._from_node(*item) for item in self._saved)
@@ -301,7 +297,6 @@ def _call_backward(node, grads_out, create_graph):
 
 
 def _block_second_order(grad, node, edges):
-    from .tensor import Tensor
     blocked = SecondOrderBlocked()
     blocked.next_edges = tuple(edges)
     blocked.needs_input_grad = (True,) * len(edges)
@@ -315,7 +310,6 @@ def _block_second_order(grad, node, edges):
 
 def _fill_missing(node, grads_out):
     """Zeros for outputs that received no gradient (e.g. an unused output of a multi-output op)."""
-    from .tensor import zeros
     present = next(g for g in grads_out if g is not None)
     return [g if g is not None else zeros(shape, dtype=dtype, device=present.device)
             for g, (shape, dtype) in zip(grads_out, node.output_meta)]
@@ -337,7 +331,6 @@ def _match_input(grad, meta, node):
 
 
 def _deliver(edge, grad, pending, leaf_grads):
-    from .tensor import Tensor
     if isinstance(edge, Tensor):
         entry = leaf_grads.setdefault(id(edge), [edge, None])
         entry[1] = grad if entry[1] is None else entry[1] + grad
@@ -353,7 +346,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     Mirrors ``torch.autograd.grad``. With ``create_graph=True`` the returned gradients are part of
     the graph, so they can be differentiated again (a gradient penalty, a Hessian-vector product).
     """
-    from .tensor import Tensor
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single_input = isinstance(inputs, Tensor)
     inputs = [inputs] if single_input else list(inputs)
@@ -377,7 +369,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _root_gradients(outputs, grad_outputs, op):
     """Seed gradients: ones for scalar outputs, the given ones otherwise (checked)."""
-    from .tensor import Tensor, ones_like
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
@@ -399,3 +390,9 @@ def _root_gradients(outputs, grad_outputs, op):
             raise RuntimeError(f"{op}: expected a gradient of shape {out.shape}, got {g.shape}")
         seeds.append(g)
     return seeds
+
+
+# The engine checks for and makes Tensors, and tensor.py builds on this module: importing it last,
+# once every name above exists, breaks the cycle (``scratchgen/__init__`` imports this module
+# before ``tensor``) without a slow import statement inside each op's ``apply``.
+from .tensor import Tensor, ones_like, zeros  # noqa: E402

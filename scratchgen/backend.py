@@ -25,7 +25,8 @@ def cupy_or_none():
 
 
 def is_cupy_array(array):
-    return type(array).__module__.startswith("cupy")
+    kind = type(array)
+    return kind is not np.ndarray and kind.__module__.startswith("cupy")  # asked on every op: NumPy first
 
 
 def get_array_module(*arrays):
@@ -52,11 +53,12 @@ class Device:
         self.index = int(index) if index else (0 if kind == "cuda" else None)
 
     def __eq__(self, other):
-        try:
-            other = Device(other)
-        except (ValueError, TypeError):
-            return NotImplemented
-        return (self.type, self.index) == (other.type, other.index)
+        if not isinstance(other, Device):
+            try:
+                other = Device(other)
+            except (ValueError, TypeError):
+                return NotImplemented
+        return self.type == other.type and self.index == other.index
 
     def __hash__(self):
         return hash((self.type, self.index))
@@ -68,10 +70,13 @@ class Device:
         return f"device('{self}')"
 
 
+CPU = Device("cpu")
+
+
 def device_of(array):
     if is_cupy_array(array):
         return Device(f"cuda:{array.device.id}")
-    return Device("cpu")
+    return CPU  # one shared object: asked for on every op, so not parsed afresh each time
 
 
 def require_cupy(purpose):
@@ -120,6 +125,8 @@ def is_floating(dtype):
 def result_dtype(*dtypes):
     """PyTorch's promotion for tensor-tensor operations: the wider float wins; ints go to float
     only when a float takes part; bool and int give int64."""
+    if len(set(dtypes)) == 1:
+        return np.dtype(dtypes[0])  # the common case, in every op: nothing to promote
     dtypes = [np.dtype(d) for d in dtypes]
     floats = [d for d in dtypes if d.kind == "f"]
     if floats:

@@ -19,7 +19,7 @@ def as_tensor_operand(value, like):
     """``value`` as a Tensor on ``like``'s device (Python scalars take ``like``'s dtype)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (numbers.Number, np.bool_)):
+    if type(value) in (float, int) or isinstance(value, (numbers.Number, np.bool_)):  # ABC check last: slow
         dtype = backend.scalar_dtype(like.dtype, value)
         return Tensor(like.xp.asarray(value, dtype=dtype))
     return Tensor(backend.to_device(np.asarray(value) if not hasattr(value, "dtype") else value, like.device))
@@ -35,7 +35,7 @@ def binary_operands(op, a, b, elementwise=True):
     if a.device != b.device:
         raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {b.device}; "
                            "move one with .to(device)")
-    if elementwise:
+    if elementwise and a.shape != b.shape:
         try:
             np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
@@ -221,6 +221,9 @@ class Erf(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
+        if x.dtype == np.float32 and not backend.is_cupy_array(x):
+            from ..kernels.special import erf_float32  # Numba: imported on first use
+            return erf_float32(x)  # 10x faster than SciPy's here (see its module docstring)
         return special_function("erf", x)
 
     def backward(self, grad):

@@ -14,9 +14,14 @@ from ..autograd import Function
 from ..tensor import Tensor
 
 
+def is_int(value):
+    """An integer of any kind (``type`` first: the ABC check is slow and shapes are mostly ints)."""
+    return type(value) is int or isinstance(value, numbers.Integral)
+
+
 def normalize_dim(op, dim, ndim):
     """A possibly negative ``dim`` as an index in [0, ndim), or a clear IndexError."""
-    if not isinstance(dim, numbers.Integral):
+    if not is_int(dim):
         raise TypeError(f"{op}: expected dim to be an int, got {type(dim).__name__}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
@@ -27,7 +32,7 @@ def normalize_dims(op, dim, ndim):
     """``dim`` (None, an int, or a sequence) as a sorted tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    dims = (dim,) if is_int(dim) else tuple(dim)
     axes = tuple(sorted(normalize_dim(op, d, ndim) for d in dims))
     if len(set(axes)) != len(axes):
         raise ValueError(f"{op}: dim {dim} repeats a dimension")
@@ -58,9 +63,9 @@ class Permute(Function):
 
 
 def _sizes(op, sizes):
-    if len(sizes) == 1 and not isinstance(sizes[0], numbers.Integral):
+    if len(sizes) == 1 and not is_int(sizes[0]):
         sizes = tuple(sizes[0])
-    if any(not isinstance(s, numbers.Integral) for s in sizes):
+    if not all(map(is_int, sizes)):
         raise TypeError(f"{op}: expected int sizes, got {sizes}")
     return tuple(int(s) for s in sizes)
 

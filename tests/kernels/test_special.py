@@ -1,0 +1,57 @@
+"""The float32 erf kernel (``kernels/special.py``) against SciPy's float64 erf: absolute error
+everywhere, relative error near 0, special values, any shape and memory layout; and ``sg.erf``
+using it for float32 CPU tensors only."""
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import scratchgen as sg
+from scratchgen.kernels.special import erf_float32
+
+ABSOLUTE_ERROR = 2.5e-7   # ~2 float32 ulp of 1
+RELATIVE_ERROR = 2.5e-7   # on |x| < 1, where the series is used
+
+finite_float32 = st.floats(-12, 12, width=32, allow_subnormal=False)
+
+
+def exact_erf(x):
+    return scipy.special.erf(x.astype(np.float64))
+
+
+@given(hnp.arrays(np.float32, hnp.array_shapes(max_dims=3, max_side=7), elements=finite_float32))
+def test_erf_float32_matches_float64_scipy(x):
+    result = erf_float32(x)
+    assert result.dtype == np.float32 and result.shape == x.shape
+    np.testing.assert_allclose(result, exact_erf(x), rtol=0, atol=ABSOLUTE_ERROR)
+
+
+@given(st.floats(-0.9990234375, 0.9990234375, width=32, allow_subnormal=False).filter(lambda v: v != 0))
+def test_erf_float32_keeps_relative_accuracy_near_zero(value):
+    x = np.array([value], dtype=np.float32)
+    exact = exact_erf(x)
+    assert abs(erf_float32(x)[0] - exact[0]) <= RELATIVE_ERROR * abs(exact[0])
+
+
+def test_special_values_and_layouts():
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, 1.0, -1.0, 40.0, 3e38], dtype=np.float32)
+    result = erf_float32(x)
+    np.testing.assert_array_equal(result[[0, 1, 3, 4, 8, 9]], [1, -1, 0, 0, 1, 1])
+    assert np.isnan(result[2])
+    np.testing.assert_allclose(result[5:8], exact_erf(x[5:8]), rtol=RELATIVE_ERROR)
+    strided = np.linspace(-3, 3, 60, dtype=np.float32).reshape(6, 10).T[::2]  # not contiguous
+    np.testing.assert_allclose(erf_float32(strided), exact_erf(strided), atol=ABSOLUTE_ERROR)
+
+
+def test_erf_float32_refuses_other_dtypes():
+    with pytest.raises(TypeError, match="expected a float32 array, got float64"):
+        erf_float32(np.zeros(3))
+
+
+def test_tensor_erf_uses_the_kernel_for_float32_and_scipy_for_float64():
+    values = np.linspace(-4, 4, 101)
+    np.testing.assert_array_equal(sg.tensor(values.astype(np.float32)).erf().numpy(),
+                                  erf_float32(values.astype(np.float32)))
+    np.testing.assert_array_equal(sg.tensor(values).erf().numpy(), scipy.special.erf(values))
