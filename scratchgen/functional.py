@@ -12,7 +12,7 @@ from . import backend
 from .ops.elementwise import (abs, clamp, erf, exp, log, maximum, minimum, relu, sigmoid,  # noqa: F401
                               softplus, sqrt, tanh, where)
 from .ops.linalg import matmul
-from .ops.reduction import log_softmax, logsumexp, mean, softmax, sum  # noqa: F401
+from .ops.reduction import log_softmax, logsumexp, mean, normalize, softmax, sum  # noqa: F401
 from .ops.shape import getitem, pad, reshape  # noqa: F401
 from .random import generator
 from .tensor import Tensor
@@ -86,14 +86,7 @@ def dropout(x, p=0.5, training=True):
 
 # ---- normalisation ------------------------------------------------------------------------------
 # y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance; the three norms differ
-# only in the axes the statistics run over. Written with ops, so every derivative comes for free.
-def _normalize(x, axes, eps):
-    """(normalised x, mean, biased variance) over ``axes``; the statistics keep their dims."""
-    average = mean(x, axes, keepdim=True)
-    centred = x - average
-    variance = mean(centred * centred, axes, keepdim=True)
-    return centred / sqrt(variance + eps), average, variance
-
+# only in the axes the statistics run over. ``normalize`` (ops/reduction.py) is one fused node.
 
 def _channel_shape(ndim):
     """Shape that broadcasts a per-channel (dim 1) vector of length C over (N, C, ...)."""
@@ -114,7 +107,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if count == 0 or input.shape[input.ndim - count:] != normalized_shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, "
                          f"got {input.shape}")
-    out = _normalize(input, tuple(range(input.ndim - count, input.ndim)), eps)[0]
+    out = normalize(input, tuple(range(input.ndim - count, input.ndim)), eps)[0]
     if weight is not None:
         out = out * weight
     return out if bias is None else out + bias
@@ -126,7 +119,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by "
                          f"num_groups={num_groups}, got shape {input.shape}")
     grouped = reshape(input, (input.shape[0], num_groups, -1))  # (N, G, C/G * positions)
-    out = reshape(_normalize(grouped, (2,), eps)[0], input.shape)
+    out = reshape(normalize(grouped, (2,), eps)[0], input.shape)
     return _channel_affine(out, weight, bias)
 
 
@@ -151,9 +144,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if count < 2:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                          f"shape {input.shape}")
-    out, average, variance = _normalize(input, (0,) + tuple(range(2, input.ndim)), eps)
-    unbiased_variance = variance.data * (count / (count - 1))
-    for running, batch in ((running_mean, average.data), (running_var, unbiased_variance)):
+    out, average, variance = normalize(input, (0,) + tuple(range(2, input.ndim)), eps)
+    unbiased_variance = variance * (count / (count - 1))
+    for running, batch in ((running_mean, average), (running_var, unbiased_variance)):
         if running is not None:
             running.data *= 1 - momentum
             running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)

@@ -9,7 +9,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .elementwise import exp, log, sqrt
 from .shape import expand, normalize_dim, normalize_dims, reshape
@@ -78,6 +78,51 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
     return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+
+
+class Normalize(Function):
+    """y = (x - mean) / sqrt(var + eps), the statistics over ``axes`` (biased variance): the core
+    of LayerNorm, GroupNorm and BatchNorm as one node, where written with ops it took seven
+    (and their backward twenty), which dominated small convolutional models' steps.
+
+        dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)          (means over ``axes``)
+
+    ``forward`` takes the centred input and the variance from ``normalize``, which also hands
+    them to BatchNorm's running averages. For a first-order backward the inverse standard
+    deviation is a constant array; under ``create_graph=True`` it is recomputed from x with ops,
+    so that a second derivative (a gradient penalty through a normalised critic) sees how it
+    depends on x — y is the saved output, already attached to the graph.
+    """
+
+    def forward(self, x, axes, eps, centred, variance):
+        self.axes, self.eps = axes, eps
+        self.inverse_std = 1 / backend.get_array_module(x).sqrt(variance + eps)
+        y = centred * self.inverse_std
+        self.save_for_backward(x, y)
+        return y
+
+    def backward(self, grad):
+        x, y = self.saved_tensors
+        if is_grad_enabled():
+            centred = x - mean(x, self.axes, keepdim=True)
+            inverse_std = 1 / sqrt(mean(centred * centred, self.axes, keepdim=True) + self.eps)
+        else:
+            inverse_std = Tensor(self.inverse_std)
+        average_grad = mean(grad, self.axes, keepdim=True)
+        average_grad_y = mean(grad * y, self.axes, keepdim=True)
+        return (grad - average_grad - y * average_grad_y) * inverse_std
+
+
+def normalize(x, dim, eps=1e-5):
+    """``(y, mean, variance)``: x normalised over ``dim`` (see ``Normalize``), and the batch's
+    mean and biased variance as arrays with the reduced dims kept."""
+    if not backend.is_floating(x.dtype):
+        raise TypeError(f"normalize: expected a floating-point tensor, got dtype {x.dtype}")
+    axes = normalize_dims("normalize", dim, x.ndim)
+    average = x.data.mean(axis=axes, keepdims=True)
+    centred = x.data - average
+    variance = (centred * centred).mean(axis=axes, keepdims=True)
+    return Normalize.apply(x, axes=axes, eps=eps, centred=centred, variance=variance), average, variance
 
 
 def amax(x, dim=None, keepdim=False):

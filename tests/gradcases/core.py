@@ -175,6 +175,36 @@ def _kink_at_zero(x, **_):
     return near(x, [0.0])
 
 
+@st.composite
+def norm_draw(draw):
+    """(N, C, *spatial) inputs of the three norms, C divisible by ``groups``."""
+    groups, per_group, batch = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(2, 3))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    return (draw(arrays((batch, groups * per_group) + spatial)),), {"groups": groups}
+
+
+def flat_spread(axes_of):
+    """reject: a normalised set whose values nearly coincide (its 1/std, and every derivative,
+    would blow up), with ``axes_of(a, groups)`` the (regrouped array, axes) the statistics run over."""
+    def reject(a, groups):
+        grouped, axes = axes_of(a, groups)
+        return bool(np.any(np.std(grouped, axis=axes) < 0.3))
+    return reject
+
+
+NORM_CASES = [
+    GradCase("layer_norm", lambda a, groups: F.layer_norm(a, a.shape[1:]), norm_draw(),
+             torch_fn("lambda a, groups: F.layer_norm(a, a.shape[1:])"),
+             reject=flat_spread(lambda a, g: (a, tuple(range(1, a.ndim)))), second_order=True),
+    GradCase("group_norm", lambda a, groups: F.group_norm(a, groups), norm_draw(),
+             torch_fn("lambda a, groups: F.group_norm(a, groups)"),
+             reject=flat_spread(lambda a, g: (a.reshape(a.shape[0], g, -1), (2,))), second_order=True),
+    GradCase("batch_norm", lambda a, groups: F.batch_norm(a, None, None, training=True), norm_draw(),
+             torch_fn("lambda a, groups: F.batch_norm(a, None, None, training=True)"),
+             reject=flat_spread(lambda a, g: (a, (0,) + tuple(range(2, a.ndim)))), second_order=True),
+]
+
+
 CASES = [
     GradCase("add", lambda a, b: a + b, two(), torch_fn("lambda a, b: a + b"), second_order=True),
     GradCase("sub", lambda a, b: a - b, two(), torch_fn("lambda a, b: a - b"), second_order=True),
@@ -284,6 +314,7 @@ CASES = [
              classification_draw(spatial=True),
              lambda a, target, reduction: _torch_loss("nll_loss", a, target, reduction=reduction), second_order=True),
     GradCase("dropout", lambda a: _seeded_dropout(a), one(min_dims=1), None),
+    *NORM_CASES,
 ]
 
 
