@@ -23,6 +23,8 @@ import tempfile
 import time
 import traceback
 
+from scratchgen.memory import keep_freed_memory
+
 from .ceilings import ceilings_from
 from .machine import environment_warnings, machine_info, pin_threads, pinned_threads, thread_environment
 from .timing import describe, peak_bytes, time_interleaved
@@ -58,6 +60,7 @@ def run_workloads(workloads, options, threads, progress=None):
     """``{"threads", "pinned", "machine", "ceilings", "rows", "elapsed_s"}`` for one thread count."""
     progress = progress or Progress(len(workloads), threads)
     started = time.perf_counter()
+    keep_freed_memory()  # for every contender alike: see scratchgen/memory.py
     with pin_threads(threads):
         machine, pinned = machine_info(), pinned_threads()
         rows = []

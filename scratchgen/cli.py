@@ -41,6 +41,7 @@ import numpy as np
 
 from . import runner
 from .data import IDXError
+from .memory import keep_freed_memory
 from .eval.metrics import digits_metrics
 from .models import config_fields, get_recipe, recipe_names
 from .serialize import CheckpointError
@@ -308,6 +309,7 @@ def main(argv=None):
     if forwarded and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(forwarded)}")
     args.forwarded = forwarded
+    keep_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except runner.TrainingStopped as error:
