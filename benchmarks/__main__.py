@@ -29,8 +29,10 @@ Regenerate it (from the repository root, on an otherwise idle machine; under 30 
     env -u {' -u '.join(SLOWING_ENVIRONMENT)} python -m benchmarks --baseline
 
 That runs every workload at {BASELINE_THREADS.replace(',', ' and ')} threads into `benchmarks/baseline/`
-(`results.json`, `REPORT.md`, the plots) and rewrites this file from the report.
+(`results.json`, `REPORT.md`, the plots) and rewrites this file from the report, keeping the
+hand-written analysis below (between its markers): re-read it against the new figures.
 """
+ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
 
 
 def comma_list(kind, allowed=None, convert=str):
@@ -96,10 +98,23 @@ def baseline_paths():
 
 
 def write_baseline(markdown, path):
-    """BASELINE.md: how to regenerate it, then the report without its title (plots in baseline/)."""
+    """BASELINE.md: how to regenerate it, the analysis already in the file (if any), then the
+    report without its title (plots in baseline/)."""
     body = markdown.split("\n", 1)[1].replace("](scaling-", "](baseline/scaling-")
+    analysis = kept_analysis(path)
     with open(path, "w") as file:
-        file.write(BASELINE_HEADER + "\n" + body)
+        file.write(BASELINE_HEADER + "\n" + (analysis + "\n" if analysis else "") + body)
+
+
+def kept_analysis(path):
+    """The hand-written section of an existing BASELINE.md, markers included ('' if none)."""
+    try:
+        with open(path) as file:
+            text = file.read()
+    except FileNotFoundError:
+        return ""
+    start, end = text.find(ANALYSIS_BEGIN), text.find(ANALYSIS_END)
+    return text[start:end + len(ANALYSIS_END)] + "\n" if 0 <= start < end else ""
 
 
 def main(argv=None, prog="python -m benchmarks"):

@@ -15,6 +15,7 @@ import os
 import pathlib
 
 from scratchgen import runner
+from scratchgen.memory import keep_freed_memory
 
 MODELS = ("ngram", "charlstm", "gpt")
 DOCUMENT = pathlib.Path(__file__).resolve().parent / "language_models.md"
@@ -65,6 +66,7 @@ def samples(results):
 
 
 def main():
+    keep_freed_memory()  # as the command line does (scratchgen/memory.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs", help="where the run folders go (default: runs)")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already have a checkpoint")

@@ -128,6 +128,18 @@ def test_baseline_keeps_its_regeneration_command(tmp_path):
     assert written.startswith(BASELINE_HEADER) and "](baseline/scaling-attention-vs-t.png)" in written
 
 
+def test_regenerating_the_baseline_keeps_its_analysis(tmp_path):
+    from scratchgen.benchmarks.__main__ import ANALYSIS_BEGIN, ANALYSIS_END, write_baseline
+    path = tmp_path / "B.md"
+    write_baseline("# old\n\nfigures of run A\n", path)
+    analysis = f"{ANALYSIS_BEGIN}\n## Where the time goes\n\nconvolution.\n{ANALYSIS_END}"
+    path.write_text(path.read_text().replace("figures of run A", analysis + "\n\nfigures of run A"))
+    write_baseline("# new\n\nfigures of run B\n", path)
+    written = path.read_text()
+    assert written.count(analysis) == 1 and "figures of run B" in written and "figures of run A" not in written
+    assert written.index(analysis) < written.index("figures of run B")
+
+
 def test_scratchgen_bench_forwards_its_arguments(capsys):
     assert cli.main(["bench", "--quick", "--list", "--only", "engine/"]) == 0
     listed = capsys.readouterr().out
