@@ -18,9 +18,16 @@ SLOWING_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
+# Numba's default "omp" threading layer loads the system's libgomp beside the copy bundled with
+# PyTorch: two OpenMP runtimes whose idle workers spin, each holding the 2 cores the other's next
+# parallel region needs. Alternating with our kernels made PyTorch's 2-thread attention 26x slower
+# than at 1 thread (123 vs 4.7 ms, measured). The "workqueue" layer keeps one OpenMP runtime in the process.
+BENCHMARK_ENVIRONMENT = {"NUMBA_THREADING_LAYER": "workqueue"}
+
+
 def thread_environment(threads):
     """The environment of a process whose thread pools all start at ``threads``."""
-    return dict(os.environ, **{variable: str(threads) for variable in THREAD_VARIABLES})
+    return dict(os.environ, **BENCHMARK_ENVIRONMENT, **{variable: str(threads) for variable in THREAD_VARIABLES})
 
 
 def pin_threads(threads):
