@@ -27,7 +27,8 @@ BENCHMARK_ENVIRONMENT = {"NUMBA_THREADING_LAYER": "workqueue"}
 
 def thread_environment(threads):
     """The environment of a process whose thread pools all start at ``threads``."""
-    return dict(os.environ, **BENCHMARK_ENVIRONMENT, **{variable: str(threads) for variable in THREAD_VARIABLES})
+    pools = {variable: str(threads) for variable in THREAD_VARIABLES}
+    return dict(os.environ, **BENCHMARK_ENVIRONMENT, **pools)
 
 
 def pin_threads(threads):

@@ -39,11 +39,13 @@ def _erf_flat(x, out):
     for i in range(x.size):
         z = abs(x[i])
         t = ONE / (ONE + HALF * z)
-        p = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * (C8 + t * C9))))))))
+        p = C5 + t * (C6 + t * (C7 + t * (C8 + t * C9)))  # Horner's rule, in two halves
+        p = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * p))))
         complement = t * exp(p - z * z)
         far = ONE - complement if x[i] >= 0 else complement - ONE  # NaN: the else branch keeps it
         u = x[i] * x[i]
-        near = x[i] * (S0 + u * (S1 + u * (S2 + u * (S3 + u * (S4 + u * (S5 + u * (S6 + u * (S7 + u * (S8 + u * S9)))))))))
+        series = S5 + u * (S6 + u * (S7 + u * (S8 + u * S9)))
+        near = x[i] * (S0 + u * (S1 + u * (S2 + u * (S3 + u * (S4 + u * series)))))
         out[i] = near if z < ONE else far
 
 
