@@ -108,25 +108,35 @@ class Function:
     once_differentiable = False
 
     # ---- building the graph -------------------------------------------------------------------
+    _saved_arrays = ()  # what ``save_for_backward`` sets on the node, read once by ``_connect``
+
     @classmethod
     def apply(cls, *inputs, **params):
+        # Every op of every step passes through here: the loops below are written out rather than
+        # as generator expressions, and the clock is read only when someone watches.
         node = cls()
-        node._saved_arrays = ()
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         if _observers:
             _notify_begin("on_forward_begin", node)
-        started = time.perf_counter()
+            started = time.perf_counter()
         outputs = node.forward(*arrays, **params)
         single = not isinstance(outputs, tuple)
         outputs = (outputs,) if single else outputs
         for observer in _observers:
             observer.on_forward(node, arrays, outputs, time.perf_counter() - started)
-        track = is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        track = False
+        if is_grad_enabled():
+            for x in inputs:
+                if isinstance(x, Tensor) and x._requires_grad:
+                    track = True
+                    break
         if track:
             node._connect(inputs, arrays, outputs)
-        del node._saved_arrays
-        results = tuple(Tensor._from_node(out, node if track else None, i) for i, out in enumerate(outputs))
-        return results[0] if single else results
+            node._saved_arrays = ()  # now in ``_saved``; an untracked node is dropped with them
+        creator = node if track else None
+        if single:
+            return Tensor._from_node(outputs[0], creator, 0)
+        return tuple(Tensor._from_node(out, creator, i) for i, out in enumerate(outputs))
 
     def save_for_backward(self, *arrays):
         self._saved_arrays = arrays
@@ -244,7 +254,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 continue  # no gradient reaches this node (e.g. it feeds only an unused output)
             if node.released:
                 raise RuntimeError(node._freed_message())
-            grads_out = [_run_hooks(getattr(node, "output_hooks", {}).get(i, ()), g) for i, g in enumerate(grads_out)]
+            hooks = getattr(node, "output_hooks", None)
+            if hooks:
+                grads_out = [_run_hooks(hooks.get(i, ()), g) for i, g in enumerate(grads_out)]
             if capture is not None:
                 for index, grad in enumerate(grads_out):
                     if (node, index) in capture:
@@ -310,7 +322,10 @@ def _block_second_order(grad, node, edges):
 
 def _fill_missing(node, grads_out):
     """Zeros for outputs that received no gradient (e.g. an unused output of a multi-output op)."""
-    present = next(g for g in grads_out if g is not None)
+    present = [g for g in grads_out if g is not None]  # (``None in grads_out`` would call Tensor.__eq__)
+    if len(present) == len(grads_out):
+        return grads_out
+    present = present[0]
     return [g if g is not None else zeros(shape, dtype=dtype, device=present.device)
             for g, (shape, dtype) in zip(grads_out, node.output_meta)]
 

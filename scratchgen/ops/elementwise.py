@@ -21,7 +21,7 @@ def as_tensor_operand(value, like):
         return value
     if type(value) in (float, int) or isinstance(value, (numbers.Number, np.bool_)):  # ABC check last: slow
         dtype = backend.scalar_dtype(like.dtype, value)
-        return Tensor(like.xp.asarray(value, dtype=dtype))
+        return Tensor._from_node(like.xp.asarray(value, dtype=dtype))  # a constant
     return Tensor(backend.to_device(np.asarray(value) if not hasattr(value, "dtype") else value, like.device))
 
 
@@ -30,12 +30,14 @@ def binary_operands(op, a, b, elementwise=True):
     element-wise ops, for broadcastable shapes."""
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
-    a = as_tensor_operand(a, b) if not isinstance(a, Tensor) else a
-    b = as_tensor_operand(b, a) if not isinstance(b, Tensor) else b
-    if a.device != b.device:
+    if not isinstance(a, Tensor):
+        a = as_tensor_operand(a, b)  # made on b's device
+    elif not isinstance(b, Tensor):
+        b = as_tensor_operand(b, a)
+    elif a.device != b.device:
         raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {b.device}; "
                            "move one with .to(device)")
-    if elementwise and a.shape != b.shape:
+    if elementwise and a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand broadcasts to anything
         try:
             np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
