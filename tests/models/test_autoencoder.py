@@ -11,6 +11,7 @@ import scratchgen as sg
 from scratchgen import cli
 from scratchgen.data import load_digits_split
 from scratchgen.models.autoencoder import AutoencoderConfig, AutoencoderRecipe, roc_auc
+from twin_checks import assert_parameters_equal_the_twins
 
 IMAGES = np.array(load_digits_split().train_images[:16], dtype=np.float64)
 
@@ -30,12 +31,7 @@ def test_training_step_loss_gradients_and_update_equal_the_pytorch_twin(torch):
     expected = training_step(twin, optimizer, torch.from_numpy(IMAGES))
 
     assert loss == pytest.approx(expected, rel=1e-12)
-    twin_parameters = dict(twin.named_parameters())
-    for name, parameter in model.named_parameters():
-        np.testing.assert_allclose(parameter.grad.numpy(), twin_parameters[name].grad.numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=f"gradient of {name}")
-        np.testing.assert_allclose(parameter.numpy(), twin_parameters[name].detach().numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=f"{name} after the Adam step")
+    assert_parameters_equal_the_twins(model, twin)
 
 
 def test_roc_auc_is_the_probability_that_an_anomaly_outscores_a_normal_image():

@@ -13,6 +13,7 @@ from scratchgen.models import Clock
 from scratchgen.models.charlstm import (IGNORE, CharLSTM, CharLSTMConfig, CharLSTMRecipe, parallel_streams,
                                         stream_windows)
 from scratchgen.runner import forked_rng
+from twin_checks import assert_parameters_equal_the_twins
 
 SMALL = dict(batch_size=4, bptt=12, embedding_dim=8, hidden=16, num_layers=2)
 
@@ -51,12 +52,7 @@ def test_training_steps_equal_the_pytorch_twin_with_the_state_carried(torch):
         state = tuple(part.detach() for part in state)
 
         assert loss == pytest.approx(twin_loss.item(), rel=1e-12)
-        twin_parameters = dict(twin.named_parameters())
-        for name, parameter in recipe.model.named_parameters():
-            np.testing.assert_allclose(parameter.grad.numpy(), twin_parameters[name].grad.numpy(), rtol=1e-9,
-                                       atol=1e-12, err_msg=f"gradient of {name} at step {step}")
-            np.testing.assert_allclose(parameter.numpy(), twin_parameters[name].detach().numpy(), rtol=1e-9,
-                                       atol=1e-12, err_msg=f"{name} after step {step}")
+        assert_parameters_equal_the_twins(recipe.model, twin, when=f" at step {step}")
         for ours, theirs in zip(recipe.carried, state):
             np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-13)
 

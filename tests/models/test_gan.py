@@ -15,6 +15,7 @@ from scratchgen.models import Clock
 from scratchgen.models.gan import (GANConfig, GANRecipe, adversarial_step, discriminator,
                                    gradient_penalty, to_model_range)
 from scratchgen.testing import gradcheck, gradgradcheck
+from twin_checks import assert_parameters_equal_the_twins
 
 START = Clock(step=0, epoch=0, batch=0, batches_per_epoch=10)
 SIDE = 16  # the twin tests run one size up from the default 8, for one more BatchNorm layer each
@@ -48,10 +49,8 @@ def test_training_step_losses_gradients_and_updates_equal_the_pytorch_twin(torch
 
     assert losses["d_loss"] == pytest.approx(d_loss, rel=1e-10)
     assert losses["g_loss"] == pytest.approx(g_loss, rel=1e-10)
-    twin_parameters = dict(twin.named_parameters())
-    for name, parameter in model.named_parameters():  # discriminator grads: its step; generator's: its own
-        np.testing.assert_allclose(parameter.grad.numpy(), twin_parameters[name].grad.numpy(), rtol=1e-8,
-                                   atol=1e-12, err_msg=f"gradient of {name}")
+    # discriminator gradients: its step's; the generator's: its own
+    assert_parameters_equal_the_twins(model, twin, rtol=1e-8, values=False)
     twin_state = twin.state_dict()
     for name, array in model.state_dict().items():  # Adam's updates and BatchNorm's running statistics
         np.testing.assert_allclose(array, twin_state[name].numpy(), rtol=1e-8, atol=1e-12, err_msg=name)

@@ -13,6 +13,7 @@ from scratchgen.data.text import load_text
 from scratchgen.models import Clock
 from scratchgen.models.gpt import GPT, GPTConfig, GPTRecipe, causal_attention_reference, evaluation_windows
 from scratchgen.runner import forked_rng
+from twin_checks import assert_parameters_equal_the_twins
 
 SMALL = dict(batch_size=3, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
@@ -45,14 +46,7 @@ def test_training_steps_equal_the_pytorch_twin(torch):
         optimizer.step()
 
         assert loss == pytest.approx(twin_loss.item(), rel=1e-12)
-        twin_parameters = dict(twin.named_parameters())
-        ours = dict(recipe.model.named_parameters())
-        assert sorted(ours) == sorted(twin_parameters)
-        for name, parameter in ours.items():
-            np.testing.assert_allclose(parameter.grad.numpy(), twin_parameters[name].grad.numpy(), rtol=1e-9,
-                                       atol=1e-12, err_msg=f"gradient of {name} at step {step}")
-            np.testing.assert_allclose(parameter.numpy(), twin_parameters[name].detach().numpy(), rtol=1e-9,
-                                       atol=1e-12, err_msg=f"{name} after step {step}")
+        assert_parameters_equal_the_twins(recipe.model, twin, when=f" at step {step}")
 
 
 def test_fused_causal_attention_is_the_written_out_one():

@@ -13,6 +13,7 @@ from scratchgen.data.number_words import PAD_INDEX, load_number_words
 from scratchgen.models import Clock
 from scratchgen.models.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqRecipe
 from scratchgen.random import manual_seed
+from twin_checks import assert_parameters_equal_the_twins
 
 SMALL = dict(embedding_dim=8, hidden=12, train_size=64)
 
@@ -48,14 +49,7 @@ def test_training_step_matches_the_pytorch_twin():
     optimizer.step()
 
     assert loss == pytest.approx(twin_loss.item(), rel=1e-12)
-    twin_parameters = dict(twin.named_parameters())
-    ours = dict(recipe.model.named_parameters())
-    assert sorted(ours) == sorted(twin_parameters)
-    for name, parameter in ours.items():
-        np.testing.assert_allclose(parameter.grad.numpy(), twin_parameters[name].grad.numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=f"gradient of {name}")
-        np.testing.assert_allclose(parameter.numpy(), twin_parameters[name].detach().numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=f"{name} after the Adam step")
+    assert_parameters_equal_the_twins(recipe.model, twin)
 
 
 def test_padding_changes_nothing():
