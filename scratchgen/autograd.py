@@ -325,8 +325,8 @@ def _fill_missing(node, grads_out):
     present = [g for g in grads_out if g is not None]  # (``None in grads_out`` would call Tensor.__eq__)
     if len(present) == len(grads_out):
         return grads_out
-    present = present[0]
-    return [g if g is not None else zeros(shape, dtype=dtype, device=present.device)
+    device = present[0].device
+    return [g if g is not None else zeros(shape, dtype=dtype, device=device)
             for g, (shape, dtype) in zip(grads_out, node.output_meta)]
 
 

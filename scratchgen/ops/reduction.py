@@ -104,8 +104,7 @@ class Normalize(Function):
     def backward(self, grad):
         x, y = self.saved_tensors
         if is_grad_enabled():
-            centred = x - mean(x, self.axes, keepdim=True)
-            inverse_std = 1 / sqrt(mean(centred * centred, self.axes, keepdim=True) + self.eps)
+            inverse_std = 1 / sqrt(var(x, self.axes, correction=0, keepdim=True) + self.eps)
         else:
             inverse_std = Tensor(self.inverse_std)
         average_grad = mean(grad, self.axes, keepdim=True)
