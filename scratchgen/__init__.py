@@ -25,7 +25,7 @@ from .serialize import CheckpointError, load, save
 from .tensor import (Tensor, arange, eye, full, full_like, is_tensor, linspace, ones, ones_like, rand,
                      rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_

@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 
 from . import backend
+from ._version import __version__
 from .random import get_rng_state
 from .tensor import Tensor
 
@@ -55,15 +56,10 @@ def save(obj, path):
         raise ValueError(f"save: meta keys must be strings other than {list(_RESERVED_META)}, got {clashes}")
     meta.setdefault("rng_state", get_rng_state())
     arrays = {}
-    header = {"format_version": FORMAT_VERSION, "scratchgen_version": _version()}
+    header = {"format_version": FORMAT_VERSION, "scratchgen_version": __version__}
     header.update((key, _encode(value, f"meta/{key}", arrays)) for key, value in meta.items())
     header["entries"] = {key: _encode(value, key, arrays) for key, value in obj.items() if key != "meta"}
     _replace_atomically(os.fspath(path), arrays, json.dumps(header))
-
-
-def _version():
-    from . import __version__
-    return __version__
 
 
 def _encode(value, path, arrays):
