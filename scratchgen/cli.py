@@ -14,6 +14,7 @@
                                                         number words -> digits (seq2seq), one per line;
                                                         reads stdin's lines when no sentence is given
     scratchgen models                                   the registered models
+    scratchgen retrain-classifier [--out FILE.npz]      retrain the digits metrics' classifier (mlp)
     scratchgen graph MODEL [--out step.svg] [--collapse-modules [DEPTH]]
                                                         the autograd graph of one training step
     scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
@@ -169,6 +170,10 @@ def build_parser():
     translate.add_argument("--device", default="cpu")
 
     commands.add_parser("models", help="list the registered models")
+    retrain = commands.add_parser("retrain-classifier", help="retrain the digits classifier behind the "
+                                  "digits metrics (the mlp model at its defaults)")
+    retrain.add_argument("--out", default=None, metavar="FILE.npz",
+                         help="where to write it (default: the packaged digits_classifier.npz)")
     commands.add_parser("bench", add_help=False,  # every option goes to the suite's own parser
                         help="time kernels and training steps against PyTorch (scratchgen bench --help)")
     add_study_commands(commands)
@@ -263,6 +268,12 @@ def _models(args):
     return 0
 
 
+def _retrain_classifier(args):
+    destination, accuracy = runner.retrain_classifier(args.out)
+    print(f"wrote {destination} (test accuracy {accuracy:.4f})")
+    return 0
+
+
 def _study_overrides(args):
     return {} if args.batch_size is None else {"batch_size": args.batch_size}
 
@@ -300,6 +311,7 @@ def _bench(args):
 
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
+            "retrain-classifier": _retrain_classifier,
             "profile": _profile, "translate": _translate, "bench": _bench}
 
 

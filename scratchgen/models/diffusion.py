@@ -41,6 +41,7 @@ from .. import functional as F
 from .. import init, nn, optim
 from ..autograd import no_grad
 from ..ops.shape import cat
+from ..progress import ProgressBar
 from ..tensor import rand, randint, randn, randn_like, tensor
 from .base import Recipe, TrainConfig, register
 
@@ -200,7 +201,6 @@ class GaussianDiffusion:
         if not progress:
             yield from loop
             return
-        from ..runner import ProgressBar
         bar = ProgressBar(None, None, total, label=f"sampling {name}", unit="steps")
         for done, step in enumerate(loop, start=1):
             bar.update(done, {}, 1)
