@@ -24,17 +24,16 @@
                                                         (python -m benchmarks; scratchgen bench --help)
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
-``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
+``latent_dim``), each declared with ``option(default, help)``, its help text the flag's help:
+``scratchgen train vae --help``.
 Likewise a recipe's ``SampleOptions`` fields are flags of ``sample MODEL`` and ``eval MODEL`` (a
 trailing underscore is dropped: ``class_`` is ``--class``).
 Exit status: 0 done, 1 training stopped on a non-finite loss, 2 a usage error (message on
 stderr), 130 stopped by Ctrl-C (checkpoint saved).
 """
 import argparse
-import dataclasses
 import inspect
 import json
-import re
 import sys
 import typing
 
@@ -44,40 +43,20 @@ from . import runner
 from .data import IDXError
 from .memory import keep_freed_memory
 from .eval.metrics import digits_metrics
-from .models import config_fields, get_recipe, recipe_names
+from .models import config_fields, config_help, get_recipe, recipe_names
 from .serialize import CheckpointError
-
-_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#=]*=[^#]*#\s*(.+)$")
 
 
 # ---- options from config dataclasses ---------------------------------------------------------------
-def field_comments(config_class):
-    """{field: the comment beside it in the source} over the config's class hierarchy
-    (a subclass's comment wins, as its default does)."""
-    comments = {}
-    for klass in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):  # no source (e.g. a frozen build): options simply lack help
-            continue
-        for line in source.splitlines():
-            match = _FIELD_COMMENT.match(line)
-            if match:
-                comments[match[1]] = match[2].strip()
-    return comments
-
-
 def add_config_options(parser, config_class):
     """One ``--field-name`` option per config field; only options given on the command line
     reach the namespace (default SUPPRESS), so they can override a resumed run's config."""
-    comments = field_comments(config_class)
+    helps = config_help(config_class)
     group = parser.add_argument_group(f"{config_class.__name__} options")
     for name, kind, default in config_fields(config_class):
         flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
         # argparse %-formats help strings: a literal % must be doubled
-        help_text = f"{comments.get(name, '')} (default: {default})".strip().replace("%", "%%")
+        help_text = f"{helps[name]} (default: {default})".strip().replace("%", "%%")
         if typing.get_origin(kind) is typing.Literal:
             choices = typing.get_args(kind)
             group.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, help=help_text)

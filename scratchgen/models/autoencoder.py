@@ -25,19 +25,19 @@ from .. import functional as F
 from .. import nn, optim
 from ..autograd import no_grad
 from ..tensor import tensor
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 SHOWN = 10  # best and worst test digits in the picture
 
 
 @dataclasses.dataclass
 class AutoencoderConfig(TrainConfig):
-    epochs: int = 20                # ~5 s on one CPU core; all ten held-out classes ~1 minute
-    batch_size: int = 32            # 38 steps per epoch on the ~1,210 normal training digits
-    lr: float = 3e-3                # Adam
-    holdout_class: int = 0          # the digit left out of training: the anomaly
-    code_dim: int = 8               # the bottleneck's width
-    hidden: int = 64                # width of the encoder's and decoder's hidden layers
+    epochs: int = option(20, "~5 s on one CPU core; all ten held-out classes ~1 minute")
+    batch_size: int = option(32, "38 steps per epoch on the ~1,210 normal training digits")
+    lr: float = option(3e-3, "Adam")
+    holdout_class: int = option(0, "the digit left out of training: the anomaly")
+    code_dim: int = option(8, "the bottleneck's width")
+    hidden: int = option(64, "width of the encoder's and decoder's hidden layers")
 
     def __post_init__(self):
         if self.code_dim < 1 or self.hidden < 1:
