@@ -362,18 +362,23 @@ class Run:
     def save(self):
         """Checkpoint, unless some weight or optimizer value is not finite: then the previous
         checkpoint stays and training stops (``TrainingStopped``)."""
-        state = self.recipe.state_dict()
-        bad = non_finite_arrays(state)
-        if bad:
-            raise TrainingStopped(f"training stopped: non-finite values in {', '.join(bad[:5])}"
-                                  f"{' ...' if len(bad) > 5 else ''} at {self._where()} (step {self.step}); "
-                                  f"{self._kept()}. Try a lower --lr.")
+        state = self._finite_state()
         meta = {"kind": self.recipe.name, "config": _config_dict(self.config), "step": self.step,
                 "epoch": self.epoch, "time_s": self.time_s, "rng_state": get_rng_state(),
                 "loader": self.loader.state_dict(), "epoch_sums": self.epoch_sums,
                 "epoch_batches": self.epoch_batches, "last_record": self.last_record}
         serialize.save({**state, "meta": meta}, self.checkpoint_path)
         self.saved_at = self._where()
+
+    def _finite_state(self):
+        """The recipe's state dict, or ``TrainingStopped`` naming its non-finite arrays."""
+        state = self.recipe.state_dict()
+        bad = non_finite_arrays(state)
+        if bad:
+            raise TrainingStopped(f"training stopped: non-finite values in {', '.join(bad[:5])}"
+                                  f"{' ...' if len(bad) > 5 else ''} at {self._where()} (step {self.step}); "
+                                  f"{self._kept()}. Try a lower --lr.")
+        return state
 
     def _kept(self):
         return (f"the last good checkpoint {self.checkpoint_path} ({self.saved_at}) is kept"
@@ -468,6 +473,7 @@ class Run:
     def _end_epoch(self, started):
         batches = max(self.epoch_batches, 1)
         record = {name: total / batches for name, total in self.epoch_sums.items()}
+        self._finite_state()  # weights blown up by the epoch's last step: stop before evaluating them
         self.epoch, self.epoch_sums, self.epoch_batches = self.epoch + 1, {}, 0
         self.recipe.model.eval()
         with forked_rng(self.config.seed, EVALUATION_STREAM):
@@ -535,9 +541,8 @@ def non_finite_arrays(state, path=""):
         return [bad for key, value in state.items() for bad in non_finite_arrays(value, f"{path}{key}/")]
     if isinstance(state, (list, tuple)):
         return [bad for i, value in enumerate(state) for bad in non_finite_arrays(value, f"{path}{i}/")]
-    data = getattr(state, "data", state)
-    if hasattr(data, "dtype") and data.dtype.kind in "fc" and not bool(np.isfinite(data).all()):
-        return [path.rstrip("/")]
+    if isinstance(state, np.ndarray) and state.dtype.kind in "fc" and not np.isfinite(state).all():
+        return [path.rstrip("/")]   # (state dicts hold NumPy copies, even of GPU tensors)
     if isinstance(state, float) and not math.isfinite(state):
         return [path.rstrip("/")]
     return []
