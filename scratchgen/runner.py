@@ -206,9 +206,10 @@ def run_files_in(folder):
 
 def claim_out_folder(out, overwrite):
     """Make ``out`` ready for a new run: refuse one holding a run unless ``overwrite``, in which
-    case the old run's files are removed first (a fresh metrics.jsonl, no stale checkpoint)."""
+    case the old run's files are removed first (a fresh metrics.jsonl, no stale checkpoint).
+    A config.json alone (a run stopped before its first checkpoint) holds nothing to lose."""
     found = run_files_in(out)
-    if found and not overwrite:
+    if found and found != ["config.json"] and not overwrite:
         raise UsageError(f"--out {out} already holds a run ({', '.join(found)}); continue it with "
                          f"--resume {out}, or replace it with --overwrite")
     for name in found:
