@@ -24,6 +24,7 @@ import subprocess
 import weakref
 
 from .autograd import observe, topological_order
+from .tensor import Tensor
 
 _STYLE = {
     "op": 'shape=box, style="rounded,filled", fillcolor="#fff2cc"',
@@ -157,7 +158,7 @@ def saved_nbytes(node):
     """Bytes of the arrays a node keeps for its backward (0 once a backward has freed them)."""
     total = 0
     for item in getattr(node, "_saved", ()):
-        array = item[0] if isinstance(item, tuple) else item.data
+        array = item[0].data if isinstance(item[0], Tensor) else item[0]  # (leaf, version) or (array, node, i)
         total += int(getattr(array, "nbytes", 0))
     return total
 
