@@ -198,7 +198,7 @@ def _log_softmax_array(x, dim):
     return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxOp(Function):
     """y = x - logsumexp(x);  dx = dy - softmax(x) * sum(dy)."""
 
     def forward(self, x, dim):
@@ -212,7 +212,7 @@ class LogSoftmax(Function):
         return grad - exp(y) * sum(grad, self.dim, keepdim=True)
 
 
-class Softmax(Function):
+class SoftmaxOp(Function):
     """y = exp(x) / sum(exp(x));  dx = y * (dy - sum(dy * y))."""
 
     def forward(self, x, dim):
@@ -227,8 +227,8 @@ class Softmax(Function):
 
 
 def softmax(x, dim=-1):
-    return Softmax.apply(x, dim=normalize_dim("softmax", dim, x.ndim))
+    return SoftmaxOp.apply(x, dim=normalize_dim("softmax", dim, x.ndim))
 
 
 def log_softmax(x, dim=-1):
-    return LogSoftmax.apply(x, dim=normalize_dim("log_softmax", dim, x.ndim))
+    return LogSoftmaxOp.apply(x, dim=normalize_dim("log_softmax", dim, x.ndim))
