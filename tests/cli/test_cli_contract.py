@@ -71,3 +71,15 @@ def test_bench_help_names_commands_that_exist(capsys):
         cli.main(["bench", "--help"])
     shown = capsys.readouterr().out
     assert "python -m benchmarks" not in shown and "scratchgen bench --quick" in shown
+
+
+def test_installed_bench_baseline_writes_under_out_not_the_package(tmp_path, monkeypatch):
+    from scratchgen.benchmarks import __main__ as bench
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "scratchgen" / "benchmarks" / "x.py"))
+    folder, page = bench.baseline_paths(str(tmp_path / "out"))
+    assert folder.startswith(str(tmp_path / "out")) and page.startswith(str(tmp_path / "out"))
+
+
+def test_dry_runs_sample_at_least_the_fid_minimum():
+    from scratchgen import runner
+    assert runner.DRY_RUN_SAMPLES >= MIN_FID_SAMPLES

@@ -109,15 +109,21 @@ def test_resume_overrides_reach_the_optimizer_and_the_record(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["config"]["lr"] == 0.5
 
 
-def test_resume_refuses_changes_it_cannot_honour(tmp_path, monkeypatch, capsys):
+def signal_at_batch(monkeypatch, signum, at_batch):
+    """Make MLPRecipe's step send ``signum`` to this process as batch ``at_batch`` starts."""
     step = MLPRecipe.train_step
 
-    def interrupted_mid_epoch(self, batch, clock):
-        if clock.batch == 5:
-            os.kill(os.getpid(), signal.SIGINT)
+    def signalling(self, batch, clock):
+        if clock.batch == at_batch:
+            os.kill(os.getpid(), signum)
         return step(self, batch, clock)
 
-    monkeypatch.setattr(MLPRecipe, "train_step", interrupted_mid_epoch)
+    monkeypatch.setattr(MLPRecipe, "train_step", signalling)
+    return step
+
+
+def test_resume_refuses_changes_it_cannot_honour(tmp_path, monkeypatch, capsys):
+    step = signal_at_batch(monkeypatch, signal.SIGINT, 5)
     assert train(tmp_path) == 130
     monkeypatch.setattr(MLPRecipe, "train_step", step)
     assert cli.main(["train", "mlp", "--resume", str(tmp_path), "--batch-size", "16"]) == 2
@@ -127,14 +133,7 @@ def test_resume_refuses_changes_it_cannot_honour(tmp_path, monkeypatch, capsys):
 
 
 def test_sigterm_stops_at_a_step_saves_and_exits_143(tmp_path, monkeypatch):
-    step = MLPRecipe.train_step
-
-    def terminated(self, batch, clock):
-        if clock.batch == 4:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return step(self, batch, clock)
-
-    monkeypatch.setattr(MLPRecipe, "train_step", terminated)
+    signal_at_batch(monkeypatch, signal.SIGTERM, 4)
     assert train(tmp_path) == 143
     meta = serialize.load(tmp_path / "last.npz")["meta"]
     assert meta["step"] == 5 and meta["loader"]["position"] == 5
