@@ -74,7 +74,8 @@ def check_device(device):
         raise UsageError(str(error)) from error
 
 
-def _config(recipe_class, values):
+def make_recipe_config(recipe_class, values):
+    """``recipe_class.Config(**values)``; a bad name or value is a usage error naming the model."""
     try:
         return make_config(recipe_class.Config, values)
     except (TypeError, ValueError) as error:
@@ -313,6 +314,18 @@ def save_samples(samples, folder, are_images, stem="samples"):
             handle.write("\n\n".join(samples) + "\n")
 
 
+def build_recipe(recipe_class, config, device="cpu", dry_run=False):
+    """(recipe, data): a freshly initialised recipe as ``scratchgen train`` builds it — seeded by
+    ``config.seed``, on the data its config names (a few batches of it in a ``dry_run``)."""
+    manual_seed(config.seed)
+    data = recipe_class.load_data(config)
+    if dry_run:
+        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
+    recipe = recipe_class(config, data, device)
+    recipe.dry_run = dry_run
+    return recipe, data
+
+
 # ---- the three entry points ------------------------------------------------------------------------
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
@@ -329,17 +342,13 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
         checkpoint = serialize.load(resume, expected_kind=model)
     elif dry_run:
         overrides.setdefault("epochs", 1)
-    config = _config(recipe_class, {**(checkpoint["meta"]["config"] if checkpoint else {}), **overrides})
+    saved = checkpoint["meta"]["config"] if checkpoint else {}
+    config = make_recipe_config(recipe_class, {**saved, **overrides})
     check_device(device)
     folder = out or (os.path.dirname(resume) if checkpoint else new_run_folder(model))
     os.makedirs(folder, exist_ok=True)
 
-    manual_seed(config.seed)
-    data = recipe_class.load_data(config)
-    if dry_run:
-        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    recipe = recipe_class(config, data, device)
-    recipe.dry_run = dry_run
+    recipe, data = build_recipe(recipe_class, config, device, dry_run)
     run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model)
@@ -379,7 +388,7 @@ def load_recipe(model, checkpoint, device="cpu"):
     recipe_class = get_recipe(model)
     path = resolve_checkpoint(checkpoint)
     state = serialize.load(path, expected_kind=model)
-    config = _config(recipe_class, state["meta"]["config"])
+    config = make_recipe_config(recipe_class, state["meta"]["config"])
     check_device(device)
     data = recipe_class.load_data(config)
     recipe = recipe_class(config, data, device)

@@ -12,27 +12,18 @@ import itertools
 import time
 
 from . import viz
-from .models import Clock, get_recipe, make_config
+from .models import Clock, get_recipe
 from .profiler import profile, synchronized_clock
-from .random import manual_seed
-from .runner import DATA_ORDER_STREAM, DRY_RUN_BATCHES, DRY_RUN_TEST, UsageError, check_device
+from .runner import DATA_ORDER_STREAM, UsageError, build_recipe, check_device, make_recipe_config
 
 
 def prepare(model, overrides=None, device="cpu", dry_run=False):
     """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, clock) steps;
     ``dry_run`` shrinks the data and sets the recipe's flag as ``scratchgen train --dry-run`` does."""
     recipe_class = get_recipe(model)
-    try:
-        config = make_config(recipe_class.Config, dict(overrides or {}))
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"{model}: {error}") from error
+    config = make_recipe_config(recipe_class, dict(overrides or {}))
     check_device(device)
-    manual_seed(config.seed)
-    data = recipe_class.load_data(config)
-    if dry_run:
-        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    recipe = recipe_class(config, data, device)
-    recipe.dry_run = dry_run
+    recipe, data = build_recipe(recipe_class, config, device, dry_run)
     recipe.model.train()
     loader = recipe.make_loader(data, seed=(config.seed, DATA_ORDER_STREAM))  # `scratchgen train`'s order
     return recipe, _steps(recipe, loader)
