@@ -15,7 +15,7 @@ step is one fused kernel call, not a dozen graph nodes).
 from .. import backend
 from ..autograd import Function
 from ..kernels import implementation
-from ..kernels.recurrence._shapes import LSTMSaved
+from ..kernels.recurrence import LSTMSaved
 from ..tensor import Tensor, zeros
 from . import elementwise
 from .shape import reshape, stack, transpose

@@ -1,7 +1,9 @@
 """Reductions (sum, mean, var, max, logsumexp, ...) and the softmax family.
 
-Only ``Sum``, ``Amax`` and the two softmaxes are Functions; ``mean``, ``var``, ``std``,
-``logsumexp`` and friends are compositions, so their gradients (of any order) come for free.
+Only ``Sum``, ``Amax``, ``Normalize`` (the norm layers' fused standardisation, through
+``standardize``) and the two softmaxes (``SoftmaxOp``, ``LogSoftmaxOp``) are Functions; ``mean``,
+``var``, ``std``, ``logsumexp`` and friends are compositions, so their gradients (of any order)
+come for free.
 """
 import builtins
 from collections import namedtuple
