@@ -2,7 +2,7 @@
 
     train("vae", {"epochs": 30}, out="runs/vae")     # the function behind `scratchgen train vae --epochs 30`
 
-A run folder (``runs/<model>-<timestamp>/`` unless ``out``) receives, as DESIGN's contract says:
+A run folder (``runs/<model>-<timestamp>/`` unless ``out``) receives, as docs/design.md promises:
 
     config.json     the model, its full config, the device (and the data's provenance, if it has one)
     metrics.jsonl   one JSON object per epoch (step, epoch, time_s, mean training losses,

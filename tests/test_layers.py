@@ -137,3 +137,22 @@ def test_a_downward_import_passes(tmp_path):
     _plant(tmp_path, {"toy/__init__.py": "", "toy/low.py": "X = 1\n",
                       "toy/top.py": "def run():\n    from .low import X\n    return X\n"})
     assert upward_imports({"toy": tmp_path / "toy"}, [("low", ["toy.low"]), ("top", ["toy.top", "toy"])]) == []
+
+
+def test_docs_design_md_lists_the_same_layers():
+    """docs/design.md's layer table (first column and the modules named in the second) is this one."""
+    text = (REPO / "docs" / "design.md").read_text(encoding="utf-8")
+    table = text[text.index("| layer | modules |"):].split("\n\n")[0].splitlines()[2:]
+    rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in table]
+    assert [row[0] for row in rows] == [name for name, _ in LAYERS]
+    for (name, prefixes), row in zip(LAYERS, rows):
+        for prefix in prefixes:
+            short = prefix.removeprefix("scratchgen.") if prefix != "scratchgen" else "package root"
+            assert short.split(".")[-1] in row[1], f"docs/design.md, layer {name}: {prefix} is not named"
+
+
+def test_nothing_links_to_a_design_file_outside_the_repository():
+    documents = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    stale = [str(path.relative_to(REPO)) for path in documents if "DESIGN.md" in path.read_text(encoding="utf-8")]
+    assert stale == [], "link docs/design.md instead of DESIGN.md in: " + ", ".join(stale)
+    assert "](docs/design.md)" in (REPO / "README.md").read_text(encoding="utf-8")
