@@ -1,16 +1,16 @@
 """Proof that the property tests can fail: the same gradcheck run on a deliberately wrong
-derivative (a copy of ``Tanh`` with one sign flipped) must be caught, and reported by name."""
+derivative (a copy of ``TanhOp`` with one sign flipped) must be caught, and reported by name."""
 import pytest
 from gradcases.core import one
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scratchgen as sg
-from scratchgen.ops.elementwise import Tanh
+from scratchgen.ops.elementwise import TanhOp
 from scratchgen.testing import GradcheckError, gradcheck
 
 
-class TanhWithSignFlipped(Tanh):
+class TanhWithSignFlipped(TanhOp):
     """tanh whose backward says dy * (y^2 - 1) instead of dy * (1 - y^2)."""
 
     check_gradients = False  # the mutant is not an op of the library
@@ -30,7 +30,7 @@ def property_test(function_class):
 
 
 def test_the_property_test_passes_on_the_real_tanh():
-    property_test(Tanh)()
+    property_test(TanhOp)()
 
 
 def test_the_property_test_catches_a_flipped_sign():
