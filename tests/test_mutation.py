@@ -167,3 +167,34 @@ def test_a_float32_computation_inside_fn_gets_a_hint():
     with pytest.raises(GradcheckError) as caught:
         gradcheck(TanhWithSignFlipped.apply, [x])
     assert "float32" not in str(caught.value)
+
+
+class TanhThatAssumesCOrder(Tanh):
+    """tanh whose backward reads the saved output's memory as if it were C-ordered: right on
+    contiguous inputs, wrong on strided views (where the buffer holds other values)."""
+
+    def forward(self, x):
+        self.memory = np.lib.stride_tricks.as_strided(x, shape=x.shape, strides=_c_strides(x)).copy()
+        return np.tanh(x)
+
+    def backward(self, grad):
+        return grad * (1 - np.tanh(self.memory) ** 2)
+
+
+def _c_strides(x):
+    return tuple(int(np.prod(x.shape[i + 1:])) * x.itemsize for i in range(x.ndim))
+
+
+def test_the_falsifying_example_shows_a_non_contiguous_layout():
+    from scratchgen.testing.strategies import arrays, shapes
+
+    @settings(max_examples=50, deadline=None, derandomize=True, database=None)
+    @given(data=st.data())
+    def check(data):
+        array = data.draw(shapes(min_dims=1, max_dims=2, min_side=2).flatmap(arrays))
+        assert gradcheck(TanhThatAssumesCOrder.apply, [sg.Tensor(array, requires_grad=True)])
+
+    with pytest.raises(GradcheckError, match="non-contiguous") as caught:
+        check()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "NON-contiguous, strides" in notes and "strided_view" in notes
