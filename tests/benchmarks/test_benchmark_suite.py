@@ -144,3 +144,21 @@ def test_scratchgen_bench_forwards_its_arguments(capsys):
     assert cli.main(["bench", "--quick", "--list", "--only", "engine/"]) == 0
     listed = capsys.readouterr().out
     assert "engine/one tiny op" in listed and "ceiling/matmul" in listed and "kernel/" not in listed
+
+
+@pytest.mark.parametrize("pattern, said", [("no such workload", "matches no workload"),
+                                           ("(", "expected a regular expression")])
+def test_only_matching_nothing_is_a_usage_error(capsys, pattern, said):
+    """Not a silent ceilings-only run that looks like a measurement: exit 2, and say why."""
+    from scratchgen.benchmarks.__main__ import main
+    assert main(["--quick", "--only", pattern]) == 2
+    assert said in capsys.readouterr().err
+    assert cli.main(["bench", "--quick", "--list", "--only", pattern]) == 2
+
+
+def test_help_keeps_its_first_paragraph_whole(capsys):
+    from scratchgen.benchmarks.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    description = capsys.readouterr().out.split("\n\n")[1]
+    assert description.startswith("The benchmark suite:") and description.rstrip().endswith("scale with size.")
