@@ -25,6 +25,19 @@ from scratchgen.kernels.attention.cpu import FORWARD_TILES  # noqa: E402
 FIGURES = pathlib.Path(__file__).resolve().parent / "figures"
 
 
+# The graph figures and the `scratchgen graph` arguments that draw them (README and docs/study.md
+# quote these commands); tests/test_figures.py checks the committed SVGs still match them.
+GRAPH_FIGURES = {
+    "mlp_step.svg": dict(model="mlp", overrides={"batch_size": 16}),          # --batch-size 16
+    "vae_step_modules.svg": dict(model="vae", collapse_modules=True),       # --collapse-modules
+}
+
+
+def graph_figure(name):
+    """The autograd graph drawn in ``docs/figures/NAME`` (a ``viz`` graph: ``.source`` is its DOT)."""
+    return study.graph_step(**GRAPH_FIGURES[name])
+
+
 def save_graph(graph, name):
     path = FIGURES / name
     if shutil.which("dot") is None:
@@ -95,8 +108,7 @@ def flash_tiles(path, length=1024):
 
 def main():
     FIGURES.mkdir(exist_ok=True)
-    written = [save_graph(study.graph_step("mlp", overrides={"batch_size": 16}), "mlp_step.svg"),
-               save_graph(study.graph_step("vae", collapse_modules=True), "vae_step_modules.svg"),
+    written = [*(save_graph(graph_figure(name), name) for name in GRAPH_FIGURES),
                gradient_flow(FIGURES / "gradient_flow.png"),
                flash_tiles(FIGURES / "flash_tiles.png")]
     for path in written:
