@@ -94,6 +94,11 @@ def flash_tiles(path, length=1024):
                 extent=(0, length, length, 0))  # axes in keys and queries, tiles as blocks
     grid.set(title=f"causal T={length}: tiles computed ({block_q} queries x {block_k} keys)",
              xlabel="key", ylabel="query")
+    # the tile grid itself: a line at every tile boundary, so each shaded cell is one tile pair
+    grid.set_xticks(np.arange(0, length + 1, block_k), minor=True)
+    grid.set_yticks(np.arange(0, length + 1, block_q), minor=True)
+    grid.grid(which="minor", color="0.55", linewidth=0.5)
+    grid.tick_params(which="minor", length=0)
     online.plot(maxima, "o-", label="running max m")
     online.axhline(scores.max(), ls="--", color="C0")
     online.plot(sums, "s-", label="running sum l of exp(s - m)")
