@@ -92,3 +92,18 @@ def test_both_contenders_do_the_same_work(workload):
         assert counted_ours.keys() & counted_twin.keys(), f"{workload.name}: no layer in common to compare"
         problems = differences(counted_ours, counted_twin)
         assert not problems, f"{workload.name} ({name}) does different work on the two sides:\n" + "\n".join(problems)
+
+
+@pytest.mark.torch
+def test_the_readme_names_exactly_the_models_without_a_twin():
+    require_torch()  # the twins import it
+    import pathlib
+    import re
+
+    from scratchgen.models import recipe_names
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    claim = re.search(r"Every model except (.*?) has a PyTorch\s+twin", readme)
+    assert claim, "README no longer says which models lack a PyTorch twin"
+    named = set(re.findall(r"`(\w+)`", claim.group(1)))
+    without = {name for name in recipe_names() if models.twin_module(name) is None}
+    assert named == without, f"README names {sorted(named)} as twinless; the code has {sorted(without)}"
