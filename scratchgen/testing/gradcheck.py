@@ -11,6 +11,11 @@ output elements and ``FULL_JACOBIAN_INPUTS`` input elements per input) are check
 Jacobian: every output basis vector as u, every input coordinate. Larger ones are checked along
 two random cotangents on a random sample of input coordinates (Chainer's directional idea;
 enough to catch a wrong derivative with probability one, at a fraction of the cost).
+
+It never says yes wrongly: a NaN or infinity on either side is a failure (a NaN compares False
+with every tolerance), and so is a call with no input that requires grad. A failure names the
+side, the input and the element, with a hint where the cause is recognisable: a kink (the
+one-sided slopes disagree), a float32 computation inside fn, a non-contiguous input.
 """
 import numpy as np
 
