@@ -13,8 +13,6 @@ from scratchgen.autograd import Function
 class Double(Function):
     """y = 2x; dx = 2 dy — a backward that calls exactly one op (Mul)."""
 
-    check_gradients = False  # a test instrument, not one of the library's ops
-
     def forward(self, x):
         return 2 * x
 
