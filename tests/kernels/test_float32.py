@@ -10,28 +10,13 @@ from numba import njit
 from scratchgen.kernels import _float32
 
 
-@njit
-def _apply_exp(xs, out):
-    for i in range(xs.size):
-        out[i] = _float32.exp(xs[i])
-
-
-@njit
-def _apply_tanh(xs, out):
-    for i in range(xs.size):
-        out[i] = _float32.tanh(xs[i])
-
-
-@njit
-def _apply_sigmoid(xs, out):
-    for i in range(xs.size):
-        out[i] = _float32.sigmoid(xs[i])
-
-
-@njit
-def _apply_erf(xs, out):
-    for i in range(xs.size):
-        out[i] = _float32.erf(xs[i])
+def elementwise(function):
+    """A compiled loop applying one of the module's scalar functions to a float32 array."""
+    @njit
+    def apply(xs, out):
+        for i in range(xs.size):
+            out[i] = function(xs[i])
+    return apply
 
 
 def whole_range(dense_limit):
@@ -51,7 +36,7 @@ def run(apply, values):
 
 EXACT = {"exp": np.exp, "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
          "erf": np.vectorize(math.erf)}
-APPLY = {"exp": _apply_exp, "tanh": _apply_tanh, "sigmoid": _apply_sigmoid, "erf": _apply_erf}
+APPLY = {name: elementwise(getattr(_float32, name)) for name in EXACT}
 
 
 def errors(name, values):
