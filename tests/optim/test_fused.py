@@ -253,3 +253,25 @@ def test_ema_over_the_flat_buffers_matches_the_per_tensor_one():
     assert fused._flat_names == {name for name, _ in flat_model.named_parameters()}
     assert list(fused.state_dict()) == list(plain.state_dict())
     _assert_same(list(fused.state_dict().values()), list(plain.state_dict().values()))
+
+
+def test_a_checkpoint_of_a_fused_optimizer_has_the_same_keys_and_resumes_either_path(tmp_path):
+    initial, gradients = _initial_and_gradients(np.float32, seed=5)
+    make = lambda params, fused: optim.Adam(params, lr=0.01, amsgrad=True, fused=fused)  # noqa: E731
+    straight, _ = _train(make, initial, gradients, fused=False)
+    middle, fused = _train(make, initial, gradients[:7], fused=True)
+    _, plain = _train(make, initial, gradients[:7], fused=False)
+    sg.save({"optim": fused.state_dict()}, tmp_path / "fused.npz")
+    sg.save({"optim": plain.state_dict()}, tmp_path / "plain.npz")
+    with np.load(tmp_path / "fused.npz") as fused_file, np.load(tmp_path / "plain.npz") as plain_file:
+        assert sorted(fused_file.files) == sorted(plain_file.files)  # optim/state/0/exp_avg, ...
+    for resumed_fused in (False, True):
+        saved = sg.load(tmp_path / "fused.npz")["optim"]
+
+        def resume(params, fused_path, saved=saved):
+            optimizer = make(params, fused_path)
+            optimizer.load_state_dict(saved)
+            return optimizer
+
+        resumed, _ = _train(resume, middle, gradients[7:], fused=resumed_fused)
+        _assert_same(resumed, straight)
