@@ -75,7 +75,8 @@ def compare_optimizer_step(model, repeats):
         optimizer = next(iter(recipe.optimizers.values()))
         optimizer = type(optimizer)([dict(group) for group in optimizer.param_groups], fused=fused)
         params = optimizer._all_params()
-        grads = [np.random.default_rng(i).standard_normal(p.shape).astype(p.dtype) for i, p in enumerate(params)]
+        grads = [np.random.default_rng(i).standard_normal(p.shape).astype(p.dtype)
+                 for i, p in enumerate(params)]
 
         def step():
             for param, grad in zip(params, grads):
@@ -94,7 +95,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("what", choices=("conv", "optim"))
-    parser.add_argument("model", nargs="?", help="optim: the model whose parameters to update (e.g. diffusion)")
+    parser.add_argument("model", nargs="?",
+                        help="optim: the model whose parameters to update (e.g. diffusion)")
     parser.add_argument("--repeats", type=int, default=80)
     args = parser.parse_args(argv)
     if args.what == "optim" and not args.model:

@@ -56,8 +56,8 @@ def compare(old, new, tolerance=DEFAULT_TOLERANCE):
         if flag == "slower":
             slower.append(key)
         threads, family, workload, pass_name, contender = key
-        lines.append([threads_label(threads), family, workload, pass_name, contender, f"{old_ratios[key]:.2f}",
-                      f"{new_ratios[key]:.2f}", f"{change:+.1%}", flag])
+        lines.append([threads_label(threads), family, workload, pass_name, contender,
+                      f"{old_ratios[key]:.2f}", f"{new_ratios[key]:.2f}", f"{change:+.1%}", flag])
     only_old = [key for key in old_ratios if key not in new_ratios]
     only_new = [key for key in new_ratios if key not in old_ratios]
     return lines, slower, only_old, only_new
@@ -67,8 +67,8 @@ def comparison_markdown(old, new, tolerance=DEFAULT_TOLERANCE, old_name="baselin
     lines, slower, only_old, only_new = compare(old, new, tolerance)
     parts = [f"## Ratio change against {old_name}\n\nscratchgen/PyTorch median ratio before and now, and its "
              f"change (positive: slower against PyTorch); rows past ±{tolerance:.0%} are marked."]
-    parts.append(table(["threads", "family", "workload", "pass", "contender", "before:", "now:", "change:", ""],
-                       lines) if lines else "No row was timed in both runs.")
+    header = ["threads", "family", "workload", "pass", "contender", "before:", "now:", "change:", ""]
+    parts.append(table(header, lines) if lines else "No row was timed in both runs.")
     parts.append(f"**{len(slower)} row(s) slower by more than {tolerance:.0%}.**" if slower
                  else f"No row slower by more than {tolerance:.0%}.")
     for label, keys in (("Only in the baseline", only_old), ("Only in this run", only_new)):

@@ -9,6 +9,7 @@ The ``*_arguments`` functions check the arrays, turn the scalars into the arrays
 stays float32), fold what depends only on the step (Adam's bias corrections) into scalars, and put
 a zero-length placeholder where an optional state array is off (its flag says not to touch it).
 """
+import functools
 import math
 
 from .._checks import array_module, check_float_arrays
@@ -73,6 +74,16 @@ def ema_at(i, shadow, param, one_minus_decay):
 
 
 # ---- host side: checks and scalars --------------------------------------------------------------
+def public_step(arguments, run):
+    """A contract function (``sgd_step``, ...) with the signature of ``arguments`` (which checks and
+    prepares); ``run(prepared)`` runs the loop or launches the kernel on the prepared tuple."""
+    @functools.wraps(arguments)
+    def step(*args, **kwargs):
+        run(arguments(*args, **kwargs))
+    step.__name__ = step.__qualname__ = arguments.__name__.replace("_arguments", "_step")
+    return step
+
+
 def _checked(op, **arrays):
     """The common dtype, after checking one dtype, 1-D, C-contiguous and one length."""
     dtype = check_float_arrays(op, **arrays)
@@ -111,7 +122,8 @@ def rmsprop_arguments(param, grad, square_avg, grad_avg, momentum_buffer, lr, al
                       momentum):
     cast = _checked("rmsprop_step", param=param, grad=grad, square_avg=square_avg, grad_avg=grad_avg,
                     momentum_buffer=momentum_buffer).type
-    return (param, grad, square_avg, _or_placeholder(grad_avg, param), _or_placeholder(momentum_buffer, param),
+    return (param, grad, square_avg, _or_placeholder(grad_avg, param),
+            _or_placeholder(momentum_buffer, param),
             cast(lr), cast(alpha), cast(1 - alpha), cast(eps), cast(weight_decay), cast(momentum),
             grad_avg is not None, momentum_buffer is not None)
 

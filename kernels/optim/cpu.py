@@ -6,18 +6,17 @@ hundred times. Here every element is read once, updated in registers and written
 whole model is one call (``scratchgen.optim.flat`` lays the parameters out in one buffer). The
 arithmetic is in ``_elementwise`` (shared with ``gpu``); this module only loops.
 """
-import functools
-
 from numba import njit
 
-from ._elementwise import (adam_arguments, adam_at, ema_arguments, ema_at, rmsprop_arguments, rmsprop_at,
-                           sgd_arguments, sgd_at)
+from ._elementwise import (adam_arguments, adam_at, ema_arguments, ema_at, public_step, rmsprop_arguments,
+                           rmsprop_at, sgd_arguments, sgd_at)
 
 # error_model="numpy": a division by zero gives inf or nan, as in NumPy, instead of Numba's Python
 # check (a branch per division that also stops LLVM from vectorising the loop).
 ELEMENT_OPTIONS = dict(inline="always", error_model="numpy")
 LOOP_OPTIONS = dict(cache=True, error_model="numpy")
-_sgd_at, _adam_at, _rmsprop_at, _ema_at = (njit(**ELEMENT_OPTIONS)(f) for f in (sgd_at, adam_at, rmsprop_at, ema_at))
+_sgd_at, _adam_at, _rmsprop_at, _ema_at = (njit(**ELEMENT_OPTIONS)(f)
+                                           for f in (sgd_at, adam_at, rmsprop_at, ema_at))
 
 # A flag that guards a store (AMSGrad's maximum, a momentum buffer, a centred average) stops LLVM
 # from vectorising the loop, so each such flag gets a loop of its own in which it is a constant.
@@ -42,11 +41,13 @@ def _adam_loop(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_beta1
     if amsgrad:
         for i in range(param.size):
             _adam_at(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_beta1, beta2,
-                     one_minus_beta2, eps, weight_decay, decay_factor, step_size, bias_correction2_sqrt, True)
+                     one_minus_beta2, eps, weight_decay, decay_factor, step_size, bias_correction2_sqrt,
+                     True)
     else:
         for i in range(param.size):
             _adam_at(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_beta1, beta2,
-                     one_minus_beta2, eps, weight_decay, decay_factor, step_size, bias_correction2_sqrt, False)
+                     one_minus_beta2, eps, weight_decay, decay_factor, step_size, bias_correction2_sqrt,
+                     False)
 
 
 @njit(**LOOP_OPTIONS)
@@ -61,17 +62,17 @@ def _rmsprop_loop(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha,
 
 
 @njit(inline="always", error_model="numpy")
-def _rmsprop_centered_loop(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_minus_alpha, eps,
-                           weight_decay, momentum, centered, use_momentum):
+def _rmsprop_centered_loop(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_minus_alpha,
+                           eps, weight_decay, momentum, centered, use_momentum):
     """``_rmsprop_loop``'s second level: ``centered`` is a constant here, ``use_momentum`` is split."""
     if use_momentum:
         for i in range(param.size):
-            _rmsprop_at(i, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_minus_alpha, eps,
-                        weight_decay, momentum, centered, True)
+            _rmsprop_at(i, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_minus_alpha,
+                        eps, weight_decay, momentum, centered, True)
     else:
         for i in range(param.size):
-            _rmsprop_at(i, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_minus_alpha, eps,
-                        weight_decay, momentum, centered, False)
+            _rmsprop_at(i, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_minus_alpha,
+                        eps, weight_decay, momentum, centered, False)
 
 
 @njit(**LOOP_OPTIONS)
@@ -80,16 +81,7 @@ def _ema_loop(shadow, param, one_minus_decay):
         _ema_at(i, shadow, param, one_minus_decay)
 
 
-def _calling(loop, arguments):
-    """The public step: ``arguments`` (same signature) checks and prepares, ``loop`` runs."""
-    @functools.wraps(arguments)
-    def step(*args, **kwargs):
-        loop(*arguments(*args, **kwargs))
-    step.__name__ = arguments.__name__.replace("_arguments", "_step")
-    return step
-
-
-sgd_step = _calling(_sgd_loop, sgd_arguments)
-adam_step = _calling(_adam_loop, adam_arguments)
-rmsprop_step = _calling(_rmsprop_loop, rmsprop_arguments)
-ema_step = _calling(_ema_loop, ema_arguments)
+sgd_step = public_step(sgd_arguments, lambda prepared: _sgd_loop(*prepared))
+adam_step = public_step(adam_arguments, lambda prepared: _adam_loop(*prepared))
+rmsprop_step = public_step(rmsprop_arguments, lambda prepared: _rmsprop_loop(*prepared))
+ema_step = public_step(ema_arguments, lambda prepared: _ema_loop(*prepared))

@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import simulating_gpu
 from .._cuda import cuda, launch_over
-from ._elementwise import (adam_arguments, adam_at, ema_arguments, ema_at, rmsprop_arguments, rmsprop_at,
-                           sgd_arguments, sgd_at)
+from ._elementwise import (adam_arguments, adam_at, ema_arguments, ema_at, public_step, rmsprop_arguments,
+                           rmsprop_at, sgd_arguments, sgd_at)
 
 _sgd_at, _adam_at, _rmsprop_at, _ema_at = (cuda.jit(device=True, inline="always")(f)
                                            for f in (sgd_at, adam_at, rmsprop_at, ema_at))
@@ -43,20 +43,14 @@ def ema_kernel(shadow, param, one_minus_decay):
         _ema_at(i, shadow, param, one_minus_decay)
 
 
-def _launching(kernel, arguments):
-    """The public step: ``arguments`` (same signature) checks and prepares, ``kernel`` runs over
-    every element of the first array."""
-    @functools.wraps(arguments)
-    def step(*args, **kwargs):
-        prepared = arguments(*args, **kwargs)
-        if simulating_gpu():  # the simulator would wrap NumPy scalars as arrays: pass plain numbers
-            prepared = tuple(value.item() if isinstance(value, np.generic) else value for value in prepared)
-        launch_over(prepared[0].size, kernel, *prepared)
-    step.__name__ = arguments.__name__.replace("_arguments", "_step")
-    return step
+def _launch(kernel, prepared):
+    """``kernel`` over every element of the first (flat) array."""
+    if simulating_gpu():  # the simulator would wrap NumPy scalars as arrays: pass plain numbers
+        prepared = tuple(value.item() if isinstance(value, np.generic) else value for value in prepared)
+    launch_over(prepared[0].size, kernel, *prepared)
 
 
-sgd_step = _launching(sgd_kernel, sgd_arguments)
-adam_step = _launching(adam_kernel, adam_arguments)
-rmsprop_step = _launching(rmsprop_kernel, rmsprop_arguments)
-ema_step = _launching(ema_kernel, ema_arguments)
+sgd_step = public_step(sgd_arguments, functools.partial(_launch, sgd_kernel))
+adam_step = public_step(adam_arguments, functools.partial(_launch, adam_kernel))
+rmsprop_step = public_step(rmsprop_arguments, functools.partial(_launch, rmsprop_kernel))
+ema_step = public_step(ema_arguments, functools.partial(_launch, ema_kernel))

@@ -29,7 +29,8 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         kernels.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
                           lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                          weight_decay=group["weight_decay"], decoupled=self.decoupled_weight_decay, step=step)
+                          weight_decay=group["weight_decay"], decoupled=self.decoupled_weight_decay,
+                          step=step)
 
 
 class AdamW(Adam):

@@ -51,7 +51,8 @@ class FlatBuffer:
 
     def views(self, flat):
         """Each parameter's slice of ``flat`` (any 1-D array of this layout), in its shape."""
-        return [flat[start:stop].reshape(param.shape) for param, (start, stop) in zip(self.params, self.slices)]
+        return [flat[start:stop].reshape(param.shape)
+                for param, (start, stop) in zip(self.params, self.slices)]
 
 
 class FlatParameters:

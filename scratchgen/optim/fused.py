@@ -109,8 +109,8 @@ class FusedUpdates:
                 array.fill(0)
             for param in params:
                 _, param_start, param_stop = flat.location(param)
-                views = iter([self._state_buffer(flat, name, index)[param_start:param_stop].reshape(param.shape)
-                              for name in names])
+                views = iter([self._state_buffer(flat, name, index)[param_start:param_stop]
+                              .reshape(param.shape) for name in names])
                 states[param] = optimizer.initial_state(group, lambda: next(views))
         if optimizer.counts_steps:
             for param in params:

@@ -118,7 +118,8 @@ class Optimizer:
 
     def initial_state(self, group, zeros):
         """A parameter's state before its first update: step 0 and ``zeros()`` for each array."""
-        return {**({"step": 0} if self.counts_steps else {}), **{name: zeros() for name in self.state_names(group)}}
+        arrays = {name: zeros() for name in self.state_names(group)}
+        return {"step": 0, **arrays} if self.counts_steps else arrays
 
     def state_names(self, group):
         """The state arrays this optimizer keeps per parameter with ``group``'s options."""

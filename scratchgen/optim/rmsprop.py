@@ -27,6 +27,7 @@ class RMSprop(Optimizer):
             + (("grad_avg",) if group["centered"] else ())
 
     def kernel_update(self, kernels, param, grad, state, group, step, fresh):
-        kernels.rmsprop_step(param, grad, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),
+        kernels.rmsprop_step(param, grad, state["square_avg"], state.get("grad_avg"),
+                             state.get("momentum_buffer"),
                              lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                              weight_decay=group["weight_decay"], momentum=group["momentum"])

@@ -9,7 +9,8 @@ from scratchgen.benchmarks.__main__ import main
 def results(rows_by_threads):
     """A minimal results.json: ``{threads: [(workload, pass, contender, median_s), ...]}``."""
     return {"runs": [{"threads": threads, "rows": [
-        {"workload": workload, "family": "kernel", "pass": pass_name, "contender": contender, "median_s": median}
+        {"workload": workload, "family": "kernel", "pass": pass_name, "contender": contender,
+         "median_s": median}
         for workload, pass_name, contender, median in rows]} for threads, rows in rows_by_threads.items()]}
 
 
@@ -37,16 +38,18 @@ def test_markdown_names_the_count_of_slower_rows_and_the_unmatched_ones():
     assert "**1 row(s) slower by more than 5%.**" in text
     assert "Only in the baseline (1 rows): gone forward scratchgen[cpu] (1 thread)" in text
     assert "Warning" not in text
-    assert "| 1 thread | kernel | conv2d | forward | scratchgen[cpu] | 1.20 | 1.32 | +10.0% | slower |" in text
+    assert "| 1 thread | kernel | conv2d | forward | scratchgen[cpu] | 1.20 | 1.32 | +10.0% | slower |" \
+        in text
 
 
 def test_long_unmatched_lists_are_counted_and_quick_runs_warned_about():
     many = [(1, "kernel", f"w{i}", "forward", "scratchgen[cpu]") for i in range(10)]
-    assert compare.unmatched_line("Only in the baseline", many).endswith("w7 forward scratchgen[cpu] (1 thread) "
-                                                                       "and 2 more")
+    line = compare.unmatched_line("Only in the baseline", many)
+    assert line.endswith("w7 forward scratchgen[cpu] (1 thread) and 2 more")
     assert compare.unmatched_line("Only in this run", []) == ""
     quick = dict(NEW, options={"quick": True})
-    assert "**Warning:** one run is a --quick run" in compare.comparison_markdown(dict(OLD, options={}), quick)
+    text = compare.comparison_markdown(dict(OLD, options={}), quick)
+    assert "**Warning:** one run is a --quick run" in text
 
 
 def test_two_saved_runs_compare_without_timing(tmp_path, capsys):

@@ -57,7 +57,8 @@ def test_cpu_matches_reference(config, dtype):
 
 # Each cpu path on drawn shapes, whatever the dispatch table would choose: "pointwise" on the drawn
 # shape made 1x1 / stride 1 / unpadded; a chunk budget of a few bytes makes one chunk per sample.
-PATH_CONFIGS = {"per-sample": {}, "batched": {}, "pointwise": dict(kernel=(1, 1), stride=(1, 1), padding=(0, 0))}
+PATH_CONFIGS = {"per-sample": {}, "batched": {},
+                "pointwise": dict(kernel=(1, 1), stride=(1, 1), padding=(0, 0))}
 
 
 @settings(max_examples=40)

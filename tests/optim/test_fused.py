@@ -179,7 +179,8 @@ def test_gradients_from_the_engine_land_in_the_flat_buffer(set_to_none):
     (buffer,) = fused.fused.flat_parameters().buffers
     for param, data_view, grad_view in zip(buffer.params, buffer.data_views, buffer.grad_views):
         assert param.data is data_view and param.grad.data is grad_view  # views, not copies
-    np.testing.assert_array_equal(buffer.grad, np.concatenate([p.grad.numpy().ravel() for p in plain_model.parameters()]))
+    plain_grads = [p.grad.numpy().ravel() for p in plain_model.parameters()]
+    np.testing.assert_array_equal(buffer.grad, np.concatenate(plain_grads))
 
 
 def test_zero_grad_is_one_fill_and_keeps_the_views():
