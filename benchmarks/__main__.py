@@ -5,6 +5,7 @@ is from the machine's ceilings, and how time and memory scale with size.
     python -m benchmarks --quick                  # smoke run: toy sizes, one round (CI; < 60 s on 2 cores)
     python -m benchmarks --only attention --threads 1,2 --impl cpu --peers torch
     python -m benchmarks --list                   # the workloads, without running them
+    python -m benchmarks --only model/ --compare benchmarks/baseline/results.json   # ratio changes
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks --baseline   # benchmarks/BASELINE.md
     scratchgen bench ...                          # the same, wherever scratchgen is installed
 
@@ -17,6 +18,7 @@ import re
 import shlex
 import sys
 
+from .compare import comparison_markdown, load_results
 from .machine import SLOWING_ENVIRONMENT
 from .report import ratio_section, write_outputs
 from .suite import all_workloads, run_suite, select, worker
@@ -82,6 +84,11 @@ def parse_arguments(argv, prog="python -m benchmarks"):
     parser.add_argument("--list", action="store_true", help="list the selected workloads and exit")
     parser.add_argument("--in-process", action="store_true", help="run every thread count in this process "
                         "(debugging; pinned by threadpoolctl alone)")
+    parser.add_argument("--compare", metavar="BASELINE_JSON",
+                        help="print each row's scratchgen/PyTorch ratio change against a saved results.json "
+                             "(also written to compare.md in --out)")
+    parser.add_argument("--compare-tolerance", type=float, default=0.05, metavar="FRACTION",
+                        help="flag rows whose ratio grew by more than this (default: %(default)s)")
     parser.add_argument("--worker", nargs=2, metavar=("REQUEST", "ANSWER"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -148,6 +155,13 @@ def main(argv=None, prog="python -m benchmarks"):
         args.threads = comma_list("thread counts", convert=int)(BASELINE_THREADS)
         args.out, baseline_file = baseline_paths(args.out)
     options = options_from(args)
+    compared = None
+    if args.compare:
+        try:
+            compared = load_results(args.compare)  # before the run: a bad path fails in a second
+        except ValueError as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            return 2
     chosen = selected_or_none(all_workloads(options), args.only)
     if chosen is None:
         return 2
@@ -162,6 +176,11 @@ def main(argv=None, prog="python -m benchmarks"):
         write_baseline(markdown, baseline_file)
     print(ratio_section(results) or "no scratchgen / PyTorch pairs were timed")
     print(f"\nwrote {os.path.join(args.out, 'REPORT.md')} and results.json ({results['elapsed_s']:.0f} s)")
+    if compared is not None:
+        comparison = comparison_markdown(compared, results, args.compare_tolerance, old_name=args.compare)
+        with open(os.path.join(args.out, "compare.md"), "w") as file:
+            file.write(comparison + "\n")
+        print("\n" + comparison)
     failed = any("error" in row for run in results["runs"] for row in run["rows"]) or \
         any("error" in run for run in results["runs"])
     return 1 if failed else 0

@@ -1,4 +1,4 @@
-"""Pure array kernels for the three hot paths: convolution, recurrence, attention.
+"""Pure array kernels for the hot paths: convolution, recurrence, attention, optimizer updates.
 
 Installed as ``scratchgen.kernels``. Nothing here knows about ``Tensor``: every function takes
 NumPy (or CuPy) arrays and returns arrays. Each family is a subpackage with three modules that
@@ -17,7 +17,7 @@ import importlib
 import os
 import threading
 
-FAMILIES = ("conv", "recurrence", "attention")
+FAMILIES = ("conv", "recurrence", "attention", "optim")
 IMPLEMENTATIONS = ("reference", "cpu", "gpu")
 
 _state = threading.local()

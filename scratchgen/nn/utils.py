@@ -27,8 +27,13 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     every gradient is multiplied by min(1, max_norm / (total + 1e-6)), as PyTorch.
     Returns the total norm (before clipping) as a 0-d Tensor.
     """
+    return scale_to_norm_(_gradients(parameters), max_norm, norm_type, error_if_nonfinite)
+
+
+def scale_to_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """``clip_grad_norm_`` on a list of gradient arrays (one per parameter, or the flat buffers of
+    ``optim.flat``), scaled in place; returns the total norm as a 0-d Tensor."""
     norm_type = float(norm_type)
-    grads = _gradients(parameters)
     if not grads:
         return Tensor(0.0)
     xp = get_array_module(grads[0])

@@ -6,6 +6,11 @@ Sampling from the averaged weights (standard for diffusion models and GANs) swap
 back out: ``with ema.average_parameters(): sample(model)``, or ``store()``/``copy_to()``/``restore()``.
 Shadows are keyed by the model's ``state_dict`` names, which is how checkpoints store them
 (``ema/<name>``). Buffers (e.g. BatchNorm's running statistics) are copied, not averaged.
+
+Given ``flat`` (the ``FlatParameters`` a fused optimizer lays the model out in:
+``optimizer.fused.flat_parameters()``), the shadows of those parameters are views into flat shadow
+buffers of the same layout and ``update()`` is one ``kernels.optim.ema_step`` per buffer. While the
+layout is stale (the model was moved) the same shadows are updated one by one instead.
 """
 import contextlib
 from collections import OrderedDict
@@ -13,16 +18,33 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import backend
+from ..kernels import implementation
+from ..kernels.optim import reference as reference_kernels
 from ..tensor import Tensor
 
 
 class ExponentialMovingAverage:
-    def __init__(self, model, decay=0.999):
+    def __init__(self, model, decay=0.999, flat=None):
         if not 0 <= decay <= 1:
             raise ValueError(f"ExponentialMovingAverage: expected decay in [0, 1], got {decay}")
         self.model, self.decay = model, decay
         self.shadow = OrderedDict((name, tensor.data.copy()) for name, tensor in self._tracked())
         self._stored = None
+        self.flat, self._flat_shadows, self._flat_names = flat, [], set()
+        if flat is not None:
+            self._lay_out_shadows(flat)
+
+    def _lay_out_shadows(self, flat):
+        """Shadows of ``flat``'s averaged parameters become views of buffers laid out like it (a
+        parameter shared under two names: the first; the other keeps its own shadow, as before)."""
+        averaged = dict(self.model.named_parameters())
+        self._flat_shadows = [buffer.data.copy() for buffer in flat.buffers]
+        for name, param in averaged.items():
+            where = flat.location(param)
+            if where is not None:
+                index, start, stop = where
+                self.shadow[name] = self._flat_shadows[index][start:stop].reshape(param.shape)
+                self._flat_names.add(name)
 
     def _tracked(self):
         return self.model._state_tensors()
@@ -33,12 +55,19 @@ class ExponentialMovingAverage:
     def update(self):
         """Move every shadow towards the model's current weights (in place)."""
         averaged = self._averaged_names()
+        done = set()
+        if self.flat is not None and self.flat.is_current():
+            for shadow, buffer in zip(self._flat_shadows, self.flat.buffers):
+                implementation("optim", shadow).ema_step(shadow, buffer.data, self.decay)
+            done = self._flat_names
         for name, tensor in self._tracked():
+            if name in done:
+                continue
             shadow = self.shadow[name]
             if type(shadow) is not type(tensor.data):  # the model was moved (Module.to): follow it
                 shadow = self.shadow[name] = backend.to_device(shadow, tensor.device)
             if name in averaged:
-                shadow -= (1 - self.decay) * (shadow - tensor.data)
+                reference_kernels.ema_step(shadow, tensor.data, self.decay)
             else:
                 shadow[...] = tensor.data
 

@@ -2,10 +2,15 @@
 
 An optimizer holds ``param_groups`` (a list of dicts: ``"params"`` plus hyperparameters such as
 ``"lr"``, so one model can train its parts at different rates) and ``state`` (a dict from each
-parameter to its running buffers, e.g. Adam's moments). ``step()`` calls the subclass's
-``update(param, grad, state, group)`` for every parameter with a gradient, on the raw arrays and
-under ``no_grad``: updates are written in place with NumPy/CuPy operators (``*=``, ``+=``), so one
-code path serves both.
+parameter to its running buffers, e.g. Adam's moments). A subclass names its state arrays
+(``state_names``) and writes its update once, as a call of a ``kernels.optim`` function
+(``kernel_update``); ``step()`` runs it under ``no_grad`` in one of two ways:
+
+    per parameter (default)   for every parameter with a gradient, the ``reference`` kernel (NumPy
+                              or CuPy operators, in place) on that parameter's arrays;
+    fused (``fused=True``)    the parameters laid out in flat buffers (``optim.flat``), the state
+                              arrays likewise, and one ``cpu``/``gpu`` kernel call per buffer and
+                              group (``optim.fused``). The results are bit-identical.
 
 ``state_dict()`` is PyTorch's layout: state keyed by the parameter's position across all groups,
 and each group's ``"params"`` as a list of those positions — so it saves without the parameters and
@@ -17,14 +22,20 @@ import numpy as np
 
 from .. import backend
 from ..autograd import enable_grad, no_grad
+from ..kernels.optim import reference as reference_kernels
 from ..tensor import Tensor
+from .fused import FusedUpdates
 
 
 class Optimizer:
-    def __init__(self, params, defaults):
+    counts_steps = True  # whether the state holds a "step" count (torch's SGD keeps none)
+
+    def __init__(self, params, defaults, fused=False):
         self.defaults = dict(defaults)
         self.state = {}
         self.param_groups = []
+        # Not a group entry: it would change the state_dict (and checkpoints) for no one's benefit.
+        self.fused = FusedUpdates(self) if fused else None
         groups = [params] if isinstance(params, Tensor) else list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -49,8 +60,13 @@ class Optimizer:
         for name, value in self.defaults.items():
             group.setdefault(name, value)
         self.param_groups.append(group)
+        if self.fused is not None:
+            self.fused.forget_layout()
 
     def zero_grad(self, set_to_none=True):
+        if self.fused is not None:
+            self.fused.flat_parameters().zero_grad(set_to_none)
+            return
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is None:
@@ -68,6 +84,9 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
+            if self.fused is not None:
+                self.fused.step()
+                return loss
             for group in self.param_groups:
                 for param in group["params"]:
                     if param.grad is not None:
@@ -88,8 +107,29 @@ class Optimizer:
         return state
 
     def update(self, param, grad, state, group):
-        """Update the array ``param`` in place from ``grad``; ``state`` is this parameter's dict."""
-        raise NotImplementedError(f"{type(self).__name__} must implement update")
+        """Update the array ``param`` in place from ``grad`` with the reference kernel; ``state`` is
+        this parameter's dict, filled with zeros (and step 0) on its first update."""
+        fresh = not state
+        if fresh:
+            state.update(self.initial_state(group, lambda: backend.get_array_module(param).zeros_like(param)))
+        if self.counts_steps:
+            state["step"] += 1
+        self.kernel_update(reference_kernels, param, grad, state, group, state.get("step", 0), fresh)
+
+    def initial_state(self, group, zeros):
+        """A parameter's state before its first update: step 0 and ``zeros()`` for each array."""
+        arrays = {name: zeros() for name in self.state_names(group)}
+        return {"step": 0, **arrays} if self.counts_steps else arrays
+
+    def state_names(self, group):
+        """The state arrays this optimizer keeps per parameter with ``group``'s options."""
+        raise NotImplementedError(f"{type(self).__name__} must implement state_names")
+
+    def kernel_update(self, kernels, param, grad, state, group, step, fresh):
+        """Call ``kernels``' update (a ``kernels.optim`` module) on ``param``, ``grad`` and the
+        ``state`` arrays (one parameter's, or a flat run of several); ``step`` is the count after
+        this update, ``fresh`` whether the state is new."""
+        raise NotImplementedError(f"{type(self).__name__} must implement kernel_update")
 
     # ---- state_dict ------------------------------------------------------------------------------
     def _all_params(self):
@@ -121,6 +161,8 @@ class Optimizer:
             self.state[param] = {name: _like_param(value, param) for name, value in entries.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+        if self.fused is not None:
+            self.fused.forget_state_binding()
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

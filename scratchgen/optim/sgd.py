@@ -12,25 +12,21 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                 maximize=False):
+                 maximize=False, fused=False):
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: expected non-negative lr, momentum and weight_decay, "
                              f"got {lr}, {momentum}, {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize), fused)
 
-    def update(self, param, grad, state, group):
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * param
-        momentum = group["momentum"]
-        if momentum != 0:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = grad.copy()
-            else:
-                buffer *= momentum
-                buffer += (1 - group["dampening"]) * grad
-            grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param -= group["lr"] * grad
+    counts_steps = False
+
+    def state_names(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def kernel_update(self, kernels, param, grad, state, group, step, fresh):
+        kernels.sgd_step(param, grad, state.get("momentum_buffer"), lr=group["lr"],
+                         weight_decay=group["weight_decay"], momentum=group["momentum"],
+                         dampening=group["dampening"], nesterov=group["nesterov"], fresh=fresh)

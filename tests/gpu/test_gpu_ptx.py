@@ -25,7 +25,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 from numba import cuda, types  # noqa: E402
 
 COMPUTE_CAPABILITY = (7, 5)  # Turing: the oldest architecture current CUDA toolkits still fully support
-FAMILIES = ("conv", "attention", "recurrence")
+FAMILIES = ("conv", "attention", "recurrence", "optim")
 
 
 def array(dtype, ndim, layout="C"):
@@ -46,6 +46,10 @@ def signatures(dtype):
         "attention_backward_queries_kernel": attention_inputs + (c4,),
         "lstm_forward_step_kernel": (index, c2, c2, c1, c3, c3, c3),
         "lstm_backward_step_kernel": (index, c3, c3, c3, c2, c2, c2),
+        "sgd_kernel": (c1, c1, c1) + (dtype,) * 4 + (flag,) * 3,
+        "adam_kernel": (c1,) * 5 + (dtype,) * 8 + (flag,),
+        "rmsprop_kernel": (c1,) * 5 + (dtype,) * 6 + (flag,) * 2,
+        "ema_kernel": (c1, c1, dtype),
     }
 
 

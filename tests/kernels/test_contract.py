@@ -11,6 +11,7 @@ import importlib
 import os
 
 import numpy as np
+import optimizer_kernel_cases
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,8 +100,15 @@ def run_attention(kernels, case, dtype, xp):
     return {"out": out, "logsumexp": logsumexp, "grad_q": grads[0], "grad_k": grads[1], "grad_v": grads[2]}
 
 
+def run_optim(kernels, case, dtype, xp):
+    """The drawn optimizer update (``optimizer_kernel_cases``) for a few steps: parameter and state."""
+    arrays = optimizer_kernel_cases.run(kernels, case | {"dtype": dtype}, xp.asarray)
+    return {f"array {i}": array for i, array in enumerate(arrays)}
+
+
 FAMILIES = {"conv": (conv_cases(), run_conv), "recurrence": (lstm_cases(), run_lstm),
-            "attention": (attention_cases(), run_attention)}
+            "attention": (attention_cases(), run_attention),
+            "optim": (optimizer_kernel_cases.drawn_updates(), run_optim)}
 
 
 def host(array):

@@ -1,4 +1,5 @@
-"""SGD, Adam, AdamW and RMSprop equal PyTorch over 20 steps on the same parameters and gradients;
+"""SGD, Adam, AdamW and RMSprop equal PyTorch (``foreach=False``) over 20 steps on the same parameters and
+gradients, per parameter and fused (``test_fused.py`` tests the fused path further);
 parameter groups, zero_grad, closures, and state_dict save/resume (bit-exact)."""
 import numpy as np
 import pytest
@@ -41,9 +42,9 @@ def _initial_and_gradients(dtype, seed=0):
     return initial, gradients
 
 
-def _run_ours(name, options, initial, gradients):
+def _run_ours(name, options, initial, gradients, fused=False):
     params = [sg.nn.Parameter(sg.tensor(a)) for a in initial]
-    optimizer = getattr(optim, name)(params, **options)
+    optimizer = getattr(optim, name)(params, **options, fused=fused)
     history = []
     for step_gradients in gradients:
         for param, grad in zip(params, step_gradients):
@@ -55,7 +56,7 @@ def _run_ours(name, options, initial, gradients):
 
 def _run_torch(torch, name, options, initial, gradients):
     params = [torch.nn.Parameter(torch.tensor(a)) for a in initial]
-    optimizer = getattr(torch.optim, name)(params, **options)
+    optimizer = getattr(torch.optim, name)(params, **options, foreach=False)
     history = []
     for step_gradients in gradients:
         for param, grad in zip(params, step_gradients):
@@ -65,12 +66,13 @@ def _run_torch(torch, name, options, initial, gradients):
     return history
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["per-parameter", "fused"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name, options", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
-def test_matches_pytorch_over_20_steps(name, options, dtype):
+def test_matches_pytorch_over_20_steps(name, options, dtype, fused):
     torch = require_torch()
     initial, gradients = _initial_and_gradients(dtype)
-    ours = _run_ours(name, options, initial, gradients)
+    ours = _run_ours(name, options, initial, gradients, fused)
     theirs = _run_torch(torch, name, options, initial, gradients)
     for step, (mine, reference) in enumerate(zip(ours, theirs)):
         for a, b in zip(mine, reference):

@@ -1,0 +1,113 @@
+"""Interleaved A/B comparisons that hold on a loaded machine: two variants of one computation, timed
+alternately (A then B, then B then A) in one process, each call in *thread CPU time*
+(``CLOCK_THREAD_CPUTIME_ID``: the time another process takes the core is not counted), reported as
+the median and quartiles of the per-round ratios B/A. They decide the kernel dispatch tables and the
+fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones that count.
+
+    python -m benchmarks.ab conv [--repeats 80]            # kernels.conv.cpu: each path against per-sample
+    python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from .machine import pin_threads
+
+# (x shape, weight shape, stride, padding): the U-Net's 3x3 and 1x1 convolutions on 4x4 and 8x8 maps,
+# and DCGAN's stride-2 4x4 ones (their data gradient is the generator's transposed convolution).
+CONV_SHAPES = [((64, 64, 4, 4), (64, 64, 3, 3), 1, 1), ((64, 128, 4, 4), (64, 128, 3, 3), 1, 1),
+               ((64, 96, 4, 4), (64, 96, 3, 3), 1, 1), ((64, 64, 4, 4), (192, 64, 1, 1), 1, 0),
+               ((64, 96, 8, 8), (32, 96, 1, 1), 1, 0), ((64, 32, 8, 8), (32, 32, 3, 3), 1, 1),
+               ((32, 16, 8, 8), (32, 16, 4, 4), 2, 1), ((32, 32, 4, 4), (64, 32, 4, 4), 2, 1)]
+
+
+def interleaved_ratios(a, b, repeats, warmup=3):
+    """B/A thread-CPU-time ratio of each round; the order alternates so neither side always runs warm."""
+    for _ in range(warmup):
+        a(), b()
+    ratios = []
+    for round_index in range(repeats):
+        spent = {}
+        for variant in ((a, b) if round_index % 2 == 0 else (b, a)):
+            start = time.thread_time()
+            variant()
+            spent[variant] = time.thread_time() - start
+        ratios.append(spent[b] / max(spent[a], 1e-9))
+    return ratios
+
+
+def summary(ratios):
+    q25, q75 = np.percentile(ratios, [25, 75])
+    return f"median {statistics.median(ratios):.3f} (IQR {q25:.3f}-{q75:.3f}, n={len(ratios)})"
+
+
+def compare_conv_paths(repeats):
+    """Each shape's dispatched path (B) against ``path="per-sample"`` (A), forward and data gradient."""
+    from scratchgen.kernels.conv import cpu
+    rng = np.random.default_rng(0)
+    for x_shape, weight_shape, stride, padding in CONV_SHAPES:
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        weight = rng.standard_normal(weight_shape).astype(np.float32)
+        window = ((stride, stride), (padding, padding), (1, 1), 1)
+        grad_y = rng.standard_normal(cpu.conv2d_forward(x, weight, None, *window).shape).astype(np.float32)
+        path = cpu.conv_path(weight_shape[2:], window[0], window[1], grad_y.shape[2:], weight[0].size)
+        pairs = {"forward": (lambda: cpu.conv2d_forward(x, weight, None, *window, path="per-sample"),
+                             lambda: cpu.conv2d_forward(x, weight, None, *window)),
+                 "backward_data": (lambda: cpu.conv2d_backward_data(grad_y, weight, x_shape[2:], *window,
+                                                                    path="per-sample"),
+                                   lambda: cpu.conv2d_backward_data(grad_y, weight, x_shape[2:], *window))}
+        for pass_name, (a, b) in pairs.items():
+            print(f"x{x_shape} w{weight_shape} stride {stride} [{path}] {pass_name}: {path}/per-sample "
+                  f"{summary(interleaved_ratios(a, b, repeats))}", flush=True)
+
+
+def compare_optimizer_step(model, repeats):
+    """``model``'s first optimizer over its parameters, per-parameter (A) against fused (B), each
+    step on fresh gradient arrays as the engine leaves them."""
+    import scratchgen as sg
+    from scratchgen import study
+
+    def build(fused):
+        recipe, _ = study.prepare(model, {}, "cpu")
+        optimizer = next(iter(recipe.optimizers.values()))
+        optimizer = type(optimizer)([dict(group) for group in optimizer.param_groups], fused=fused)
+        params = optimizer._all_params()
+        grads = [np.random.default_rng(i).standard_normal(p.shape).astype(p.dtype)
+                 for i, p in enumerate(params)]
+
+        def step():
+            for param, grad in zip(params, grads):
+                param.grad = sg.tensor(grad)
+            optimizer.step()
+        return step, params
+
+    (a, params), (b, _) = build(False), build(True)
+    size = sum(int(p.data.size) for p in params)
+    print(f"{model} ({len(params)} tensors, {size} values): fused/per-parameter optimizer step "
+          f"{summary(interleaved_ratios(a, b, repeats))}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.split("\n")[1:]))
+    parser.add_argument("what", choices=("conv", "optim"))
+    parser.add_argument("model", nargs="?",
+                        help="optim: the model whose parameters to update (e.g. diffusion)")
+    parser.add_argument("--repeats", type=int, default=80)
+    args = parser.parse_args(argv)
+    if args.what == "optim" and not args.model:
+        parser.error("optim: expected a MODEL, e.g. python -m benchmarks.ab optim diffusion")
+    with pin_threads(1):  # the figure that counts is one thread's
+        if args.what == "conv":
+            compare_conv_paths(args.repeats)
+        else:
+            compare_optimizer_step(args.model, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
