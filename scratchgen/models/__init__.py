@@ -16,3 +16,4 @@ from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_c
                    recipe_names, register)
 from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
 from . import pixelcnn  # noqa: E402,F401
+from . import pixelrnn  # noqa: E402,F401

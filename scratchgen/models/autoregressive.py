@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from .. import functional as F
-from .. import optim
+from .. import nn, optim
 from ..autograd import no_grad
 from ..eval.likelihood import LEVELS, bits_per_dim, to_levels
 from ..random import generator
@@ -38,6 +38,11 @@ CLASSES = 10  # digit classes of the class-conditional models
 @dataclasses.dataclass
 class PixelConfig(TrainConfig):
     conditional: bool = False   # condition on the digit class (samples then cover the classes in turn)
+    clip_norm: float = 0.0      # gradient norm clipping (0: none)
+
+    def __post_init__(self):
+        if self.clip_norm < 0:
+            raise ValueError(f"expected clip_norm >= 0, got {self.clip_norm}")
 
 
 def draw_categorical(logits, rng):
@@ -92,6 +97,8 @@ class PixelRecipe(Recipe):
         optimizer = self.optimizers["model"]
         optimizer.zero_grad()
         loss.backward()
+        if self.config.clip_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
         optimizer.step()
         return {"loss": loss.item(), "bits_per_dim": loss.item() / np.log(2)}
 

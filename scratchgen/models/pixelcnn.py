@@ -46,6 +46,7 @@ class PixelCNNConfig(PixelConfig):
     first_kernel: int = 5       # side of the first (type A) masked convolution
 
     def __post_init__(self):
+        super().__post_init__()
         if self.channels < 1 or self.blocks < 0 or self.first_kernel < 1 or self.first_kernel % 2 == 0:
             raise ValueError(f"pixelcnn: expected channels >= 1, blocks >= 0 and an odd first_kernel, got "
                              f"{self.channels}, {self.blocks}, {self.first_kernel}")
