@@ -17,3 +17,4 @@ from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_c
 from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
 from . import pixelcnn  # noqa: E402,F401
 from . import pixelrnn  # noqa: E402,F401
+from . import realnvp  # noqa: E402,F401
