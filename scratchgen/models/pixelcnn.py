@@ -114,7 +114,7 @@ class PixelCNN(nn.Module):
 
     def logits(self, levels, labels=None):
         """(N, H, W) int levels -> (N, 17, H, W) logits (see ``autoregressive``)."""
-        images = levels.unsqueeze(1).float() / (LEVELS - 1)
+        images = levels.unsqueeze(1).to(dtype=self.first.weight.dtype) / (LEVELS - 1)
         return self(images, labels)
 
     def next_pixel(self, count, labels=None):
