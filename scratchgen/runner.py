@@ -87,6 +87,14 @@ def _fitting(restore, path, model):
                          f"and the given options: {error}") from error
 
 
+def _build(recipe_class, config, data, device):
+    """The recipe for ``data``; data it cannot model (size, grey levels) is a usage error."""
+    try:
+        return recipe_class(config, data, device)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
 def resolve_checkpoint(path):
     """A checkpoint file given as itself or as the run folder holding ``last.npz``."""
     if os.path.isdir(path):
@@ -368,7 +376,7 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     data = recipe_class.load_data(config)
     if dry_run:
         data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    recipe = recipe_class(config, data, device)
+    recipe = _build(recipe_class, config, data, device)
     recipe.dry_run = dry_run
     run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
     if checkpoint:
@@ -398,7 +406,7 @@ def load_recipe(model, checkpoint, device="cpu"):
     config = _config(recipe_class, state["meta"]["config"])
     check_device(device)
     data = recipe_class.load_data(config)
-    recipe = recipe_class(config, data, device)
+    recipe = _build(recipe_class, config, data, device)
     _fitting(lambda: recipe.load_state_dict(state, weights_only=True), path, model)
     recipe.model.eval()
     return recipe, data, state["meta"]

@@ -16,8 +16,9 @@ START = LEVELS
 
 
 class TorchPixelRNN(nn.Module):
-    def __init__(self, pixels, embedding_dim=32, hidden=256, conditional=False):
+    def __init__(self, pixels, embedding_dim=32, hidden=256, conditional=False, dropout=0.0):
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.level_embedding = nn.Embedding(LEVELS + 1, embedding_dim)
         self.position_embedding = nn.Embedding(pixels, embedding_dim)
         self.class_embedding = nn.Embedding(CLASSES, embedding_dim) if conditional else None
@@ -26,7 +27,8 @@ class TorchPixelRNN(nn.Module):
 
     @classmethod
     def from_config(cls, config, image_shape):
-        return cls(image_shape[0] * image_shape[1], config.embedding_dim, config.hidden, config.conditional)
+        return cls(image_shape[0] * image_shape[1], config.embedding_dim, config.hidden, config.conditional,
+                   config.dropout)
 
     def inputs(self, previous, positions, labels):
         x = self.level_embedding(previous) + self.position_embedding(positions)[:, None]
@@ -38,7 +40,7 @@ class TorchPixelRNN(nn.Module):
         sequence = levels.reshape(count, -1).T                                        # (T, N)
         previous = torch.cat([torch.full((1, count), START), sequence[:-1]])
         hidden, _ = self.lstm(self.inputs(previous, torch.arange(height * width), labels))
-        return self.head(hidden).permute(1, 2, 0).reshape(count, LEVELS, height, width)
+        return self.head(self.dropout(hidden)).permute(1, 2, 0).reshape(count, LEVELS, height, width)
 
     def next_pixel(self, count, labels=None):
         carried = {"state": None}

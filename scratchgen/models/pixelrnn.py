@@ -6,7 +6,7 @@ each step predicting the next pixel's 17-way distribution from every earlier pix
 
     input_t   = embed(x_{t-1}) + position_t  (+ class_y)      x_0 is a start token (level 17)   (E)
     h_t, c_t  = LSTM(input_t, h_{t-1}, c_{t-1})              the fused LSTM op, all T steps at once (H)
-    P(x_t | x_<t) = softmax(W h_t + b)                        17 levels
+    P(x_t | x_<t) = softmax(W dropout(h_t) + b)               17 levels (dropout only in training)
 
 The position embedding tells the LSTM which column it is at, which the grey levels alone only
 imply by counting; the class embedding (``--conditional``) is added at every step. (The paper's
@@ -16,6 +16,7 @@ carrying its state, so the T pixels of a batch cost T single steps.
 """
 import dataclasses
 
+from .. import functional as F
 from .. import nn
 from ..eval.likelihood import LEVELS
 from ..ops.shape import cat
@@ -33,18 +34,20 @@ class PixelRNNConfig(PixelConfig):
     lr: float = 3e-3            # Adam's learning rate
     embedding_dim: int = 32     # E: size of the level, position and class embeddings
     hidden: int = 256           # H: the LSTM's state size
+    dropout: float = 0.0        # on the LSTM's outputs while training (1,347 images overfit fast)
     clip_norm: float = 1.0      # gradient norm clipping (0: none)
 
     def __post_init__(self):
         super().__post_init__()
-        if self.embedding_dim < 1 or self.hidden < 1:
-            raise ValueError(f"pixelrnn: expected embedding_dim >= 1 and hidden >= 1, got "
-                             f"{self.embedding_dim}, {self.hidden}")
+        if self.embedding_dim < 1 or self.hidden < 1 or not 0 <= self.dropout < 1:
+            raise ValueError(f"pixelrnn: expected embedding_dim >= 1, hidden >= 1 and dropout in [0, 1), got "
+                             f"{self.embedding_dim}, {self.hidden}, {self.dropout}")
 
 
 class PixelRNN(nn.Module):
-    def __init__(self, pixels, embedding_dim=32, hidden=256, conditional=False):
+    def __init__(self, pixels, embedding_dim=32, hidden=256, conditional=False, dropout=0.0):
         super().__init__()
+        self.dropout = dropout
         self.level_embedding = nn.Embedding(LEVELS + 1, embedding_dim)        # 17 levels + the start token
         self.position_embedding = nn.Embedding(pixels, embedding_dim)
         self.class_embedding = nn.Embedding(CLASSES, embedding_dim) if conditional else None
@@ -53,7 +56,8 @@ class PixelRNN(nn.Module):
 
     @classmethod
     def from_config(cls, config, image_shape):
-        return cls(image_shape[0] * image_shape[1], config.embedding_dim, config.hidden, config.conditional)
+        return cls(image_shape[0] * image_shape[1], config.embedding_dim, config.hidden, config.conditional,
+                   config.dropout)
 
     def inputs(self, previous, positions, labels):
         """(T, N) previous levels (or START) at (T,) raster positions -> (T, N, E) LSTM inputs."""
@@ -68,7 +72,7 @@ class PixelRNN(nn.Module):
         previous = cat([start, sequence[:-1]])                                       # x_{t-1}, (T, N)
         positions = arange(height * width, device=levels.device)
         hidden, _ = self.lstm(self.inputs(previous, positions, labels))               # (T, N, H)
-        logits = self.head(hidden)                                                    # (T, N, 17)
+        logits = self.head(F.dropout(hidden, self.dropout, self.training))            # (T, N, 17)
         return logits.permute(1, 2, 0).reshape(count, LEVELS, height, width)
 
     def next_pixel(self, count, labels=None):
