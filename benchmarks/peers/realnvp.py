@@ -50,19 +50,21 @@ class AffineCoupling(nn.Module):
     def __init__(self, mask, channels, blocks):
         super().__init__()
         self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("free", 1 - mask, persistent=False)
         self.net = CouplingNet(mask.shape[0], channels, blocks)
         self.scale = nn.Parameter(torch.ones(mask.shape[0], 1, 1))
 
+    def scale_and_shift(self, kept):
+        raw_scale, shift = self.net(kept).chunk(2, dim=1)
+        return self.scale * torch.tanh(raw_scale) * self.free, shift * self.free
+
     def forward(self, x):
-        raw_scale, shift = self.net(x * self.mask).chunk(2, dim=1)
-        log_scale = self.scale * torch.tanh(raw_scale) * (1 - self.mask)
-        out = x * self.mask + (x * log_scale.exp() + shift) * (1 - self.mask)
-        return out, log_scale.sum(dim=(1, 2, 3))
+        log_scale, shift = self.scale_and_shift(x * self.mask)
+        return x * log_scale.exp() + shift, log_scale.sum(dim=(1, 2, 3))
 
     def inverse(self, out):
-        raw_scale, shift = self.net(out * self.mask).chunk(2, dim=1)
-        log_scale = self.scale * torch.tanh(raw_scale) * (1 - self.mask)
-        return out * self.mask + (out - shift) * (-log_scale).exp() * (1 - self.mask)
+        log_scale, shift = self.scale_and_shift(out * self.mask)
+        return (out - shift) * (-log_scale).exp()
 
 
 class ActNorm(nn.Module):

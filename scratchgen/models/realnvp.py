@@ -6,9 +6,9 @@ Every layer is invertible with a log-determinant that is cheap to compute:
 
     logit        x = logit(a + (1 - 2a) y), y in [0, 1]: unbounded inputs for the couplings;
                  log|det| = sum D log(1 - 2a) - log p - log(1 - p),  p = a + (1 - 2a) y,  a = 0.05
-    coupling     with a fixed binary mask b (1: kept), and s, t = net(b * x):
-                 out = b * x + (1 - b) * (x * exp(s) + t),        log|det| = sum (1 - b) * s
-                 inverse: x = b * out + (1 - b) * (out - t) * exp(-s)  (net(b * out) = net(b * x))
+    coupling     with a fixed binary mask b (1: kept), and s, t = (1 - b) * net(b * x), zero where kept:
+                 out = x * exp(s) + t  (= x where b = 1),           log|det| = sum s
+                 inverse: x = (out - t) * exp(-s)        (b * out = b * x, so net sees the same input)
                  s = scale * tanh(raw s): bounded, so one step cannot blow a layer up
     actnorm      out = (x + bias) * exp(log_scale) per channel,   log|det| = H W sum log_scale
     squeeze      (C, H, W) -> (4C, H/2, W/2): every 2 x 2 patch into channels; log|det| = 0
@@ -105,24 +105,22 @@ class AffineCoupling(nn.Module):
     def __init__(self, mask, channels, blocks):
         super().__init__()
         self.register_buffer("mask", tensor(mask), persistent=False)
+        self.register_buffer("free", tensor(1 - mask), persistent=False)   # 1 where the layer acts
         self.net = CouplingNet(mask.shape[0], channels, blocks)
         self.scale = nn.Parameter(np.ones((mask.shape[0], 1, 1), np.float32))  # s = scale * tanh(raw s)
 
     def scale_and_shift(self, kept):
-        """s and t, zero where the mask keeps x (those pixels pass through unchanged)."""
+        """s and t from the kept pixels, zero on them (those pass through unchanged)."""
         raw_scale, shift = self.net(kept).chunk(2, dim=1)
-        free = 1 - self.mask
-        return self.scale * raw_scale.tanh() * free, shift * free
+        return self.scale * raw_scale.tanh() * self.free, shift * self.free
 
     def forward(self, x):
-        kept = x * self.mask
-        log_scale, shift = self.scale_and_shift(kept)
-        return kept + (x * log_scale.exp() + shift) * (1 - self.mask), log_scale.sum(dim=(1, 2, 3))
+        log_scale, shift = self.scale_and_shift(x * self.mask)
+        return x * log_scale.exp() + shift, log_scale.sum(dim=(1, 2, 3))
 
     def inverse(self, out):
-        kept = out * self.mask
-        log_scale, shift = self.scale_and_shift(kept)
-        return kept + (out - shift) * (-log_scale).exp() * (1 - self.mask)
+        log_scale, shift = self.scale_and_shift(out * self.mask)
+        return (out - shift) * (-log_scale).exp()
 
 
 class ActNorm(nn.Module):
