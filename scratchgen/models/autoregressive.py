@@ -39,10 +39,12 @@ CLASSES = 10  # digit classes of the class-conditional models
 class PixelConfig(TrainConfig):
     conditional: bool = False   # condition on the digit class (samples then cover the classes in turn)
     clip_norm: float = 0.0      # gradient norm clipping (0: none)
+    final_lr_fraction: float = 1.0  # the learning rate falls linearly to lr times this by the last step
 
     def __post_init__(self):
-        if self.clip_norm < 0:
-            raise ValueError(f"expected clip_norm >= 0, got {self.clip_norm}")
+        if self.clip_norm < 0 or not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f"expected clip_norm >= 0 and final_lr_fraction in [0, 1], got {self.clip_norm} "
+                             f"and {self.final_lr_fraction}")
 
 
 def draw_categorical(logits, rng):
@@ -89,12 +91,18 @@ class PixelRecipe(Recipe):
     def _labels(self, labels):
         return labels if self.config.conditional else None
 
+    def learning_rate(self, clock):
+        """lr, falling linearly to lr * final_lr_fraction at the end (read off the clock: no state)."""
+        done = clock.epochs_done / self.config.epochs
+        return self.config.lr * (1 - (1 - self.config.final_lr_fraction) * done)
+
     def train_step(self, batch, clock):
         images, labels = batch
         levels = tensor(np.rint(images.numpy() * (LEVELS - 1)).astype(np.int64), device=self.device)
         logits = self.model.logits(levels, self._labels(labels))
         loss = F.cross_entropy(logits, levels)                  # nats per pixel
         optimizer = self.optimizers["model"]
+        optimizer.param_groups[0]["lr"] = self.learning_rate(clock)
         optimizer.zero_grad()
         loss.backward()
         if self.config.clip_norm > 0:

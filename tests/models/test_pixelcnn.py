@@ -91,8 +91,17 @@ def test_samples_are_17_level_images_and_validation_reports_bits_per_dim():
     assert 3 < bits < 5  # an untrained model: near the uniform log2 17 = 4.09
 
 
+def test_the_learning_rate_falls_linearly_to_its_final_fraction():
+    recipe = PixelCNNRecipe(small_config(epochs=4, lr=1e-2, final_lr_fraction=0.2), DIGITS)
+    assert recipe.learning_rate(START) == pytest.approx(1e-2)
+    assert recipe.learning_rate(Clock(step=25, epoch=2, batch=5, batches_per_epoch=10)) == pytest.approx(1e-2 * 0.5)
+    assert recipe.learning_rate(Clock(step=40, epoch=4, batch=0, batches_per_epoch=10)) == pytest.approx(2e-3)
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="odd first_kernel"):
         PixelCNNConfig(first_kernel=4)
     with pytest.raises(ValueError, match="clip_norm >= 0"):
         PixelCNNConfig(clip_norm=-1.0)
+    with pytest.raises(ValueError, match="final_lr_fraction in"):
+        PixelCNNConfig(final_lr_fraction=1.5)
