@@ -77,8 +77,8 @@ def table(results):
     lines.append(f"| independent pixels (add-one counts) | {independent_pixels_bits():.3f} | | | 1,088 | |")
     lines.append(f"| uniform over the 17 levels | {math.log2(LEVELS):.3f} | | | 0 | |")
     walls = [f"`{model}` {wall:.0f} s" for model, (_, _, wall, _) in results.items() if wall is not None]
-    note = f"\n\nWall clock of each whole run (training, final evaluation, 1,000 samples): {', '.join(walls)}." \
-        if walls else ""
+    note = (f"\n\nWall clock of each whole run (training, final evaluation, 1,000 samples): "
+            f"{', '.join(walls)}.") if walls else ""
     return "\n".join(lines) + note
 
 

@@ -88,17 +88,21 @@ class Squeeze(nn.Module):
         return F.pixel_shuffle(out, 2)
 
 
+def coupling_and_actnorm(mask, channels, blocks):
+    return [AffineCoupling(mask, channels, blocks), ActNorm(mask.shape[0])]
+
+
 class TorchRealNVP(nn.Module):
     def __init__(self, shape=(1, 8, 8), channels=32, blocks=1, checkerboard=4, channelwise=4):
         super().__init__()
         layers = []
         for index in range(checkerboard):
-            layers += [AffineCoupling(checkerboard_mask(shape, index % 2), channels, blocks), ActNorm(shape[0])]
+            layers += coupling_and_actnorm(checkerboard_mask(shape, index % 2), channels, blocks)
         if channelwise:
             shape = (shape[0] * 4, shape[1] // 2, shape[2] // 2)
             layers.append(Squeeze())
             for index in range(channelwise):
-                layers += [AffineCoupling(channel_mask(shape, index % 2), channels, blocks), ActNorm(shape[0])]
+                layers += coupling_and_actnorm(channel_mask(shape, index % 2), channels, blocks)
         self.layers = nn.ModuleList(layers)
         self.latent_shape = shape
 

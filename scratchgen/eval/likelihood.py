@@ -33,14 +33,14 @@ def to_levels(images, op="likelihood"):
     (a likelihood over 17 levels means nothing for other data: MNIST's 256 levels, upsampled digits)."""
     images = np.asarray(images)
     if images.dtype.kind != "f" or images.ndim < 2:
-        raise ValueError(f"{op}: expected float images holding level / {LEVELS - 1}, got dtype {images.dtype} "
-                         f"and shape {images.shape}")
+        raise ValueError(f"{op}: expected float images holding level / {LEVELS - 1}, got dtype "
+                         f"{images.dtype} and shape {images.shape}")
     scaled = images.astype(np.float64) * (LEVELS - 1)
     levels = np.rint(scaled)
     off_grid = np.abs(scaled - levels) > 1e-4
     if off_grid.any() or levels.min() < 0 or levels.max() > LEVELS - 1:
-        example = float(images[off_grid][0]) if off_grid.any() else float(images.min() if levels.min() < 0
-                                                                           else images.max())
+        outside = images[off_grid] if off_grid.any() else images[(levels < 0) | (levels > LEVELS - 1)]
+        example = float(outside[0])
         raise ValueError(f"{op}: expected images with {LEVELS} grey levels (multiples of 1/{LEVELS - 1} in "
                          f"[0, 1], as the digits are), got a value {example:.6g}")
     return levels.astype(np.int64)
@@ -64,15 +64,16 @@ def bits_per_dim(negative_log_likelihood, levels, continuous=False, draws=1, see
     """The test figure for ``levels`` (N, ...) int: E[-log P(x)] in bits per dimension.
 
     ``negative_log_likelihood(batch, rows)`` returns per-image nats (an array of length len(batch));
-    ``rows`` is the slice of ``levels`` the batch holds (to look up labels, say). Discrete models (``continuous=False``) get integer levels and return -log P(x).
-    Continuous models pass ``continuous=True`` and get dequantised float32 images y (``draws``
-    independent draws of u, from a generator seeded by ``seed``) and return -log p(y); the D log 17
-    term is added here, so no model can forget it.
+    ``rows`` is the slice of ``levels`` the batch holds (to look up labels, say). Discrete models
+    (``continuous=False``) get integer levels and return -log P(x). Continuous models pass
+    ``continuous=True`` and get dequantised float32 images y (``draws`` independent draws of u, from
+    a generator seeded by ``seed``) and return -log p(y); the D log 17 term is added here, so no
+    model can forget it.
     """
     levels = np.asarray(levels)
     if levels.dtype.kind not in "iu" or levels.min() < 0 or levels.max() >= LEVELS:
-        raise ValueError(f"bits_per_dim: expected integer levels in 0..{LEVELS - 1}, got dtype {levels.dtype} "
-                         f"with values in [{levels.min()}, {levels.max()}]")
+        raise ValueError(f"bits_per_dim: expected integer levels in 0..{LEVELS - 1}, got dtype "
+                         f"{levels.dtype} with values in [{levels.min()}, {levels.max()}]")
     dims = int(np.prod(levels.shape[1:]))
     rng = np.random.default_rng(seed)
     total = 0.0

@@ -57,10 +57,11 @@ class RealNVPConfig(TrainConfig):
     test_draws: int = 4         # draws of the dequantisation noise u per test image
 
     def __post_init__(self):
-        if min(self.channels, self.checkerboard, self.test_draws) < 1 or self.blocks < 0 or self.channelwise < 0:
+        sizes, counts = (self.channels, self.checkerboard, self.test_draws), (self.blocks, self.channelwise)
+        if min(sizes) < 1 or min(counts) < 0:
             raise ValueError(f"realnvp: expected channels, checkerboard and test_draws >= 1, blocks and "
-                             f"channelwise >= 0, got {self.channels}, {self.checkerboard}, {self.test_draws}, "
-                             f"{self.blocks}, {self.channelwise}")
+                             f"channelwise >= 0, got {self.channels}, {self.checkerboard}, "
+                             f"{self.test_draws}, {self.blocks}, {self.channelwise}")
 
 
 # ---- the invertible layers: forward(x) -> (out, log|det| per image (N,)), inverse(out) -> x ------
@@ -133,7 +134,7 @@ class ActNorm(nn.Module):
 
     def forward(self, x):
         pixels = x.shape[2] * x.shape[3]
-        return (x + self.bias) * self.log_scale.exp(), self.log_scale.sum() * pixels  # the same for every image
+        return (x + self.bias) * self.log_scale.exp(), self.log_scale.sum() * pixels  # alike for every image
 
     def inverse(self, out):
         return out * (-self.log_scale).exp() - self.bias
@@ -165,19 +166,24 @@ def inverse_logit_transform(x):
 
 
 # ---- the flow --------------------------------------------------------------------------------------
+def coupling_and_actnorm(mask, channels, blocks):
+    """One step of the flow: an affine coupling with ``mask``, then an actnorm."""
+    return [AffineCoupling(mask, channels, blocks), ActNorm(mask.shape[0])]
+
+
 class RealNVP(nn.Module):
     def __init__(self, shape=(1, 8, 8), channels=32, blocks=1, checkerboard=4, channelwise=4):
         super().__init__()
         layers = []
         for index in range(checkerboard):
-            layers += [AffineCoupling(checkerboard_mask(shape, index % 2), channels, blocks), ActNorm(shape[0])]
+            layers += coupling_and_actnorm(checkerboard_mask(shape, index % 2), channels, blocks)
         if channelwise:
             if shape[1] % 2 or shape[2] % 2:
                 raise ValueError(f"realnvp: expected an even image side to squeeze, got {shape[1:]}")
             shape = (shape[0] * 4, shape[1] // 2, shape[2] // 2)
             layers.append(Squeeze())
             for index in range(channelwise):
-                layers += [AffineCoupling(channel_mask(shape, index % 2), channels, blocks), ActNorm(shape[0])]
+                layers += coupling_and_actnorm(channel_mask(shape, index % 2), channels, blocks)
         self.layers = nn.ModuleList(layers)
         self.latent_shape = shape   # z's shape, (C, H, W)
 

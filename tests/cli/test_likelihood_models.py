@@ -50,7 +50,9 @@ def test_data_that_is_not_17_grey_levels_is_refused(model, tmp_path, capsys):
     assert "17 grey levels" in error and "Traceback" not in error
     rng = np.random.default_rng(0)  # a miniature MNIST: 256 grey levels
     for prefix, count in (("train", 40), ("t10k", 10)):
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, 8, 8), dtype=np.uint8))
+        images = rng.integers(0, 256, (count, 8, 8), dtype=np.uint8)
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images)
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", (np.arange(count) % 10).astype(np.uint8))
-    assert cli.main(["train", model, "--dry-run", "--data", f"idx:{tmp_path}", "--out", str(tmp_path / "r")]) == 2
+    mnist_like = ["--data", f"idx:{tmp_path}", "--out", str(tmp_path / "r")]
+    assert cli.main(["train", model, "--dry-run", *mnist_like]) == 2
     assert "17 grey levels" in capsys.readouterr().err

@@ -94,7 +94,8 @@ def test_samples_are_17_level_images_and_validation_reports_bits_per_dim():
 def test_the_learning_rate_falls_linearly_to_its_final_fraction():
     recipe = PixelCNNRecipe(small_config(epochs=4, lr=1e-2, final_lr_fraction=0.2), DIGITS)
     assert recipe.learning_rate(START) == pytest.approx(1e-2)
-    assert recipe.learning_rate(Clock(step=25, epoch=2, batch=5, batches_per_epoch=10)) == pytest.approx(1e-2 * 0.5)
+    halfway = Clock(step=25, epoch=2, batch=5, batches_per_epoch=10)       # 2.5 of 4 epochs done
+    assert recipe.learning_rate(halfway) == pytest.approx(1e-2 * (1 - 0.8 * 2.5 / 4))
     assert recipe.learning_rate(Clock(step=40, epoch=4, batch=0, batches_per_epoch=10)) == pytest.approx(2e-3)
 
 

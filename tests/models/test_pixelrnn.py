@@ -60,7 +60,8 @@ def test_training_step_loss_gradients_and_update_equal_the_pytorch_twin(torch, c
 
     losses = recipe.train_step((sg.tensor(images), sg.tensor(labels)), START)
     optimizer = torch.optim.Adam(twin.parameters(), lr=config.lr)
-    expected = training_loss(twin, torch.from_numpy(LEVELS), torch.from_numpy(labels) if conditional else None)
+    twin_labels = torch.from_numpy(labels) if conditional else None
+    expected = training_loss(twin, torch.from_numpy(LEVELS), twin_labels)
     expected.backward()
     if config.clip_norm:
         torch.nn.utils.clip_grad_norm_(twin.parameters(), config.clip_norm)
