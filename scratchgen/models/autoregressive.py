@@ -25,12 +25,13 @@ import dataclasses
 import numpy as np
 
 from .. import functional as F
-from .. import nn, optim
+from .. import nn
 from ..autograd import no_grad
 from ..eval.likelihood import LEVELS, bits_per_dim, to_levels
 from ..random import generator
 from ..tensor import tensor
-from .base import Recipe, TrainConfig
+from .base import TrainConfig
+from .levels import LevelsRecipe
 
 CLASSES = 10  # digit classes of the class-conditional models
 
@@ -73,20 +74,9 @@ def negative_log_likelihood(model, levels, labels=None):
     return nll.sum(dim=(1, 2))
 
 
-class PixelRecipe(Recipe):
+class PixelRecipe(LevelsRecipe):
     """The recipe of an autoregressive pixel model; a subclass sets ``name``, ``Config`` and
     ``build_model(config, image_shape)``."""
-    plot_keys = ("bits_per_dim", "test_bits_per_dim")
-
-    def __init__(self, config, data, device="cpu"):
-        super().__init__(config, data, device)
-        for images in (data.train_images, data.test_images):
-            to_levels(images, op=self.name)  # refuse data that is not 17 grey levels, with the reason
-        self.model = self.build_model(config, data.image_shape).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
-
-    def build_model(self, config, image_shape):
-        raise NotImplementedError(f"{type(self).__name__} must implement build_model")
 
     def _labels(self, labels):
         return labels if self.config.conditional else None
@@ -98,7 +88,7 @@ class PixelRecipe(Recipe):
 
     def train_step(self, batch, clock):
         images, labels = batch
-        levels = tensor(np.rint(images.numpy() * (LEVELS - 1)).astype(np.int64), device=self.device)
+        levels = tensor(self.batch_levels(images), device=self.device)
         logits = self.model.logits(levels, self._labels(labels))
         loss = F.cross_entropy(logits, levels)                  # nats per pixel
         optimizer = self.optimizers["model"]

@@ -33,13 +33,14 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .. import init, nn, optim
+from .. import init, nn
 from ..autograd import no_grad
 from ..eval.likelihood import LEVELS, bits_per_dim, discretisation_nats, dequantise, nats_to_bits_per_dim, \
     to_levels
 from ..random import generator
 from ..tensor import randn, tensor
-from .base import Recipe, TrainConfig, register
+from .base import TrainConfig, register
+from .levels import LevelsRecipe
 
 LOG_2PI = math.log(2 * math.pi)
 ALPHA = 0.05  # the logit's margin: y in [0, 1] maps into logit([0.05, 0.95])
@@ -222,18 +223,16 @@ class RealNVP(nn.Module):
 
 # ---- training, sampling, evaluation --------------------------------------------------------------
 @register
-class RealNVPRecipe(Recipe):
+class RealNVPRecipe(LevelsRecipe):
     name = "realnvp"
     Config = RealNVPConfig
-    plot_keys = ("bits_per_dim", "test_bits_per_dim")
 
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
-        for images in (data.train_images, data.test_images):
-            to_levels(images, op=self.name)  # refuse data that is not 17 grey levels, with the reason
-        self.model = RealNVP.from_config(config, data.image_shape).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
         self.dims = int(np.prod(data.image_shape))
+
+    def build_model(self, config, image_shape):
+        return RealNVP.from_config(config, image_shape)
 
     def negative_log_density(self, dequantised):
         """-log p(y) per image (N,) for (N, H, W) dequantised images y (a Tensor)."""
@@ -244,7 +243,7 @@ class RealNVPRecipe(Recipe):
         return nats_to_bits_per_dim(nats_per_image + discretisation_nats(self.dims), self.dims)
 
     def train_step(self, batch, clock):
-        levels = np.rint(batch[0].numpy() * (LEVELS - 1))
+        levels = self.batch_levels(batch[0])
         uniform = generator().random(levels.shape)
         nll = self.negative_log_density(tensor(dequantise(levels, uniform), device=self.device)).mean()
         loss = nll / self.dims                                  # nats per pixel of the density

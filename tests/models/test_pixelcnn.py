@@ -7,10 +7,9 @@ import scratchgen as sg
 from scratchgen.data import load_digits_split
 from scratchgen.models import Clock
 from scratchgen.models.pixelcnn import MaskedConv2d, PixelCNN, PixelCNNConfig, PixelCNNRecipe, raster_mask
-from twin_checks import assert_parameters_equal_the_twins
+from pixel_twin_checks import START, assert_training_step_equals_the_twins
 
 DIGITS = load_digits_split()
-START = Clock(step=0, epoch=0, batch=0, batches_per_epoch=10)
 
 
 def small_config(**changes):
@@ -56,29 +55,12 @@ def test_masks_and_the_masked_weight_gradient():
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
 def test_training_step_loss_gradients_and_update_equal_the_pytorch_twin(torch, conditional):
-    from scratchgen.benchmarks.peers.autoregressive import training_loss
     from scratchgen.benchmarks.peers.pixelcnn import TorchPixelCNN
     config = small_config(conditional=conditional, clip_norm=0.5 if conditional else 0.0)
     sg.manual_seed(0)
-    recipe = PixelCNNRecipe(config, DIGITS)
-    model = recipe.model.double()   # in place: the optimizer still holds these parameters
-    twin = TorchPixelCNN.from_config(config).double()
-    twin.load_state_dict({name: torch.from_numpy(array) for name, array in model.state_dict().items()})
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
     images, labels = np.array(DIGITS.train_images[:12]), np.array(DIGITS.train_labels[:12])
-
-    losses = recipe.train_step((sg.tensor(images), sg.tensor(labels)), START)
-    optimizer = torch.optim.Adam(twin.parameters(), lr=config.lr)
-    levels = torch.from_numpy(np.rint(images * 16).astype(np.int64))
-    expected = training_loss(twin, levels, torch.from_numpy(labels) if conditional else None)
-    expected.backward()
-    if config.clip_norm:
-        torch.nn.utils.clip_grad_norm_(twin.parameters(), config.clip_norm)
-    optimizer.step()
-
-    assert losses["loss"] == pytest.approx(expected.item(), rel=1e-12)
-    assert losses["bits_per_dim"] == pytest.approx(expected.item() / np.log(2), rel=1e-12)
-    assert_parameters_equal_the_twins(model, twin)
+    assert_training_step_equals_the_twins(PixelCNNRecipe(config, DIGITS), TorchPixelCNN.from_config(config),
+                                          images, labels, torch)
 
 
 def test_samples_are_17_level_images_and_validation_reports_bits_per_dim():

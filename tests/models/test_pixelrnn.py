@@ -6,12 +6,10 @@ import pytest
 
 import scratchgen as sg
 from scratchgen.data import load_digits_split
-from scratchgen.models import Clock
 from scratchgen.models.pixelrnn import PixelRNN, PixelRNNConfig, PixelRNNRecipe
-from twin_checks import assert_parameters_equal_the_twins
+from pixel_twin_checks import assert_training_step_equals_the_twins
 
 DIGITS = load_digits_split()
-START = Clock(step=0, epoch=0, batch=0, batches_per_epoch=10)
 LEVELS = np.rint(np.array(DIGITS.train_images[:6]) * 16).astype(np.int64)
 
 
@@ -48,28 +46,12 @@ def test_stepping_the_lstm_pixel_by_pixel_equals_reading_the_whole_image(conditi
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
 def test_training_step_loss_gradients_and_update_equal_the_pytorch_twin(torch, conditional):
-    from scratchgen.benchmarks.peers.autoregressive import training_loss
     from scratchgen.benchmarks.peers.pixelrnn import TorchPixelRNN
     config = small_config(conditional=conditional, clip_norm=0.5 if conditional else 0.0)
     sg.manual_seed(0)
-    recipe = PixelRNNRecipe(config, DIGITS)
-    model = recipe.model.double()   # in place: the optimizer still holds these parameters
-    twin = TorchPixelRNN.from_config(config, (8, 8)).double()
-    twin.load_state_dict({name: torch.from_numpy(array) for name, array in model.state_dict().items()})
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
     images, labels = np.array(DIGITS.train_images[:6]), np.array(DIGITS.train_labels[:6])
-
-    losses = recipe.train_step((sg.tensor(images), sg.tensor(labels)), START)
-    optimizer = torch.optim.Adam(twin.parameters(), lr=config.lr)
-    twin_labels = torch.from_numpy(labels) if conditional else None
-    expected = training_loss(twin, torch.from_numpy(LEVELS), twin_labels)
-    expected.backward()
-    if config.clip_norm:
-        torch.nn.utils.clip_grad_norm_(twin.parameters(), config.clip_norm)
-    optimizer.step()
-
-    assert losses["loss"] == pytest.approx(expected.item(), rel=1e-12)
-    assert_parameters_equal_the_twins(model, twin)
+    twin = TorchPixelRNN.from_config(config, (8, 8))
+    assert_training_step_equals_the_twins(PixelRNNRecipe(config, DIGITS), twin, images, labels, torch)
 
 
 def test_samples_are_17_level_images():
