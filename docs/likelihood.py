@@ -88,6 +88,7 @@ def main():
     parser.add_argument("--runs", default="runs", help="where the run folders go (default: runs)")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already have a checkpoint")
     args = parser.parse_args()
+    # the results go between the markers, as docs/language_models.py writes its own
     section = f"{BEGIN}\n{table(train_all(args.runs, args.reuse))}\n{END}"
     document = DOCUMENT.read_text(encoding="utf-8")
     start, end = document.index(BEGIN), document.index(END) + len(END)

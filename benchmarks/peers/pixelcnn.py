@@ -2,6 +2,9 @@
 mask)``, type A then type B), residual blocks and a 17-way softmax per pixel, with the same
 parameter names (``first.weight``, ``blocks.0.masked.weight``, ``head.3.bias``, ...).
 
+It mirrors our model line for line on purpose: a twin is an independent implementation in
+PyTorch, so the ``duplicates`` tool's pairing of the two is expected.
+
     twin = TorchPixelCNN.from_config(config)
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_model.state_dict().items()})
     loss = training_loss(twin, levels)              # = the scratchgen step's loss (peers/autoregressive.py)

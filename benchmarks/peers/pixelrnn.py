@@ -2,6 +2,9 @@
 ``nn.LSTM``, each step fed the previous level's embedding plus a position (and class) embedding,
 with the same parameter names (``level_embedding.weight``, ``lstm.weight_ih_l0``, ``head.bias``, ...).
 
+It mirrors our model line for line on purpose: a twin is an independent implementation in
+PyTorch, so the ``duplicates`` tool's pairing of the two is expected.
+
     twin = TorchPixelRNN.from_config(config, image_shape=(8, 8))
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_model.state_dict().items()})
     loss = training_loss(twin, levels)              # = the scratchgen step's loss (peers/autoregressive.py)

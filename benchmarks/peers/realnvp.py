@@ -2,6 +2,9 @@
 with checkerboard and channel masks (s = scale * tanh(raw s)), actnorm and a squeeze, with the
 same parameter names (``layers.0.net.first.weight``, ``layers.1.log_scale``, ...).
 
+It mirrors our model line for line on purpose: a twin is an independent implementation in
+PyTorch, so the ``duplicates`` tool's pairing of the two is expected.
+
     twin = TorchRealNVP.from_config(config, image_shape=(8, 8))
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_model.state_dict().items()})
     loss = training_loss(twin, dequantised)        # = the scratchgen step's loss
