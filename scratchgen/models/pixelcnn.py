@@ -40,7 +40,8 @@ from .base import register
 class PixelCNNConfig(PixelConfig):
     epochs: int = 30            # 43 steps each on the 1,347 training digits
     batch_size: int = 32        # images per step
-    lr: float = 2e-3            # Adam's learning rate
+    lr: float = 2e-3            # Adam's initial learning rate
+    final_lr_fraction: float = 0.05  # the learning rate falls linearly to lr times this by the last step
     channels: int = 64          # feature channels C of every layer
     blocks: int = 4             # residual blocks of masked 3 x 3 convolutions (type B)
     first_kernel: int = 5       # side of the first (type A) masked convolution
