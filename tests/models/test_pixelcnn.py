@@ -88,3 +88,11 @@ def test_bad_config_is_refused():
         PixelCNNConfig(clip_norm=-1.0)
     with pytest.raises(ValueError, match="final_lr_fraction in"):
         PixelCNNConfig(final_lr_fraction=1.5)
+
+
+def test_draws_follow_the_softmax_of_the_logits():
+    from scratchgen.models.autoregressive import draw_categorical
+    probabilities = np.array([0.5, 0.0, 0.2, 0.3])
+    logits = np.log(np.maximum(probabilities, 1e-300))[None].repeat(40_000, axis=0) + 7.0  # shift-invariant
+    draws = draw_categorical(logits, np.random.default_rng(0))
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / len(draws), probabilities, atol=0.01)
