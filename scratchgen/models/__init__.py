@@ -9,6 +9,9 @@
     ngram  a Kneser-Ney character 5-gram: the baseline of the language models
     charlstm  a character-level LSTM language model (truncated BPTT, state carried)
     gpt   a tiny character-level GPT (pre-norm blocks, fused causal attention)
+    pixelcnn  a PixelCNN: masked convolutions, scored in bits per pixel (``eval.likelihood``)
+    pixelrnn  an LSTM over the pixels in raster order, in bits per pixel
+    realnvp   a RealNVP normalizing flow (affine couplings), in bits per pixel
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
