@@ -14,6 +14,7 @@
                                                         number words -> digits (seq2seq), one per line;
                                                         reads stdin's lines when no sentence is given
     scratchgen models                                   the registered models
+    scratchgen retrain-classifier [--out FILE.npz]      retrain the digits metrics' classifier (mlp)
     scratchgen graph MODEL [--out step.svg] [--collapse-modules [DEPTH]]
                                                         the autograd graph of one training step
     scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
@@ -23,17 +24,16 @@
                                                         (python -m benchmarks; scratchgen bench --help)
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
-``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
+``latent_dim``), each declared with ``option(default, help)``, its help text the flag's help:
+``scratchgen train vae --help``.
 Likewise a recipe's ``SampleOptions`` fields are flags of ``sample MODEL`` and ``eval MODEL`` (a
 trailing underscore is dropped: ``class_`` is ``--class``).
 Exit status: 0 done, 1 training stopped on a non-finite loss, 2 a usage error (message on
 stderr), 130 stopped by Ctrl-C (checkpoint saved).
 """
 import argparse
-import dataclasses
 import inspect
 import json
-import re
 import sys
 import typing
 
@@ -43,40 +43,20 @@ from . import runner
 from .data import IDXError
 from .memory import keep_freed_memory
 from .eval.metrics import digits_metrics
-from .models import config_fields, get_recipe, recipe_names
+from .models import config_fields, config_help, get_recipe, recipe_names
 from .serialize import CheckpointError
-
-_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#=]*=[^#]*#\s*(.+)$")
 
 
 # ---- options from config dataclasses ---------------------------------------------------------------
-def field_comments(config_class):
-    """{field: the comment beside it in the source} over the config's class hierarchy
-    (a subclass's comment wins, as its default does)."""
-    comments = {}
-    for klass in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):  # no source (e.g. a frozen build): options simply lack help
-            continue
-        for line in source.splitlines():
-            match = _FIELD_COMMENT.match(line)
-            if match:
-                comments[match[1]] = match[2].strip()
-    return comments
-
-
 def add_config_options(parser, config_class):
     """One ``--field-name`` option per config field; only options given on the command line
     reach the namespace (default SUPPRESS), so they can override a resumed run's config."""
-    comments = field_comments(config_class)
+    helps = config_help(config_class)
     group = parser.add_argument_group(f"{config_class.__name__} options")
     for name, kind, default in config_fields(config_class):
         flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
         # argparse %-formats help strings: a literal % must be doubled
-        help_text = f"{comments.get(name, '')} (default: {default})".strip().replace("%", "%%")
+        help_text = f"{helps[name]} (default: {default})".strip().replace("%", "%%")
         if typing.get_origin(kind) is typing.Literal:
             choices = typing.get_args(kind)
             group.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, help=help_text)
@@ -169,6 +149,10 @@ def build_parser():
     translate.add_argument("--device", default="cpu")
 
     commands.add_parser("models", help="list the registered models")
+    retrain = commands.add_parser("retrain-classifier", help="retrain the digits classifier behind the "
+                                  "digits metrics (the mlp model at its defaults)")
+    retrain.add_argument("--out", default=None, metavar="FILE.npz",
+                         help="where to write it (default: the packaged digits_classifier.npz)")
     commands.add_parser("bench", add_help=False,  # every option goes to the suite's own parser
                         help="time kernels and training steps against PyTorch (scratchgen bench --help)")
     add_study_commands(commands)
@@ -263,6 +247,12 @@ def _models(args):
     return 0
 
 
+def _retrain_classifier(args):
+    destination, accuracy = runner.retrain_classifier(args.out)
+    print(f"wrote {destination} (test accuracy {accuracy:.4f})")
+    return 0
+
+
 def _study_overrides(args):
     return {} if args.batch_size is None else {"batch_size": args.batch_size}
 
@@ -300,6 +290,7 @@ def _bench(args):
 
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
+            "retrain-classifier": _retrain_classifier,
             "profile": _profile, "translate": _translate, "bench": _bench}
 
 

@@ -18,19 +18,23 @@ Evaluation and sampling draw from a forked generator (``forked_rng``), so they n
 training stream either.
 """
 import contextlib
+import itertools
 import json
 import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 
 import numpy as np
 
 from . import serialize
+from .eval.classifier import weights_path
 from .eval.metrics import digits_metrics
 from .models import Clock, get_recipe, make_config
+from .progress import ProgressBar
 from .random import get_rng_state, manual_seed, set_rng_state
 
 RUNS_FOLDER = "runs"
@@ -128,40 +132,6 @@ def read_metrics(run_folder):
         return []
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-class ProgressBar:
-    """``epoch 3/30 [#######.........] 9/21  loss 41.20  2,310 ex/s`` on stderr, redrawn in place
-    (at most every ``interval`` seconds) when stderr is a terminal, silent otherwise. Other work
-    (e.g. sampling) names itself with ``label`` and counts in its own ``unit``; with no losses
-    given, the loss is left out."""
-
-    def __init__(self, epoch, epochs, total, stream=None, interval=0.2, width=20, enabled=None, label=None,
-                 unit="ex"):
-        self.label, self.total, self.unit = label or f"epoch {epoch}/{epochs}", total, unit
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.interval, self.width = interval, width
-        self.started = self.last_drawn = time.perf_counter()
-        self.examples = 0
-
-    def update(self, done, losses, examples):
-        self.examples += examples
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last_drawn < self.interval and done < self.total):
-            return
-        self.last_drawn = now
-        filled = round(self.width * done / self.total)
-        speed = self.examples / max(now - self.started, 1e-9)
-        loss = f"  loss {next(iter(losses.values())):.4g}" if losses else ""
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{self.total}{loss}  {speed:,.0f} {self.unit}/s")
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
 
 
 class StopOnInterrupt:
@@ -397,6 +367,20 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     return summary
 
 
+def retrain_classifier(destination=None):
+    """Train the ``mlp`` model at its defaults and store its weights as the digits classifier that
+    ``scratchgen.eval`` ships (``destination`` defaults to the packaged file); returns
+    (destination, test accuracy). Same seed and thread count give the same bytes."""
+    destination = destination or os.fspath(weights_path())
+    with tempfile.TemporaryDirectory() as folder:
+        summary = train("mlp", out=folder, plots=False)
+        checkpoint = serialize.load(os.path.join(folder, "last.npz"), expected_kind="mlp")
+    meta = {key: checkpoint["meta"][key] for key in ("kind", "config", "step", "epoch")}
+    meta["test_accuracy"] = summary["final"]["test_accuracy"]
+    serialize.save({"model": checkpoint["model"], "meta": meta}, destination)
+    return destination, meta["test_accuracy"]
+
+
 def load_recipe(model, checkpoint, device="cpu"):
     """A recipe rebuilt from ``checkpoint`` (file or run folder) with its weights, in eval mode,
     and the data it was trained on; the checkpoint must hold ``model``."""
@@ -466,7 +450,14 @@ def evaluate_from_scratch(model, seed=0, device="cpu", echo=print):
     if recipe_class.evaluate_from_scratch is None:
         raise UsageError(f"eval {model}: expected --checkpoint (a checkpoint or a run folder)")
     check_device(device)
-    return {"model": model, **recipe_class.evaluate_from_scratch({"seed": seed}, device=device, echo=echo)}
+    with tempfile.TemporaryDirectory() as folder:
+        runs = itertools.count()
+
+        def train_one(overrides):  # each run in its own folder, quietly
+            return train(model, overrides, out=os.path.join(folder, str(next(runs))), device=device,
+                         plots=False, echo=lambda *_: None)
+        report = recipe_class.evaluate_from_scratch({"seed": seed}, train_one, echo=echo)
+    return {"model": model, **report}
 
 
 def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu", options=None):
