@@ -30,7 +30,7 @@ from ..autograd import no_grad
 from ..eval.likelihood import LEVELS, bits_per_dim, to_levels
 from ..random import generator
 from ..tensor import tensor
-from .base import TrainConfig
+from .base import TrainConfig, option
 from .levels import LevelsRecipe
 
 CLASSES = 10  # digit classes of the class-conditional models
@@ -38,9 +38,9 @@ CLASSES = 10  # digit classes of the class-conditional models
 
 @dataclasses.dataclass
 class PixelConfig(TrainConfig):
-    conditional: bool = False   # condition on the digit class (samples then cover the classes in turn)
-    clip_norm: float = 0.0      # gradient norm clipping (0: none)
-    final_lr_fraction: float = 1.0  # the learning rate falls linearly to lr times this by the last step
+    conditional: bool = option(False, "condition on the digit class (samples then cover the classes in turn)")
+    clip_norm: float = option(0.0, "gradient norm clipping (0: none)")
+    final_lr_fraction: float = option(1.0, "the learning rate falls linearly to lr x this by the last step")
 
     def __post_init__(self):
         if self.clip_norm < 0 or not 0 <= self.final_lr_fraction <= 1:

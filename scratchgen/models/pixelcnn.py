@@ -33,18 +33,18 @@ from .. import nn
 from ..eval.likelihood import LEVELS
 from ..tensor import tensor
 from .autoregressive import CLASSES, PixelConfig, PixelRecipe
-from .base import register
+from .base import option, register
 
 
 @dataclasses.dataclass
 class PixelCNNConfig(PixelConfig):
-    epochs: int = 30            # 43 steps each on the 1,347 training digits
-    batch_size: int = 32        # images per step
-    lr: float = 2e-3            # Adam's initial learning rate
-    final_lr_fraction: float = 0.05  # the learning rate falls linearly to lr times this by the last step
-    channels: int = 64          # feature channels C of every layer
-    blocks: int = 4             # residual blocks of masked 3 x 3 convolutions (type B)
-    first_kernel: int = 5       # side of the first (type A) masked convolution
+    epochs: int = option(30, "43 steps each on the 1,347 training digits")
+    batch_size: int = option(32, "images per step")
+    lr: float = option(2e-3, "Adam's initial learning rate")
+    final_lr_fraction: float = option(0.05, "the learning rate falls linearly to lr x this by the last step")
+    channels: int = option(64, "feature channels C of every layer")
+    blocks: int = option(4, "residual blocks of masked 3 x 3 convolutions (type B)")
+    first_kernel: int = option(5, "side of the first (type A) masked convolution")
 
     def __post_init__(self):
         super().__post_init__()

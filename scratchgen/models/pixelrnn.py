@@ -22,21 +22,21 @@ from ..eval.likelihood import LEVELS
 from ..ops.shape import cat
 from ..tensor import arange, full, tensor
 from .autoregressive import CLASSES, PixelConfig, PixelRecipe
-from .base import register
+from .base import option, register
 
 START = LEVELS  # the start token's index in the input embedding (the levels are 0..16)
 
 
 @dataclasses.dataclass
 class PixelRNNConfig(PixelConfig):
-    epochs: int = 15            # 43 steps each on the 1,347 training digits (more overfit: see docs)
-    batch_size: int = 32        # images per step
-    lr: float = 3e-3            # Adam's initial learning rate
-    final_lr_fraction: float = 0.05  # the learning rate falls linearly to lr times this by the last step
-    embedding_dim: int = 32     # E: size of the level, position and class embeddings
-    hidden: int = 256           # H: the LSTM's state size
-    dropout: float = 0.3        # on the LSTM's outputs while training (1,347 images overfit fast)
-    clip_norm: float = 1.0      # gradient norm clipping (0: none)
+    epochs: int = option(15, "43 steps each on the 1,347 training digits (more overfit: see docs)")
+    batch_size: int = option(32, "images per step")
+    lr: float = option(3e-3, "Adam's initial learning rate")
+    final_lr_fraction: float = option(0.05, "the learning rate falls linearly to lr x this by the last step")
+    embedding_dim: int = option(32, "E: size of the level, position and class embeddings")
+    hidden: int = option(256, "H: the LSTM's state size")
+    dropout: float = option(0.3, "on the LSTM's outputs while training (1,347 images overfit fast)")
+    clip_norm: float = option(1.0, "gradient norm clipping (0: none)")
 
     def __post_init__(self):
         super().__post_init__()

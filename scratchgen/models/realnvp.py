@@ -39,7 +39,7 @@ from ..eval.likelihood import LEVELS, bits_per_dim, discretisation_nats, dequant
     to_levels
 from ..random import generator
 from ..tensor import randn, tensor
-from .base import TrainConfig, register
+from .base import TrainConfig, option, register
 from .levels import LevelsRecipe
 
 LOG_2PI = math.log(2 * math.pi)
@@ -48,14 +48,14 @@ ALPHA = 0.05  # the logit's margin: y in [0, 1] maps into logit([0.05, 0.95])
 
 @dataclasses.dataclass
 class RealNVPConfig(TrainConfig):
-    epochs: int = 40            # 43 steps each on the 1,347 training digits
-    batch_size: int = 32        # images per step
-    lr: float = 1e-3            # Adam's learning rate
-    channels: int = 32          # C: feature channels of every coupling's net
-    blocks: int = 1             # residual blocks in each coupling's net
-    checkerboard: int = 4       # checkerboard couplings on the (1, 8, 8) image
-    channelwise: int = 4        # channel couplings after the squeeze (0: no squeeze)
-    test_draws: int = 4         # draws of the dequantisation noise u per test image
+    epochs: int = option(40, "43 steps each on the 1,347 training digits")
+    batch_size: int = option(32, "images per step")
+    lr: float = option(1e-3, "Adam's learning rate")
+    channels: int = option(32, "C: feature channels of every coupling's net")
+    blocks: int = option(1, "residual blocks in each coupling's net")
+    checkerboard: int = option(4, "checkerboard couplings on the (1, 8, 8) image")
+    channelwise: int = option(4, "channel couplings after the squeeze (0: no squeeze)")
+    test_draws: int = option(4, "draws of the dequantisation noise u per test image")
 
     def __post_init__(self):
         sizes, counts = (self.channels, self.checkerboard, self.test_draws), (self.blocks, self.channelwise)
