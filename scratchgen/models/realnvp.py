@@ -35,8 +35,7 @@ import numpy as np
 from .. import functional as F
 from .. import init, nn
 from ..autograd import no_grad
-from ..eval.likelihood import LEVELS, bits_per_dim, discretisation_nats, dequantise, nats_to_bits_per_dim, \
-    to_levels
+from ..eval.likelihood import LEVELS, bits_per_dim, dequantise, dequantised_bits_per_dim, to_levels
 from ..random import generator
 from ..tensor import randn, tensor
 from .base import TrainConfig, option, register
@@ -238,10 +237,6 @@ class RealNVPRecipe(LevelsRecipe):
         """-log p(y) per image (N,) for (N, H, W) dequantised images y (a Tensor)."""
         return -self.model.log_density(dequantised.unsqueeze(1))
 
-    def bits(self, nats_per_image):
-        """E_u[-log p(y)] (nats per image) -> the discrete bound in bits per pixel."""
-        return nats_to_bits_per_dim(nats_per_image + discretisation_nats(self.dims), self.dims)
-
     def train_step(self, batch, clock):
         levels = self.batch_levels(batch[0])
         uniform = generator().random(levels.shape)
@@ -251,7 +246,7 @@ class RealNVPRecipe(LevelsRecipe):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return {"loss": loss.item(), "bits_per_dim": self.bits(nll.item())}
+        return {"loss": loss.item(), "bits_per_dim": dequantised_bits_per_dim(nll.item(), self.dims)}
 
     def validate(self, data):
         """``test_bits_per_dim``: (E_u[-log p(y)] + 64 log 17) / (64 ln 2) on the test split,

@@ -18,6 +18,7 @@ def test_the_uniform_distribution_is_log2_17_bits_on_both_paths():
     continuous = likelihood.bits_per_dim(lambda batch, rows: np.zeros(len(batch)), levels, continuous=True)
     assert discrete == pytest.approx(math.log2(17), abs=1e-12)
     assert continuous == pytest.approx(math.log2(17), abs=1e-12)
+    assert likelihood.dequantised_bits_per_dim(0.0, dims=64) == pytest.approx(math.log2(17), abs=1e-12)
     assert math.log2(17) == pytest.approx(4.087, abs=1e-3)
 
 
