@@ -40,7 +40,7 @@ def train_all(folder, reuse):
         run = os.path.join(folder, f"lh-{model}")
         if not (reuse and os.path.exists(os.path.join(run, "last.npz"))):
             started = time.perf_counter()
-            runner.train(model, out=run, overrides={}, echo=lambda *args: None)
+            runner.train(model, out=run, overwrite=True, echo=lambda *args: None)
             pathlib.Path(run, WALL_CLOCK).write_text(json.dumps({"wall_s": time.perf_counter() - started}))
         wall_file = pathlib.Path(run, WALL_CLOCK)
         wall = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else None

@@ -28,23 +28,34 @@ Each model's options are the fields of its config dataclass (``--latent-dim`` se
 ``scratchgen train vae --help``.
 Likewise a recipe's ``SampleOptions`` fields are flags of ``sample MODEL`` and ``eval MODEL`` (a
 trailing underscore is dropped: ``class_`` is ``--class``).
-Exit status: 0 done, 1 training stopped on a non-finite loss, 2 a usage error (message on
-stderr), 130 stopped by Ctrl-C (checkpoint saved).
+Exit status: see ``EXIT_STATUS`` (also shown by ``scratchgen --help``).
 """
 import argparse
 import inspect
 import json
+import os
+import signal
 import sys
 import typing
 
 import numpy as np
 
 from . import runner
+from ._version import __version__
 from .data import IDXError
 from .memory import keep_freed_memory
 from .eval.metrics import digits_metrics
 from .models import config_fields, config_help, get_recipe, recipe_names
 from .serialize import CheckpointError
+
+EXIT_STATUS = """exit status:
+  0    done
+  1    training stopped: a non-finite loss or weights (the last good checkpoint is kept)
+  2    usage or input error (bad option value, unreadable file, unusable checkpoint); message on stderr
+  130  stopped by Ctrl-C (SIGINT) at a step boundary, checkpoint saved: continue with --resume
+  141  the output pipe was closed (e.g. | head)
+  143  stopped by SIGTERM, as Ctrl-C"""
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # ---- options from config dataclasses ---------------------------------------------------------------
@@ -87,7 +98,9 @@ def _summary(recipe):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="scratchgen", description="Train, sample and evaluate generative "
-                                     "models built on scratchgen's engine.")
+                                     "models built on scratchgen's engine.", epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"scratchgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model (writes runs/MODEL-<timestamp>/)")
@@ -102,6 +115,7 @@ def build_parser():
         run.add_argument("--out", default=None, help="run folder (default: runs/MODEL-<timestamp>)")
         run.add_argument("--resume", default=None, metavar="PATH",
                          help="continue a run: its folder or a checkpoint; given options override its config")
+        add_run_safety_options(run)
         run.add_argument("--dry-run", action="store_true", default=False,
                          help="a smoke test: 3 batches, 64 test examples and samples, "
                               "1 epoch unless --epochs")
@@ -111,7 +125,8 @@ def build_parser():
     for name in recipe_names():
         model_parser = sample_models.add_parser(name, help=f"sample a {name} checkpoint",
                                                 argument_default=argparse.SUPPRESS)
-        model_parser.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
+        model_parser.add_argument("--checkpoint", default=None,
+                                  help=f"a checkpoint or a run folder (default: the newest {name} run under runs/)")
         images = get_recipe(name).samples_are_images   # text models stream to stdout instead
         model_parser.add_argument("--n", type=int, default=100 if images else 1,
                                   help=f"number of samples (default: {100 if images else 1})")
@@ -159,6 +174,15 @@ def build_parser():
     return parser
 
 
+def add_run_safety_options(group):
+    """``--config FILE`` and ``--overwrite`` of ``train MODEL``."""
+    group.add_argument("--config", default=None, metavar="FILE.json", dest="config_file",
+                       help="config fields as a JSON object (or a run's config.json); precedence: defaults < "
+                            "the resumed run's config < this file < options on the command line")
+    group.add_argument("--overwrite", action="store_true", default=False,
+                       help="replace the run that --out already holds (default: refuse)")
+
+
 def add_study_commands(commands):
     """``graph`` and ``profile``: look inside one training step (``scratchgen.study``)."""
     graph = commands.add_parser("graph", help="draw the autograd graph of one training step",
@@ -193,11 +217,14 @@ def _train(args):
     fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
     overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
     summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
-                           dry_run=args.dry_run)
-    return 130 if summary["interrupted"] else 0
+                           dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
+    return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 
 
 def _sample(args):
+    if args.checkpoint is None:
+        args.checkpoint = runner.newest_run(args.model)
+        print(f"sampling the newest {args.model} run: {args.checkpoint}", file=sys.stderr)
     if not get_recipe(args.model).samples_are_images:
         runner.sample_text(args.model, args.checkpoint, args.n, seed=args.seed, device=args.device,
                            options=sample_options(args, args.model))
@@ -309,6 +336,19 @@ def main(argv=None):
     except (runner.UsageError, CheckpointError, IDXError) as error:
         print(f"scratchgen: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _closed_pipe()
+    except OSError as error:  # a file the user named cannot be read or written
+        print(f"scratchgen: error: {error.strerror}: {error.filename}" if error.filename else
+              f"scratchgen: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _closed_pipe():
+    """The reader of stdout went away (``scratchgen models | head -1``): stop quietly. stdout is
+    pointed at /dev/null so that Python's own flush at exit does not complain either."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

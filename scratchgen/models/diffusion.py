@@ -449,8 +449,9 @@ class DiffusionRecipe(Recipe):
         how often class-conditional samples at the config's guidance are classified as the class
         asked for. 100 samples per class, 1,000 unconditional; DDIM with ``sample_steps``."""
         from ..eval import classify, digits_metrics
+        from ..eval.metrics import MIN_FID_SAMPLES
         report = self.validate(data)
-        count = 100 if self.dry_run else 1000
+        count = MIN_FID_SAMPLES if self.dry_run else 1000  # dry runs: the fewest a FID is given for
         unconditional = digits_metrics(self.sample(count, class_="none"))
         report.update({f"unconditional_{name}": unconditional[name]
                        for name in ("fid", "fid_ratio", "classes_covered")})

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from scratchgen import cli
+from scratchgen import cli, runner
 from scratchgen.models import config_help, get_recipe, recipe_names
 
 
@@ -52,7 +52,7 @@ def test_sample_writes_npy_and_png(vae_run, tmp_path, capsys):
 def test_eval_samples_and_eval_model_print_json(vae_run, capsys):
     assert cli.main(["eval", "samples", str(vae_run / "samples.npy")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n_samples"] == 64 and len(report["class_shares"]) == 10
+    assert report["n_samples"] == runner.DRY_RUN_SAMPLES and len(report["class_shares"]) == 10
     assert cli.main(["eval", "vae", "--checkpoint", str(vae_run), "--n", "50"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == "vae" and report["epoch"] == 1 and report["n_samples"] == 50
