@@ -187,7 +187,7 @@ def load(path, expected_kind=None, device=None):
                               "(no format_version or entries)")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"load: {path} uses checkpoint format version {version}, newer than this "
-                              f"scratchgen {_version()} reads (up to {FORMAT_VERSION}); upgrade scratchgen")
+                              f"scratchgen {__version__} reads (up to {FORMAT_VERSION}); upgrade scratchgen")
     if expected_kind is not None and header.get("kind") != expected_kind:
         raise CheckpointError(f"load: {path} holds a {header.get('kind')!r} checkpoint, "
                               f"expected {expected_kind!r}")

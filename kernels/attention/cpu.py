@@ -42,6 +42,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .._float32 import LN2_HIGH, LN2_LOW, LOG2_E  # ln 2 split so that t * LN2_HIGH is exact
 from ._shapes import check_attention_gradient_inputs, check_attention_inputs
 
 # (query rows, key rows) per tile, chosen by measurement on the DESIGN workload (causal, B=8,
@@ -358,9 +359,6 @@ def exp_shifted_rows_libm(scores, shift):
 exp_shifted_rows_ieee = njit(cache=True)(exp_shifted_rows_libm)
 
 
-LOG2_E = np.float32(1.4426950408889634)
-LN2_HIGH = np.float32(0.693359375)      # ln 2 = LN2_HIGH + LN2_LOW; t * LN2_HIGH is exact in float32
-LN2_LOW = np.float32(-2.12194440e-4)
 EXP_POLYNOMIAL = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
                                            4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
 UNDERFLOW = np.float32(-80.0)           # exp(-80) = 1.8e-35: flushed to 0 (a row's sum is >= 1)

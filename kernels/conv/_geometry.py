@@ -11,7 +11,7 @@ def output_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def output_hw(op, input_hw, kernel_hw, stride, padding, dilation):
+def window_output_hw(op, input_hw, kernel_hw, stride, padding, dilation):
     """``(OH, OW)`` of a sliding window over ``input_hw``; raises when no window fits."""
     if min(input_hw) < 1:
         raise ValueError(f"{op}: expected an input size of at least 1 x 1, got {tuple(input_hw)}")
@@ -48,7 +48,7 @@ def check_conv2d_forward(op, x, weight, bias, stride, padding, dilation, groups)
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"{op}: expected bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     check_window(op, weight.shape[2:], stride, padding, dilation)
-    return output_hw(op, x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    return window_output_hw(op, x.shape[2:], weight.shape[2:], stride, padding, dilation)
 
 
 def check_conv2d_backward(op, grad_y, other, other_name, weight_shape, input_hw, stride, padding, dilation,
@@ -67,7 +67,8 @@ def check_conv2d_backward(op, grad_y, other, other_name, weight_shape, input_hw,
     check_groups(op, in_channels, weight_in_channels, out_channels, groups)
     check_window(op, weight_shape[2:], stride, padding, dilation)
     batch = other.shape[0] if other_name == "x" else grad_y.shape[0]
-    expected = (batch, out_channels) + output_hw(op, input_hw, weight_shape[2:], stride, padding, dilation)
+    expected = (batch, out_channels) + window_output_hw(op, input_hw, weight_shape[2:], stride, padding,
+                                                        dilation)
     if tuple(grad_y.shape) != expected:
         raise ValueError(f"{op}: expected grad_y of shape {expected} (the forward output), "
                          f"got {tuple(grad_y.shape)}")

@@ -14,13 +14,13 @@ weight; interpolation is a matrix product along each spatial axis. Written again
 import math
 
 from .._checks import array_module, check_float_arrays, check_ndim
-from ._geometry import check_conv2d_backward, check_conv2d_forward, check_window, output_hw
+from ._geometry import check_conv2d_backward, check_conv2d_forward, check_window, window_output_hw
 
 
 # ---- the gather and its adjoint ------------------------------------------------------------------
-def window_slices(kernel_hw, stride, output_hw_, dilation):
+def window_slices(kernel_hw, stride, output_hw, dilation):
     """For each tap (i, j): the strided slices of the padded input that tap reads, for all outputs."""
-    (kh, kw), (sh, sw), (oh, ow), (dh, dw) = kernel_hw, stride, output_hw_, dilation
+    (kh, kw), (sh, sw), (oh, ow), (dh, dw) = kernel_hw, stride, output_hw, dilation
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
@@ -32,7 +32,7 @@ def windows(x, kernel_hw, stride, padding, dilation, pad_value=0.0):
     """im2col: ``(N, C, H, W) -> (N, C, kh, kw, OH, OW)``, padding with ``pad_value``."""
     xp = array_module(x)
     n, c = x.shape[:2]
-    (ph, pw), hw = padding, output_hw("windows", x.shape[2:], kernel_hw, stride, padding, dilation)
+    (ph, pw), hw = padding, window_output_hw("windows", x.shape[2:], kernel_hw, stride, padding, dilation)
     padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
     cols = xp.empty((n, c) + tuple(kernel_hw) + hw, dtype=x.dtype)
     for i, j, rows, columns in window_slices(kernel_hw, stride, hw, dilation):
@@ -106,7 +106,7 @@ def check_pool(op, x, kernel_hw, stride, padding, dilation=(1, 1)):
     if any(2 * p > k for k, p in zip(kernel_hw, padding)):
         raise ValueError(f"{op}: expected padding at most half the kernel size {tuple(kernel_hw)}, "
                          f"got padding {tuple(padding)}")
-    return output_hw(op, x.shape[2:], kernel_hw, stride, padding, dilation)
+    return window_output_hw(op, x.shape[2:], kernel_hw, stride, padding, dilation)
 
 
 def pool_divisor(xp, input_hw, kernel_hw, stride, padding, count_include_pad, dtype):
@@ -217,24 +217,24 @@ def interpolation_matrix(xp, in_size, out_size, mode, align_corners, scale_facto
 INTERPOLATION_MODES = ("nearest", "bilinear")
 
 
-def interpolation_matrices(op, array, input_hw, output_hw_, mode, align_corners, scale_factor):
+def interpolation_matrices(op, array, input_hw, output_hw, mode, align_corners, scale_factor):
     """The (A_h, A_w) pair after validating the mode; ``scale_factor`` is None or an (h, w) pair."""
     check_float_arrays(op, x=array)
     check_ndim(op, "x", array, 4, "(N, C, H, W)")
     if mode not in INTERPOLATION_MODES:
         raise ValueError(f"{op}: expected mode in {INTERPOLATION_MODES}, got {mode!r}")
-    if min(output_hw_) < 1:
-        raise ValueError(f"{op}: expected an output size of at least 1 x 1, got {tuple(output_hw_)}")
+    if min(output_hw) < 1:
+        raise ValueError(f"{op}: expected an output size of at least 1 x 1, got {tuple(output_hw)}")
     factors = (None, None) if scale_factor is None else scale_factor
     # PyTorch copies an axis whose size does not change, whatever its scale factor says
     return tuple(interpolation_matrix(array_module(array), n_in, n_out, mode, align_corners,
                                       None if n_in == n_out else factor, array.dtype)
-                 for n_in, n_out, factor in zip(input_hw, output_hw_, factors))
+                 for n_in, n_out, factor in zip(input_hw, output_hw, factors))
 
 
-def interpolate_forward(x, output_hw_, mode, align_corners, scale_factor):
+def interpolate_forward(x, output_hw, mode, align_corners, scale_factor):
     """``y[n, c] = A_h @ x[n, c] @ A_w^T`` (nearest or bilinear resampling to ``output_hw``)."""
-    rows, columns = interpolation_matrices("interpolate_forward", x, x.shape[2:], output_hw_, mode,
+    rows, columns = interpolation_matrices("interpolate_forward", x, x.shape[2:], output_hw, mode,
                                            align_corners, scale_factor)
     return rows @ x @ columns.T
 

@@ -25,13 +25,13 @@ Why the elementwise work is a Numba kernel and the matrix products are not: a ha
 Numba GEMM does not come near BLAS, and BLAS called from inside Numba (``np.dot``, a whole
 time loop in one compiled function) measured no faster than the Python loop below.
 
-Why the transcendentals are not libm's in float32: see ``_activations`` (without SVML they
+Why the transcendentals are not libm's in float32: see ``kernels/_float32.py`` (without SVML they
 would stop the step loops from vectorising).
 """
 import numpy as np
 from numba import njit
 
-from ._activations import KERNEL_OPTIONS, ONE, sigmoid, tanh
+from .._float32 import KERNEL_OPTIONS, ONE, sigmoid, tanh
 from ._shapes import LSTMSaved, check_lstm_gradient_inputs, check_lstm_inputs
 
 

@@ -19,7 +19,7 @@ take consecutive samples b, matching the feature-major (4H, B) layout of the pre
 gates and the cells, so those accesses coalesce.
 
 The GPU has fast hardware exp and tanh, so the activations are the textbook ones (``cpu`` needs
-vectorisable polynomial stand-ins; see ``_activations``).
+vectorisable polynomial stand-ins; see ``kernels/_float32.py``).
 """
 import math
 

@@ -15,7 +15,7 @@ import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen.autograd import grad
 from scratchgen.kernels.conv import reference
-from scratchgen.kernels.conv._geometry import output_hw
+from scratchgen.kernels.conv._geometry import window_output_hw
 from scratchgen.ops.conv import conv2d_weight
 from scratchgen.testing.strategies import GradCase, arrays, has_ties
 
@@ -45,8 +45,8 @@ def window(config):
 
 
 def output_shape(config):
-    hw = output_hw("conv", config["input_hw"], config["kernel"], config["stride"], config["padding"],
-                   config["dilation"])
+    hw = window_output_hw("conv", config["input_hw"], config["kernel"], config["stride"], config["padding"],
+                          config["dilation"])
     return (config["batch"], config["out_channels"]) + hw
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from scratchgen.kernels.recurrence import _activations as activations
+from scratchgen.kernels import _float32 as activations
 from scratchgen.kernels.recurrence import cpu, reference
 
 TOLERANCES = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}

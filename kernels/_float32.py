@@ -1,4 +1,8 @@
-"""tanh and sigmoid for the Numba LSTM kernels: libm in float64, vectorisable code in float32.
+"""exp, tanh, sigmoid and erf for the Numba kernels: libm in float64, vectorisable code in float32.
+
+One module for every CPU kernel family's float32 transcendentals (the LSTM's gates, erf for the
+exact GELU, the constants of attention's exp), each tested against float64 over its whole range
+in ``tests/kernels/test_float32.py``.
 
 Why not ``math.tanh`` / ``math.exp`` everywhere: this Numba build has no SVML, so inside a loop
 they are scalar libm calls, and one such call stops LLVM from vectorising the whole loop (a
@@ -13,7 +17,12 @@ is for gradient checks, where accuracy matters and speed does not.
                  everywhere above -80: the tiny tails keep their digits, which (1 + tanh(z/2)) / 2
                  would lose, and a gradient through a saturated gate would show it)
     exp(x)     = 2^t exp(r),  t = round(x / ln 2),  |r| <= ln(2) / 2, exp(r) by its Taylor series
-                 to r^7 (truncation 5e-9); 2^t is built in the exponent bits of a float32
+                 to r^7 (truncation 5e-9); 2^t is built in the exponent bits of a float32;
+                 arguments are clamped to [-87, 88] so 2^t stays a normal number
+    erf(x)     = Numerical Recipes' Chebyshev fit of erfc for |x| >= 1 (Press et al., 2nd ed.,
+                 section 6.2: erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2)), erf = sign(x)(1 - erfc);
+                 for |x| < 1 the Maclaurin series to x^19, which keeps erf's relative accuracy near 0
+                 (absolute error below 2.5e-7 everywhere)
 
 NaN stays NaN throughout (clamps are compares, not min/max, which would swallow it).
 """
@@ -58,6 +67,11 @@ def exp(x):
     return math.exp(x)
 
 
+def erf(x):
+    """erf inside the Numba kernels (this Python body is what float64 compiles to)."""
+    return math.erf(x)
+
+
 @overload(tanh, jit_options=KERNEL_OPTIONS)
 def _tanh_by_dtype(x):
     return tanh_float32 if x == types.float32 else (lambda x: math.tanh(x))
@@ -66,6 +80,11 @@ def _tanh_by_dtype(x):
 @overload(exp, jit_options=KERNEL_OPTIONS)
 def _exp_by_dtype(x):
     return exp_float32 if x == types.float32 else (lambda x: math.exp(x))
+
+
+@overload(erf, jit_options=KERNEL_OPTIONS)
+def _erf_by_dtype(x):
+    return erf_float32 if x == types.float32 else (lambda x: math.erf(x))
 
 
 @njit(**KERNEL_OPTIONS)
@@ -106,6 +125,28 @@ def exp_float32(x):
     if x < EXP_MIN:
         value = ZERO
     return value
+
+
+# erfc's Chebyshev fit P(t), constant term first (Numerical Recipes' erfcc), and the series'
+# coefficients 2/sqrt(pi) (-1)^n / (n! (2n+1)), n = 0..9.
+C0, C1, C2, C3, C4, C5, C6, C7, C8, C9 = (np.float32(c) for c in (
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277))
+S0, S1, S2, S3, S4, S5, S6, S7, S8, S9 = (np.float32(2 / math.sqrt(math.pi) * (-1) ** n
+                                                     / (math.factorial(n) * (2 * n + 1))) for n in range(10))
+
+
+def erf_float32(x):
+    z = abs(x)
+    t = ONE / (ONE + HALF * z)
+    p = C5 + t * (C6 + t * (C7 + t * (C8 + t * C9)))  # Horner's rule, in two halves
+    p = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * p))))
+    complement = t * exp(p - z * z)
+    far = ONE - complement if x >= 0 else complement - ONE  # NaN: the else branch keeps it
+    u = x * x
+    series = S5 + u * (S6 + u * (S7 + u * (S8 + u * S9)))
+    near = x * (S0 + u * (S1 + u * (S2 + u * (S3 + u * (S4 + u * series)))))
+    return near if z < ONE else far
 
 
 @intrinsic
