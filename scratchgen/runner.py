@@ -165,6 +165,14 @@ def _fitting(restore, path, model, recipe=None, state=None):
                          f"and the given options: {error}") from error
 
 
+def _build(recipe_class, config, data, device):
+    """The recipe for ``data``; data it cannot model (size, grey levels) is a usage error."""
+    try:
+        return recipe_class(config, data, device)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
 def check_weight_dtypes(recipe, state):
     """A checkpoint weight of another float dtype is cast on loading; any other dtype in place
     of a floating-point weight is refused (ValueError naming it)."""
@@ -572,7 +580,7 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
     data = recipe_class.load_data(config)
     if dry_run:
         data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    recipe = recipe_class(config, data, device)
+    recipe = _build(recipe_class, config, data, device)
     recipe.dry_run = dry_run
     return recipe, data
 
@@ -661,7 +669,7 @@ def load_recipe(model, checkpoint, device="cpu"):
     config = make_recipe_config(recipe_class, state["meta"]["config"])
     check_device(device)
     data = recipe_class.load_data(config)
-    recipe = recipe_class(config, data, device)
+    recipe = _build(recipe_class, config, data, device)
     _fitting(lambda: recipe.load_state_dict(state, weights_only=True), path, model, recipe, state)
     recipe.model.eval()
     return recipe, data, state["meta"]

@@ -9,6 +9,9 @@
     ngram  a Kneser-Ney character 5-gram: the baseline of the language models
     charlstm  a character-level LSTM language model (truncated BPTT, state carried)
     gpt   a tiny character-level GPT (pre-norm blocks, fused causal attention)
+    pixelcnn  a PixelCNN: masked convolutions, scored in bits per pixel (``eval.likelihood``)
+    pixelrnn  an LSTM over the pixels in raster order, in bits per pixel
+    realnvp   a RealNVP normalizing flow (affine couplings), in bits per pixel
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
@@ -16,3 +19,6 @@ from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_c
                    recipe_names, register)
 from .base import config_help, option  # noqa: F401
 from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
+from . import pixelcnn  # noqa: E402,F401
+from . import pixelrnn  # noqa: E402,F401
+from . import realnvp  # noqa: E402,F401
