@@ -10,10 +10,11 @@
     charlstm  a character-level LSTM language model (truncated BPTT, state carried)
     gpt   a tiny character-level GPT (pre-norm blocks, fused causal attention)
     rbm   a restricted Boltzmann machine (CD-k / PCD), Gibbs and MALA samples, AIS likelihood
+    vaegan  a VAE whose decoder is a GAN's generator, reconstructing in the discriminator's features
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
 from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config,  # noqa: F401
                    recipe_names, register)
 from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
-from . import rbm  # noqa: E402,F401
+from . import rbm, vaegan  # noqa: E402,F401

@@ -69,7 +69,7 @@ class RBMConfig(TrainConfig):
     lr: float = 0.05                      # SGD's learning rate, falling linearly to 0
     hidden: int = 256                     # hidden units (<= 20: the exact log Z; more: AIS)
     method: typing.Literal["pcd", "cd"] = "pcd"  # persistent chains, or chains restarted at the data
-    gibbs_steps: int = 1                  # k of CD-k / PCD-k
+    gibbs_steps: int = 5                  # k of CD-k / PCD-k
     momentum: float = 0.9                 # SGD momentum after the first momentum_warmup epochs (0.5 before)
     momentum_warmup: int = 5              # epochs at momentum 0.5
     weight_decay: float = 1e-4            # L2 on the weights (not the biases)
