@@ -22,7 +22,7 @@ from .timing import describe
 
 PASSES = ("forward", "forward+backward")
 IMPLEMENTATIONS = ("reference", "cpu", "gpu")
-PEERS = ("torch", "numpy")
+PEERS = ("torch", "numpy", "sklearn")
 
 
 @dataclasses.dataclass(frozen=True)
