@@ -159,8 +159,10 @@ class RBM(nn.Module):
         - beta E(v, h)) on the betas of ``ais_betas``:
 
             log p*_beta(v) = (1 - beta) b_A^T v + beta b^T v + sum_j softplus(beta (c_j + W_j v))
-            v_0 ~ p_0;  for each beta_k: log w += log p*_beta_k(v) - log p*_beta_k-1(v), then
-                        v ~ one Gibbs step at beta_k
+            v_0 ~ p_0;  for each beta_k: log w += log p*_beta_k(v) - log p*_beta_k-1(v)
+                                       = (beta_k - beta_k-1) (b - b_A)^T v
+                                         + sum_j softplus(beta_k a_j) - softplus(beta_k-1 a_j),
+                        a = c + W v;  then v ~ one Gibbs step at beta_k
             log Z = log Z_0 + log mean_runs w,   log Z_0 = H log 2 + sum_i softplus(b_A,i)
 
         ``base_visible_bias`` b_A: the data's base rates are the usual choice (default: b).
@@ -175,9 +177,11 @@ class RBM(nn.Module):
             v = (rand(runs, self.visible, dtype=np.float64) < base.sigmoid()).double()
             log_weights = np.zeros(runs)
             for previous, beta in zip(betas[:-1], betas[1:]):
-                log_weights += (model._annealed_log_density(v, beta, base)
-                                - model._annealed_log_density(v, previous, base)).numpy()
-                h = (rand(runs, self.hidden, dtype=np.float64) < (beta * model.hidden_logits(v)).sigmoid()).double()
+                hidden_logits = model.hidden_logits(v)                                  # c + W v
+                log_weights += ((beta - previous) * (v * (model.visible_bias - base)).sum(dim=1)
+                                + (softplus(beta * hidden_logits) - softplus(previous * hidden_logits)).sum(dim=1)
+                                ).numpy()
+                h = (rand(runs, self.hidden, dtype=np.float64) < (beta * hidden_logits).sigmoid()).double()
                 logits = (1 - beta) * base + beta * model.visible_logits(h)
                 v = (rand(runs, self.visible, dtype=np.float64) < logits.sigmoid()).double()
             log_base = self.hidden * math.log(2) + softplus(base).sum().item()
@@ -188,11 +192,6 @@ class RBM(nn.Module):
     def float64_copy(self):
         """A float64 copy of the weights (log Z sums and differences many large numbers)."""
         return copy.deepcopy(self).double()
-
-    def _annealed_log_density(self, v, beta, base):
-        """log p*_beta(v) of ``annealed_log_partition``, (N,)."""
-        return ((1 - beta) * (v * base).sum(dim=1) + beta * (v * self.visible_bias).sum(dim=1)
-                + softplus(beta * self.hidden_logits(v)).sum(dim=1))
 
 
 def ais_betas(steps):
