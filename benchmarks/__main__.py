@@ -54,7 +54,7 @@ def comma_list(kind, allowed=None, convert=str):
 def parse_arguments(argv, prog="python -m benchmarks"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[1:]))
+                                     epilog="\n".join(__doc__.split("\n")[1:]).replace("python -m benchmarks", prog))
     parser.add_argument("--only", metavar="PATTERN",
                         help="run the workloads whose family/name matches this regular expression, e.g. "
                              "'attention', 'kernel/conv', 'model/' (the ceilings always run)")
@@ -92,8 +92,12 @@ def options_from(args):
                    repeats=args.repeats, budget_s=args.budget)
 
 
-def baseline_paths():
+def baseline_paths(out="bench-out"):
+    """benchmarks/baseline/ and BASELINE.md in a checkout; installed (no pyproject.toml beside the
+    package), under ``out`` instead: nothing is ever written into site-packages."""
     here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.exists(os.path.join(here, os.pardir, "pyproject.toml")):
+        here = out
     return os.path.join(here, "baseline"), os.path.join(here, "BASELINE.md")
 
 
@@ -124,7 +128,7 @@ def main(argv=None, prog="python -m benchmarks"):
     if args.baseline:
         args.quick, args.only = False, None
         args.threads = comma_list("thread counts", convert=int)(BASELINE_THREADS)
-        args.out = baseline_paths()[0]
+        args.out, baseline_file = baseline_paths(args.out)
     options = options_from(args)
     if args.list:
         for workload in select(all_workloads(options), args.only):
@@ -134,7 +138,7 @@ def main(argv=None, prog="python -m benchmarks"):
     results = run_suite(options, args.threads, args.only, in_process=args.in_process, command=command)
     markdown = write_outputs(results, args.out)
     if args.baseline:
-        write_baseline(markdown, baseline_paths()[1])
+        write_baseline(markdown, baseline_file)
     print(ratio_section(results) or "no scratchgen / PyTorch pairs were timed")
     print(f"\nwrote {os.path.join(args.out, 'REPORT.md')} and results.json ({results['elapsed_s']:.0f} s)")
     failed = any("error" in row for run in results["runs"] for row in run["rows"]) or \

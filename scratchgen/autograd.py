@@ -135,7 +135,10 @@ class Function:
             node._saved_arrays = ()  # now in ``_saved``; an untracked node is dropped with them
         creator = node if track else None
         if single:
-            return Tensor._from_node(outputs[0], creator, 0)
+            out = Tensor._from_node(outputs[0], creator, 0)
+            if track and getattr(outputs[0], "base", None) is not None:  # a view (transpose, reshape...)
+                out._view_of = _viewed_leaf(inputs, outputs[0].base)
+            return out
         return tuple(Tensor._from_node(out, creator, i) for i, out in enumerate(outputs))
 
     def save_for_backward(self, *arrays):
@@ -154,7 +157,13 @@ class Function:
         """Remember a saved array with the graph position it came from (see module docstring)."""
         for tensor, array in zip(inputs, arrays):
             if saved is array and isinstance(tensor, Tensor):
-                return tensor if tensor.creator is None else (saved, tensor.creator, tensor.index)
+                # a leaf is kept with its version (it may be written in place later); a computed
+                # tensor as its graph position (it requires grad, so it cannot be written)
+                if tensor.creator is None:
+                    return (tensor, tensor._version)
+                if tensor._view_of is not None:
+                    return (saved, tensor.creator, tensor.index, tensor._view_of, tensor._view_of._version)
+                return (saved, tensor.creator, tensor.index)
         for index, output in enumerate(outputs):
             if saved is output:
                 return (saved, self, index)
@@ -165,7 +174,27 @@ class Function:
         """The saved arrays as Tensors, attached to the graph where they came from it."""
         if self.released:
             raise RuntimeError(self._freed_message())
-        return tuple(item if isinstance(item, Tensor) else Tensor._from_node(*item) for item in self._saved)
+        tensors = []
+        for item in self._saved:
+            if len(item) == 3:        # (array, node, output index): a computed tensor
+                tensors.append(Tensor._from_node(*item))
+            elif len(item) == 2:      # (leaf, its version when saved)
+                if item[0]._version != item[1]:
+                    raise RuntimeError(self._modified_message(*item))
+                tensors.append(item[0])
+            else:                     # a view of a leaf: (array, node, index, leaf, its version)
+                if item[3]._version != item[4]:
+                    raise RuntimeError(self._modified_message(item[3], item[4]))
+                tensors.append(Tensor._from_node(*item[:3]))
+        return tuple(tensors)
+
+    def _modified_message(self, tensor, version):
+        what = f"tensor {tensor.name!r}" if tensor.name else "tensor"
+        return (f"{type(self).__name__}.backward: a {what} of shape {tuple(tensor.shape)} and dtype {tensor.dtype}"
+                f" "
+                f"that {type(self).__name__} saved for backward was modified in place after the forward pass "
+                f"(its version is {tensor._version}, expected {version}); the gradient would be wrong. "
+                "Write into a copy (x.clone()) or do the write before the forward pass")
 
     def release(self):
         """Drop the saved arrays (the graph's structure stays, so a reuse can be detected)."""
@@ -204,6 +233,17 @@ class SecondOrderBlocked(Function):
     def backward(self, *grad_outputs):
         raise RuntimeError(f"{self.op} is differentiable only once: its backward is a fused kernel. "
                            "Use the op's reference composition (or avoid create_graph=True through it).")
+
+
+def _viewed_leaf(inputs, base):
+    """The leaf Tensor among ``inputs`` (or behind an input that is itself a view) whose array
+    ``base`` is: what an op's output views. None when it views no leaf."""
+    for x in inputs:
+        if isinstance(x, Tensor):
+            leaf = x if x.creator is None else x._view_of
+            if leaf is not None and (leaf.data is base or leaf.data.base is base):
+                return leaf
+    return None
 
 
 def _edge_to(tensor):

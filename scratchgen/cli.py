@@ -14,6 +14,7 @@
                                                         number words -> digits (seq2seq), one per line;
                                                         reads stdin's lines when no sentence is given
     scratchgen models                                   the registered models
+    scratchgen retrain-classifier [--out FILE.npz]      retrain the digits metrics' classifier (mlp)
     scratchgen graph MODEL [--out step.svg] [--collapse-modules [DEPTH]]
                                                         the autograd graph of one training step
     scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
@@ -23,60 +24,50 @@
                                                         (python -m benchmarks; scratchgen bench --help)
 
 Each model's options are the fields of its config dataclass (``--latent-dim`` sets
-``latent_dim``), with the comment beside each field as its help: ``scratchgen train vae --help``.
+``latent_dim``), each declared with ``option(default, help)``, its help text the flag's help:
+``scratchgen train vae --help``.
 Likewise a recipe's ``SampleOptions`` fields are flags of ``sample MODEL`` and ``eval MODEL`` (a
 trailing underscore is dropped: ``class_`` is ``--class``).
-Exit status: 0 done, 1 training stopped on a non-finite loss, 2 a usage error (message on
-stderr), 130 stopped by Ctrl-C (checkpoint saved).
+Exit status: see ``EXIT_STATUS`` (also shown by ``scratchgen --help``).
 """
 import argparse
-import dataclasses
 import inspect
 import json
-import re
+import os
+import signal
 import sys
 import typing
 
 import numpy as np
 
 from . import runner
+from ._version import __version__
 from .data import IDXError
 from .memory import keep_freed_memory
 from .eval.metrics import digits_metrics
-from .models import config_fields, get_recipe, recipe_names
+from .models import config_fields, config_help, get_recipe, recipe_names
 from .serialize import CheckpointError
 
-_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#=]*=[^#]*#\s*(.+)$")
+EXIT_STATUS = """exit status:
+  0    done
+  1    training stopped: a non-finite loss or weights (the last good checkpoint is kept)
+  2    usage or input error (bad option value, unreadable file, unusable checkpoint); message on stderr
+  130  stopped by Ctrl-C (SIGINT) at a step boundary, checkpoint saved: continue with --resume
+  141  the output pipe was closed (e.g. | head)
+  143  stopped by SIGTERM, as Ctrl-C"""
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # ---- options from config dataclasses ---------------------------------------------------------------
-def field_comments(config_class):
-    """{field: the comment beside it in the source} over the config's class hierarchy
-    (a subclass's comment wins, as its default does)."""
-    comments = {}
-    for klass in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):  # no source (e.g. a frozen build): options simply lack help
-            continue
-        for line in source.splitlines():
-            match = _FIELD_COMMENT.match(line)
-            if match:
-                comments[match[1]] = match[2].strip()
-    return comments
-
-
 def add_config_options(parser, config_class):
     """One ``--field-name`` option per config field; only options given on the command line
     reach the namespace (default SUPPRESS), so they can override a resumed run's config."""
-    comments = field_comments(config_class)
+    helps = config_help(config_class)
     group = parser.add_argument_group(f"{config_class.__name__} options")
     for name, kind, default in config_fields(config_class):
         flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
         # argparse %-formats help strings: a literal % must be doubled
-        help_text = f"{comments.get(name, '')} (default: {default})".strip().replace("%", "%%")
+        help_text = f"{helps[name]} (default: {default})".strip().replace("%", "%%")
         if typing.get_origin(kind) is typing.Literal:
             choices = typing.get_args(kind)
             group.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, help=help_text)
@@ -107,7 +98,9 @@ def _summary(recipe):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="scratchgen", description="Train, sample and evaluate generative "
-                                     "models built on scratchgen's engine.")
+                                     "models built on scratchgen's engine.", epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"scratchgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model (writes runs/MODEL-<timestamp>/)")
@@ -122,6 +115,7 @@ def build_parser():
         run.add_argument("--out", default=None, help="run folder (default: runs/MODEL-<timestamp>)")
         run.add_argument("--resume", default=None, metavar="PATH",
                          help="continue a run: its folder or a checkpoint; given options override its config")
+        add_run_safety_options(run)
         run.add_argument("--dry-run", action="store_true", default=False,
                          help="a smoke test: 3 batches, 64 test examples and samples, "
                               "1 epoch unless --epochs")
@@ -131,7 +125,8 @@ def build_parser():
     for name in recipe_names():
         model_parser = sample_models.add_parser(name, help=f"sample a {name} checkpoint",
                                                 argument_default=argparse.SUPPRESS)
-        model_parser.add_argument("--checkpoint", required=True, help="a checkpoint or a run folder")
+        model_parser.add_argument("--checkpoint", default=None,
+                                  help=f"a checkpoint or a run folder (default: the newest {name} run under runs/)")
         images = get_recipe(name).samples_are_images   # text models stream to stdout instead
         model_parser.add_argument("--n", type=int, default=100 if images else 1,
                                   help=f"number of samples (default: {100 if images else 1})")
@@ -169,10 +164,23 @@ def build_parser():
     translate.add_argument("--device", default="cpu")
 
     commands.add_parser("models", help="list the registered models")
+    retrain = commands.add_parser("retrain-classifier", help="retrain the digits classifier behind the "
+                                  "digits metrics (the mlp model at its defaults)")
+    retrain.add_argument("--out", default=None, metavar="FILE.npz",
+                         help="where to write it (default: the packaged digits_classifier.npz)")
     commands.add_parser("bench", add_help=False,  # every option goes to the suite's own parser
                         help="time kernels and training steps against PyTorch (scratchgen bench --help)")
     add_study_commands(commands)
     return parser
+
+
+def add_run_safety_options(group):
+    """``--config FILE`` and ``--overwrite`` of ``train MODEL``."""
+    group.add_argument("--config", default=None, metavar="FILE.json", dest="config_file",
+                       help="config fields as a JSON object (or a run's config.json); precedence: defaults < "
+                            "the resumed run's config < this file < options on the command line")
+    group.add_argument("--overwrite", action="store_true", default=False,
+                       help="replace the run that --out already holds (default: refuse)")
 
 
 def add_study_commands(commands):
@@ -209,11 +217,14 @@ def _train(args):
     fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
     overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
     summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
-                           dry_run=args.dry_run)
-    return 130 if summary["interrupted"] else 0
+                           dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
+    return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 
 
 def _sample(args):
+    if args.checkpoint is None:
+        args.checkpoint = runner.newest_run(args.model)
+        print(f"sampling the newest {args.model} run: {args.checkpoint}", file=sys.stderr)
     if not get_recipe(args.model).samples_are_images:
         runner.sample_text(args.model, args.checkpoint, args.n, seed=args.seed, device=args.device,
                            options=sample_options(args, args.model))
@@ -263,6 +274,12 @@ def _models(args):
     return 0
 
 
+def _retrain_classifier(args):
+    destination, accuracy = runner.retrain_classifier(args.out)
+    print(f"wrote {destination} (test accuracy {accuracy:.4f})")
+    return 0
+
+
 def _study_overrides(args):
     return {} if args.batch_size is None else {"batch_size": args.batch_size}
 
@@ -300,6 +317,7 @@ def _bench(args):
 
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
+            "retrain-classifier": _retrain_classifier,
             "profile": _profile, "translate": _translate, "bench": _bench}
 
 
@@ -318,6 +336,19 @@ def main(argv=None):
     except (runner.UsageError, CheckpointError, IDXError) as error:
         print(f"scratchgen: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _closed_pipe()
+    except OSError as error:  # a file the user named cannot be read or written
+        print(f"scratchgen: error: {error.strerror}: {error.filename}" if error.filename else
+              f"scratchgen: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _closed_pipe():
+    """The reader of stdout went away (``scratchgen models | head -1``): stop quietly. stdout is
+    pointed at /dev/null so that Python's own flush at exit does not complain either."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ def leaky_relu(x, negative_slope=0.01):
 
 def elu(x, alpha=1.0):
     # exp only of the non-positive part: exp(x) of a large x would overflow inside the unused branch.
-    return where(x > 0, x, (exp(minimum(x, 0.0)) - 1) * alpha)
+    # where, not minimum(x, 0): at x = 0 the whole gradient goes to the exp branch, so elu'(0) =
+    # alpha as in PyTorch (minimum would split the tie and give alpha / 2).
+    return where(x > 0, x, (exp(where(x > 0, 0.0, x)) - 1) * alpha)
 
 
 def gelu(x, approximate="none"):
@@ -43,7 +45,10 @@ def silu(x):
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):
-    return clamp(x, min_val, max_val)
+    """clamp(x, min_val, max_val), but with PyTorch's derivative: 0 at the bounds themselves
+    (clamp's is 1 there, as PyTorch's clamp's is)."""
+    outside = (x <= min_val) | (x >= max_val)
+    return where(outside, clamp(x.detach(), min_val, max_val), x)
 
 
 # ---- layers as functions ------------------------------------------------------------------------

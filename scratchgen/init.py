@@ -65,6 +65,7 @@ def _fan(tensor, mode):
 def _fill(tensor, values):
     """Copy float64 ``values`` into ``tensor``'s array in place (cast, and moved to its device)."""
     tensor.data[...] = backend.to_device(np.asarray(values).astype(tensor.dtype), tensor.device)
+    tensor._version += 1
     return tensor
 
 
@@ -78,6 +79,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 def constant_(tensor, val):
     tensor.data[...] = val
+    tensor._version += 1
     return tensor
 
 

@@ -80,8 +80,8 @@ def lstm_flops(inputs, outputs):
 
 FLOP_COUNTERS = {
     "MatMul": matmul_flops,
-    "Conv2d": conv_flops,
-    "ConvTranspose2d": conv_transpose_flops,
+    "Conv2dOp": conv_flops,
+    "ConvTranspose2dOp": conv_transpose_flops,
     "Conv2dWeightGrad": conv_weight_grad_flops,
     "FusedLSTM": lstm_flops,
     "ScaledDotProductAttention": attention_flops,

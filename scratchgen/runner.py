@@ -18,25 +18,32 @@ Evaluation and sampling draw from a forked generator (``forked_rng``), so they n
 training stream either.
 """
 import contextlib
+import dataclasses
+import itertools
 import json
 import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
+import typing
 
 import numpy as np
 
 from . import serialize
-from .eval.metrics import digits_metrics
-from .models import Clock, get_recipe, make_config
+from ._faults import fault_point
+from .eval.classifier import weights_path
+from .eval.metrics import MIN_FID_SAMPLES, digits_metrics
+from .models import Clock, config_fields, get_recipe, make_config
+from .progress import ProgressBar
 from .random import get_rng_state, manual_seed, set_rng_state
 
 RUNS_FOLDER = "runs"
 CHECKPOINT = "last.npz"
 SAMPLES = 1000                  # samples scored at the end of training (digits FID uses N = 1000)
-DRY_RUN_BATCHES, DRY_RUN_TEST, DRY_RUN_SAMPLES = 3, 64, 64
+DRY_RUN_BATCHES, DRY_RUN_TEST, DRY_RUN_SAMPLES = 3, 64, MIN_FID_SAMPLES
 DATA_ORDER_STREAM = 1           # the data order's generator: PCG64((seed, 1)), apart from the model's
 EVALUATION_STREAM = 2           # evaluation and sampling: PCG64 seeded (seed, 2), forked
 
@@ -72,19 +79,100 @@ def check_device(device):
 
 def _config(recipe_class, values):
     try:
+        check_config_values(recipe_class.Config, values)
         return make_config(recipe_class.Config, values)
     except (TypeError, ValueError) as error:
         raise UsageError(f"{recipe_class.name}: {error}") from error
 
 
-def _fitting(restore, path, model):
-    """Run ``restore``; a checkpoint that does not fit the model built from its config (e.g. an
-    option that changes the architecture was given on resume) becomes a clear error."""
+# ---- config values: checked before anything is written ---------------------------------------------
+# Integer fields must be >= 1 (epochs, sizes, widths, counts) except these, which may be 0.
+_MAY_BE_ZERO = {"seed", "data_seed", "image_size", "holdout_class", "warmup_steps", "grid_every",
+                "sample_steps", "steps"}
+# Float fields must be finite and >= 0; these must also lie in [0, 1], and lr must be > 0.
+_FRACTIONS = {"dropout", "label_dropout", "ema_decay", "beta1", "beta2", "teacher_forcing_start",
+              "teacher_forcing_end", "final_lr_fraction", "decay_from"}
+
+
+def flag_name(field):
+    """The command-line flag of a config field: ``class_`` -> ``--class``, ``batch_size`` -> ``--batch-size``."""
+    return "--" + field.rstrip("_").replace("_", "-")
+
+
+def check_config_values(config_class, values):
+    """Refuse (ValueError naming the flag and what it accepts) any value of ``values`` that the
+    field of ``config_class`` cannot take; names the class lacks are left to ``make_config``."""
+    for name, kind, _ in config_fields(config_class):
+        if name in values:
+            expected = _field_expectation(name, kind, values[name])
+            if expected:
+                raise ValueError(f"{flag_name(name)}: expected {expected}, got {values[name]!r}")
+
+
+def _field_expectation(name, kind, value):
+    """What ``value`` should have been for field ``name`` of type ``kind`` ('' when it is fine)."""
+    if typing.get_origin(kind) is typing.Literal:
+        choices = typing.get_args(kind)
+        return "" if value in choices else f"one of {', '.join(map(str, choices))}"
+    if kind is bool:
+        return "" if isinstance(value, bool) else "true or false"
+    if kind is int:
+        low = 0 if name in _MAY_BE_ZERO else 1
+        return "" if isinstance(value, int) and not isinstance(value, bool) and value >= low \
+            else f"an integer >= {low}"
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "a finite number"
+        if name == "lr" and value <= 0:
+            return "a learning rate > 0"
+        if name in _FRACTIONS and not 0 <= value <= 1:
+            return "a number in [0, 1]"
+        return "" if value >= 0 else "a number >= 0"
+    if kind is str:
+        return "" if isinstance(value, str) and value else "a non-empty string"
+    return ""
+
+
+def read_config_file(path, model):
+    """The config fields of a JSON file: ``{"lr": 0.01, ...}``, or a run's ``config.json``
+    (``{"model": ..., "config": {...}}``, which must be of ``model``)."""
     try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--config: cannot read {path} as JSON ({error})") from error
+    if isinstance(values, dict) and isinstance(values.get("config"), dict) and "model" in values:
+        if values["model"] != model:
+            raise UsageError(f"--config: {path} is the config of a {values['model']!r} run, expected {model!r}")
+        values = values["config"]
+    if not isinstance(values, dict):
+        raise UsageError(f"--config: expected a JSON object of config fields in {path}, "
+                         f"got {type(values).__name__}")
+    return values
+
+
+def _fitting(restore, path, model, recipe=None, state=None):
+    """Run ``restore``; a checkpoint that does not fit the model built from its config (e.g. an
+    option that changes the architecture was given on resume, or a weight that is not floating
+    point where the model's is) becomes a clear error."""
+    try:
+        if recipe is not None:
+            check_weight_dtypes(recipe, state)
         restore()
     except (RuntimeError, ValueError, KeyError) as error:
         raise UsageError(f"checkpoint {path} does not fit the {model} model built from its config "
                          f"and the given options: {error}") from error
+
+
+def check_weight_dtypes(recipe, state):
+    """A checkpoint weight of another float dtype is cast on loading; any other dtype in place
+    of a floating-point weight is refused (ValueError naming it)."""
+    expected = recipe.model.state_dict()
+    for group in ("model", "ema"):
+        for name, array in (state.get(group) or {}).items():
+            wanted = getattr(expected.get(name), "dtype", None)
+            if wanted is not None and np.dtype(wanted).kind == "f" and np.asarray(array).dtype.kind != "f":
+                raise ValueError(f"{group}/{name}: expected a floating-point array, got dtype {array.dtype}")
 
 
 def resolve_checkpoint(path):
@@ -99,12 +187,61 @@ def resolve_checkpoint(path):
 
 
 def new_run_folder(model):
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder, suffix = os.path.join(RUNS_FOLDER, f"{model}-{stamp}"), 1
-    while os.path.exists(folder):
-        suffix += 1
-        folder = os.path.join(RUNS_FOLDER, f"{model}-{stamp}-{suffix}")
-    return folder
+    """Create and return ``runs/<model>-<timestamp>[-N]``. ``os.mkdir`` fails when the folder
+    exists, so two runs started in the same second never share one: the second takes the next N."""
+    os.makedirs(RUNS_FOLDER, exist_ok=True)
+    stamp, suffix = time.strftime("%Y%m%d-%H%M%S"), 1
+    while True:
+        folder = os.path.join(RUNS_FOLDER, f"{model}-{stamp}" + (f"-{suffix}" if suffix > 1 else ""))
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            suffix += 1
+
+
+RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT)
+
+
+def run_files_in(folder):
+    """The files of a run that ``folder`` already holds (none: it is free for a new run)."""
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(folder, name))]
+
+
+def claim_out_folder(out, overwrite):
+    """Make ``out`` ready for a new run: refuse one holding a run unless ``overwrite``, in which
+    case the old run's files are removed first (a fresh metrics.jsonl, no stale checkpoint).
+    A config.json alone (a run stopped before its first checkpoint) holds nothing to lose."""
+    found = run_files_in(out)
+    if found and found != ["config.json"] and not overwrite:
+        raise UsageError(f"--out {out} already holds a run ({', '.join(found)}); continue it with "
+                         f"--resume {out}, or replace it with --overwrite")
+    for name in found:
+        os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+
+
+def newest_run(model):
+    """The run folder under ``runs/`` of ``model`` with the newest checkpoint, or a usage error."""
+    candidates = []
+    if os.path.isdir(RUNS_FOLDER):
+        for name in os.listdir(RUNS_FOLDER):
+            folder = os.path.join(RUNS_FOLDER, name)
+            checkpoint = os.path.join(folder, CHECKPOINT)
+            if os.path.exists(checkpoint) and _run_model(folder) == model:
+                candidates.append((os.path.getmtime(checkpoint), folder))
+    if not candidates:
+        raise UsageError(f"no {model} run with a {CHECKPOINT} under {os.path.abspath(RUNS_FOLDER)}; "
+                         f"train one (scratchgen train {model}) or give --checkpoint")
+    return max(candidates)[1]
+
+
+def _run_model(folder):
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+            return json.load(handle).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _write_json(path, value):
@@ -114,68 +251,62 @@ def _write_json(path, value):
 
 
 def read_metrics(run_folder):
-    """The records of a run's ``metrics.jsonl`` (empty when there is none yet)."""
+    """The records of a run's ``metrics.jsonl`` (empty when there is none yet); a last line cut
+    short by a killed process is left out."""
     path = os.path.join(run_folder, "metrics.jsonl")
     if not os.path.exists(path):
         return []
+    records = []
     with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
 
 
-class ProgressBar:
-    """``epoch 3/30 [#######.........] 9/21  loss 41.20  2,310 ex/s`` on stderr, redrawn in place
-    (at most every ``interval`` seconds) when stderr is a terminal, silent otherwise. Other work
-    (e.g. sampling) names itself with ``label`` and counts in its own ``unit``; with no losses
-    given, the loss is left out."""
+def metrics_line(record):
+    """One line of ``metrics.jsonl``: strict JSON. A non-finite number (which ``json`` would write
+    as a bare NaN, not JSON) becomes null, and its key is listed under ``"nonfinite"``."""
+    bad = [key for key, value in record.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        record = {**{key: (None if key in bad else value) for key, value in record.items()},
+                  "nonfinite": {key: str(record[key]) for key in bad}}
+    return json.dumps(record, allow_nan=False) + "\n"
 
-    def __init__(self, epoch, epochs, total, stream=None, interval=0.2, width=20, enabled=None, label=None,
-                 unit="ex"):
-        self.label, self.total, self.unit = label or f"epoch {epoch}/{epochs}", total, unit
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.interval, self.width = interval, width
-        self.started = self.last_drawn = time.perf_counter()
-        self.examples = 0
 
-    def update(self, done, losses, examples):
-        self.examples += examples
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last_drawn < self.interval and done < self.total):
-            return
-        self.last_drawn = now
-        filled = round(self.width * done / self.total)
-        speed = self.examples / max(now - self.started, 1e-9)
-        loss = f"  loss {next(iter(losses.values())):.4g}" if losses else ""
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{self.total}{loss}  {speed:,.0f} {self.unit}/s")
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+def write_metrics(run_folder, records):
+    """Replace ``metrics.jsonl`` with ``records``, atomically."""
+    path = os.path.join(run_folder, "metrics.jsonl")
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.writelines(metrics_line(record) for record in records)
+    os.replace(path + ".tmp", path)
 
 
 class StopOnInterrupt:
-    """First Ctrl-C: finish the current step, checkpoint, stop. A second one aborts at once.
-    (Signals can be caught only in the main thread; elsewhere Ctrl-C behaves as usual.)"""
+    """First Ctrl-C (SIGINT) or SIGTERM: finish the current step, checkpoint, stop; ``signal``
+    says which came. A second one aborts at once. (Signals can be caught only in the main
+    thread; elsewhere they behave as usual.)"""
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
-        self.requested, self.previous = False, None
+        self.requested, self.signal, self.previous = False, None, {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print(f"\nCtrl-C: stopping after this step and saving {CHECKPOINT} (press again to abort)",
+        self.requested, self.signal = True, signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step and saving {CHECKPOINT} (once more to abort)",
               file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for number, previous in self.previous.items():
+            signal.signal(number, previous)
         return False
 
 
@@ -191,6 +322,8 @@ class Run:
         self.step, self.epoch, self.time_s = 0, 0, 0.0
         self.epoch_sums, self.epoch_batches = {}, 0  # this epoch's loss sums so far (Ctrl-C may split it)
         self.saved_at = None  # where the last checkpoint was taken, in words
+        self.last_record = None  # metrics.jsonl's line for the last finished epoch (kept in the checkpoint)
+        self.stopped_by = None   # the signal that stopped training early (SIGINT or SIGTERM)
 
     @property
     def checkpoint_path(self):
@@ -198,12 +331,29 @@ class Run:
 
     # ---- state ------------------------------------------------------------------------------------
     def save(self):
+        """Checkpoint, unless some weight or optimizer value is not finite: then the previous
+        checkpoint stays and training stops (``TrainingStopped``)."""
+        state = self._finite_state()
         meta = {"kind": self.recipe.name, "config": _config_dict(self.config), "step": self.step,
                 "epoch": self.epoch, "time_s": self.time_s, "rng_state": get_rng_state(),
                 "loader": self.loader.state_dict(), "epoch_sums": self.epoch_sums,
-                "epoch_batches": self.epoch_batches}
-        serialize.save({**self.recipe.state_dict(), "meta": meta}, self.checkpoint_path)
+                "epoch_batches": self.epoch_batches, "last_record": self.last_record}
+        serialize.save({**state, "meta": meta}, self.checkpoint_path)
         self.saved_at = self._where()
+
+    def _finite_state(self):
+        """The recipe's state dict, or ``TrainingStopped`` naming its non-finite arrays."""
+        state = self.recipe.state_dict()
+        bad = non_finite_arrays(state)
+        if bad:
+            raise TrainingStopped(f"training stopped: non-finite values in {', '.join(bad[:5])}"
+                                  f"{' ...' if len(bad) > 5 else ''} at {self._where()} (step {self.step}); "
+                                  f"{self._kept()}. Try a lower --lr.")
+        return state
+
+    def _kept(self):
+        return (f"the last good checkpoint {self.checkpoint_path} ({self.saved_at}) is kept"
+                if self.saved_at else "no checkpoint was written (no epoch finished)")
 
     def _where(self):
         batches = self.loader.position
@@ -211,17 +361,40 @@ class Run:
 
     def restore(self, checkpoint):
         meta = checkpoint["meta"]
+        configured = optimizer_settings(self.recipe)   # as this run's config sets them
         self.recipe.load_state_dict(checkpoint)
+        if meta["config"] != _config_dict(self.config):  # options given on resume win over saved values
+            apply_optimizer_settings(self.recipe, configured)
         set_rng_state(meta["rng_state"])
         self.loader.load_state_dict(meta["loader"])
         self.step, self.epoch, self.time_s = meta["step"], meta["epoch"], meta["time_s"]
         self.epoch_sums, self.epoch_batches = dict(meta["epoch_sums"]), meta["epoch_batches"]
+        self.last_record = meta.get("last_record")
         self.saved_at = self._where()
 
+    def reconcile_metrics(self):
+        """Make ``metrics.jsonl`` agree with the checkpoint just restored: records of epochs after
+        it (written by a run killed before its next checkpoint) go, the checkpoint's own epoch
+        record is there exactly once (a run killed between checkpoint and log lacked it), and a
+        final record of this epoch goes if the final evaluation is about to run again."""
+        finishing = self.epoch >= self.config.epochs
+        kept = [record for record in read_metrics(self.folder)
+                if record.get("epoch", 0) < self.epoch and not (record.get("final") and finishing)
+                or record.get("epoch") == self.epoch and record.get("final") and not finishing]
+        earlier = [record for record in kept if record.get("epoch", 0) < self.epoch]
+        later = kept[len(earlier):]
+        last = [json.loads(self.last_record)] if self.last_record else []
+        write_metrics(self.folder, earlier + last + later)
+
+    def _record(self, record):
+        return {"step": self.step, "epoch": self.epoch, "time_s": round(self.time_s, 3), **record}
+
     def log(self, record):
+        self._append_line(metrics_line(self._record(record)))
+
+    def _append_line(self, line):
         with open(os.path.join(self.folder, "metrics.jsonl"), "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": self.step, "epoch": self.epoch, "time_s": round(self.time_s, 3),
-                                     **record}) + "\n")
+            handle.write(line)
 
     # ---- training ---------------------------------------------------------------------------------
     def train(self):
@@ -233,6 +406,7 @@ class Run:
                     self._end_epoch(started)
                 else:
                     self.time_s += time.perf_counter() - started
+                    self.stopped_by = interrupt.signal
                     self.save()
                     self.echo(f"stopped at {self.saved_at} (step {self.step}); saved {self.checkpoint_path}; "
                               f"resume with --resume {self.folder}")
@@ -246,6 +420,7 @@ class Run:
         for batch in self.loader:
             clock = Clock(self.step, self.epoch, self.loader.position - 1, batches)
             losses = recipe.train_step(recipe.to_tensors(batch), clock)
+            fault_point("step")
             self._check_finite(losses)
             self.step += 1
             for name, value in losses.items():
@@ -263,14 +438,13 @@ class Run:
         if not bad:
             return
         where = f"epoch {self.epoch + 1}, step {self.step + 1}"
-        kept = (f"the last good checkpoint {self.checkpoint_path} ({self.saved_at}) is kept"
-                if self.saved_at else "no checkpoint was written (no epoch finished)")
-        raise TrainingStopped(f"training stopped: non-finite loss {bad} at {where}; {kept}. "
+        raise TrainingStopped(f"training stopped: non-finite loss {bad} at {where}; {self._kept()}. "
                               "Try a lower --lr.")
 
     def _end_epoch(self, started):
         batches = max(self.epoch_batches, 1)
         record = {name: total / batches for name, total in self.epoch_sums.items()}
+        self._finite_state()  # weights blown up by the epoch's last step: stop before evaluating them
         self.epoch, self.epoch_sums, self.epoch_batches = self.epoch + 1, {}, 0
         self.recipe.model.eval()
         with forked_rng(self.config.seed, EVALUATION_STREAM):
@@ -279,8 +453,12 @@ class Run:
         self._draw_grids({f"{stem}_epoch{self.epoch:03d}": images for stem, images in figures.items()})
         seconds = time.perf_counter() - started
         self.time_s += seconds
-        self.log(record)
+        # the record travels inside the checkpoint and is logged after it: a run killed in
+        # between gets it back on resume (reconcile_metrics), never twice
+        self.last_record = metrics_line(self._record(record))
         self.save()
+        fault_point("log")
+        self._append_line(self.last_record)
         speed = batches * self.config.batch_size / max(seconds, 1e-9)
         shown = "  ".join(f"{name} {value:.4f}" for name, value in record.items())
         self.echo(f"epoch {self.epoch}/{self.config.epochs}  {shown}  ({seconds:.1f} s, {speed:,.0f} ex/s)")
@@ -324,8 +502,51 @@ class Run:
 
 
 def _config_dict(config):
-    import dataclasses
     return dataclasses.asdict(config)
+
+
+def non_finite_arrays(state, path=""):
+    """The paths (``model/fc.weight``, ``optim/model/state/0/exp_avg``) of arrays in a nested
+    state dict that hold NaN or infinity."""
+    if isinstance(state, dict):
+        return [bad for key, value in state.items() for bad in non_finite_arrays(value, f"{path}{key}/")]
+    if isinstance(state, (list, tuple)):
+        return [bad for i, value in enumerate(state) for bad in non_finite_arrays(value, f"{path}{i}/")]
+    if isinstance(state, np.ndarray) and state.dtype.kind in "fc" and not np.isfinite(state).all():
+        return [path.rstrip("/")]   # (state dicts hold NumPy copies, even of GPU tensors)
+    if isinstance(state, float) and not math.isfinite(state):
+        return [path.rstrip("/")]
+    return []
+
+
+def optimizer_settings(recipe):
+    """Each optimizer's hyperparameters per group (lr, betas, weight_decay, ...), arrays aside."""
+    return {name: [{key: value for key, value in group.items() if key != "params"}
+                   for group in optimizer.param_groups] for name, optimizer in recipe.optimizers.items()}
+
+
+def apply_optimizer_settings(recipe, settings):
+    for name, groups in settings.items():
+        for group, values in zip(recipe.optimizers[name].param_groups, groups):
+            group.update(values)
+
+
+# Changing these on resume would not continue the run but start another one: refused.
+_FIXED_ON_RESUME = ("seed", "data", "image_size", "data_seed", "train_size")
+
+
+def check_resume_changes(saved, config, loader_state):
+    """Refuse overrides a resumed run cannot honour, saying how to get what was asked."""
+    changed = [name for name in _FIXED_ON_RESUME if name in saved and saved[name] != getattr(config, name)]
+    if changed:
+        raise UsageError(f"--resume: {', '.join(flag_name(name) for name in changed)} cannot change in the middle "
+                         f"of a run (the saved run has {', '.join(f'{n}={saved[n]!r}' for n in changed)}); start "
+                         "a new run with --out, or resume without it")
+    if saved["batch_size"] != config.batch_size and loader_state.get("position"):
+        raise UsageError(f"--resume: --batch-size cannot change in the middle of an epoch (the checkpoint is "
+                         f"{loader_state['position']} batches into one); resume with --batch-size "
+                         f"{saved['batch_size']} --epochs <the current epoch + 1> to finish that epoch, then resume "
+                         "again with the new batch size")
 
 
 def score_samples(recipe, data, samples):
@@ -344,25 +565,30 @@ def save_samples(samples, folder, are_images, stem="samples"):
 
 
 # ---- the three entry points ------------------------------------------------------------------------
-def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print):
+def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
+          config_file=None, overwrite=False):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
 
-    ``overrides`` sets config fields (on ``resume``, over the checkpoint's config: e.g. more
-    epochs). ``dry_run`` trains on 3 batches, evaluates on 64 test examples and 64 samples, and
-    runs 1 epoch unless ``epochs`` is given.
+    The config is merged as defaults < the resumed run's config < ``config_file`` (JSON) <
+    ``overrides`` (the command line's flags); options given on resume win over the saved ones
+    (the optimizer takes the new values too), and one that cannot be honoured is refused.
+    ``out`` must not hold a run already unless it is the one resumed, or ``overwrite``.
+    ``dry_run`` trains on 3 batches, evaluates on 64 test examples and ``MIN_FID_SAMPLES``
+    samples, and runs 1 epoch unless ``epochs`` is given.
     """
     recipe_class = get_recipe(model)
-    overrides = dict(overrides or {})
+    overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
     checkpoint = None
     if resume is not None:
         resume = resolve_checkpoint(resume)
         checkpoint = serialize.load(resume, expected_kind=model)
+        serialize.check_weights(checkpoint, resume)
     elif dry_run:
         overrides.setdefault("epochs", 1)
     config = _config(recipe_class, {**(checkpoint["meta"]["config"] if checkpoint else {}), **overrides})
+    if checkpoint:
+        check_resume_changes(checkpoint["meta"]["config"], config, checkpoint["meta"]["loader"])
     check_device(device)
-    folder = out or (os.path.dirname(resume) if checkpoint else new_run_folder(model))
-    os.makedirs(folder, exist_ok=True)
 
     manual_seed(config.seed)
     data = recipe_class.load_data(config)
@@ -370,9 +596,11 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
         data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
     recipe = recipe_class(config, data, device)
     recipe.dry_run = dry_run
+    folder = _run_folder(model, out, resume, overwrite)
     run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
     if checkpoint:
-        _fitting(lambda: run.restore(checkpoint), resume, model)
+        _fitting(lambda: run.restore(checkpoint), resume, model, recipe, checkpoint)
+        run.reconcile_metrics()
         echo(f"resumed {resume} at epoch {run.epoch} (step {run.step})")
     provenance = {"data_provenance": data.provenance} if getattr(data, "provenance", None) else {}
     _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config),
@@ -381,12 +609,37 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     echo(f"training {model} in {folder}: {_config_dict(config)}")
     completed = run.train()
     summary = {"run_folder": folder, "step": run.step, "epoch": run.epoch, "time_s": run.time_s,
-               "interrupted": not completed}
+               "interrupted": not completed, "signal": run.stopped_by}
     if completed:
         summary["final"] = run.finish()
         echo(f"trained {model} for {run.epoch} epochs in {run.time_s:.1f} s")
         echo(json.dumps(summary["final"], indent=2))
     return summary
+
+
+def retrain_classifier(destination=None):
+    """Train the ``mlp`` model at its defaults and store its weights as the digits classifier that
+    ``scratchgen.eval`` ships (``destination`` defaults to the packaged file); returns
+    (destination, test accuracy). Same seed and thread count give the same bytes."""
+    destination = destination or os.fspath(weights_path())
+    with tempfile.TemporaryDirectory() as folder:
+        summary = train("mlp", out=folder, plots=False)
+        checkpoint = serialize.load(os.path.join(folder, "last.npz"), expected_kind="mlp")
+    meta = {key: checkpoint["meta"][key] for key in ("kind", "config", "step", "epoch")}
+    meta["test_accuracy"] = summary["final"]["test_accuracy"]
+    serialize.save({"model": checkpoint["model"], "meta": meta}, destination)
+    return destination, meta["test_accuracy"]
+
+
+def _run_folder(model, out, resume, overwrite):
+    """Where a run writes: ``out`` (claimed: see ``claim_out_folder``), else the resumed run's
+    folder, else a new ``runs/<model>-<timestamp>``."""
+    resumed = os.path.dirname(resume) if resume else None
+    if out is None:
+        return resumed or new_run_folder(model)
+    if not (resumed and os.path.abspath(out) == os.path.abspath(resumed)):
+        claim_out_folder(out, overwrite)
+    return out
 
 
 def load_recipe(model, checkpoint, device="cpu"):
@@ -395,11 +648,12 @@ def load_recipe(model, checkpoint, device="cpu"):
     recipe_class = get_recipe(model)
     path = resolve_checkpoint(checkpoint)
     state = serialize.load(path, expected_kind=model)
+    serialize.check_weights(state, path)
     config = _config(recipe_class, state["meta"]["config"])
     check_device(device)
     data = recipe_class.load_data(config)
     recipe = recipe_class(config, data, device)
-    _fitting(lambda: recipe.load_state_dict(state, weights_only=True), path, model)
+    _fitting(lambda: recipe.load_state_dict(state, weights_only=True), path, model, recipe, state)
     recipe.model.eval()
     return recipe, data, state["meta"]
 
@@ -411,6 +665,7 @@ def sample(model, checkpoint, n, out, seed=0, device="cpu", options=None):
     if extension not in (".png", ".npy"):
         raise UsageError(f"sample: expected an output file ending in .png or .npy, got {out!r}")
     recipe, _, _ = load_recipe(model, checkpoint, device)
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     if not recipe.generative:
         raise UsageError(f"sample: {model} is not a generative model; it has nothing to sample")
     if not recipe.samples_are_images:
@@ -458,7 +713,14 @@ def evaluate_from_scratch(model, seed=0, device="cpu", echo=print):
     if recipe_class.evaluate_from_scratch is None:
         raise UsageError(f"eval {model}: expected --checkpoint (a checkpoint or a run folder)")
     check_device(device)
-    return {"model": model, **recipe_class.evaluate_from_scratch({"seed": seed}, device=device, echo=echo)}
+    with tempfile.TemporaryDirectory() as folder:
+        runs = itertools.count()
+
+        def train_one(overrides):  # each run in its own folder, quietly
+            return train(model, overrides, out=os.path.join(folder, str(next(runs))), device=device,
+                         plots=False, echo=lambda *_: None)
+        report = recipe_class.evaluate_from_scratch({"seed": seed}, train_one, echo=echo)
+    return {"model": model, **report}
 
 
 def evaluate(model, checkpoint, n=SAMPLES, seed=0, device="cpu", options=None):

@@ -17,8 +17,15 @@ so ``load`` rebuilds the very same structure, bit for bit. Loading never unpickl
 
 Atomic: the file is written under a temporary name in the same folder and renamed over ``path``
 only once complete (``os.replace`` is atomic on POSIX and Windows), so a crash or Ctrl-C mid-write
-leaves the previous checkpoint intact.
+leaves the previous checkpoint intact; the folder is then fsynced so the rename itself survives a
+power cut. A temporary file left by a killed process is removed by the next save to ``path``.
+
+``check_weights`` is what the command line's load paths add (``Module.load_state_dict`` stays
+PyTorch-like and takes anything): a checkpoint whose arrays hold NaN/inf or complex numbers is
+refused.
 """
+import contextlib
+import glob
 import json
 import os
 import secrets
@@ -27,6 +34,7 @@ import zipfile
 import numpy as np
 
 from . import backend
+from ._faults import fault_point
 from ._version import __version__
 from .random import get_rng_state
 from .tensor import Tensor
@@ -95,17 +103,56 @@ def _encode(value, path, arrays):
 
 def _replace_atomically(path, arrays, header_json):
     folder = os.path.dirname(os.path.abspath(path))
+    _remove_abandoned_temporaries(path)
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(temporary, "xb") as handle:
             write_archive(handle, arrays, header_json)
             handle.flush()
             os.fsync(handle.fileno())
+        fault_point("temp-written")
+        fault_point("before-rename")
         os.replace(temporary, path)
     except BaseException:  # Ctrl-C included: never leave a half-written temporary behind
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+    fault_point("after-rename")
+    _fsync_folder(folder)
+
+
+def _remove_abandoned_temporaries(path):
+    """Delete temporaries of ``path`` whose writer (the pid in the name) is no longer running:
+    what a process killed mid-save (SIGKILL, power cut) leaves behind."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for temporary in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp")):
+        pid = os.path.basename(temporary)[len(name) + 2:].split(".")[0]
+        if pid.isdigit() and not _process_running(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+
+
+def _process_running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _fsync_folder(folder):
+    """Make a rename inside ``folder`` durable (POSIX; Windows cannot open a folder)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_archive(handle, arrays, header_json):
@@ -183,3 +230,29 @@ def _decode(node, arrays, path):
     if node.keys() == {_ITEMS}:
         return {key: _decode(item, arrays, path) for key, item in node[_ITEMS]}
     return {key: _decode(item, arrays, path) for key, item in node.items()}
+
+
+def check_weights(checkpoint, path):
+    """Refuse a loaded checkpoint with complex arrays or NaN/inf values (``CheckpointError``
+    naming them): what the command line's load paths run before using one."""
+    problems = []
+    for name, array in _arrays(checkpoint, ""):
+        if array.dtype.kind == "c":
+            problems.append(f"{name} is complex ({array.dtype})")
+        elif array.dtype.kind == "f" and not np.isfinite(array).all():
+            problems.append(f"{name} holds {int((~np.isfinite(array)).sum())} NaN/inf values")
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise CheckpointError(f"load: {path} is not a usable checkpoint: {shown}")
+
+
+def _arrays(node, path):
+    """(path, array) of every array in a loaded checkpoint's nested structure."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _arrays(value, f"{path}{key}/")
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _arrays(value, f"{path}{i}/")
+    elif isinstance(node, np.ndarray):
+        yield path.rstrip("/"), node

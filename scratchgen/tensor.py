@@ -19,7 +19,12 @@ from .random import generator
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "_hooks", "__weakref__")
+    # _version counts in-place writes (setitem, init, optimizer steps, load_state_dict): an op that
+    # saved this tensor for backward checks it there, so a write in between is an error, not a
+    # silently wrong gradient (as PyTorch's version counter); _view_of is the leaf whose array an
+    # op's output views (weight.mT), so a write into the leaf is seen through the view too
+    __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "_hooks", "_version",
+                 "_view_of", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, requires_grad=False):
@@ -32,6 +37,7 @@ class Tensor:
         self.index = 0
         self.name = None
         self._hooks = None
+        self._version, self._view_of = 0, None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -40,7 +46,7 @@ class Tensor:
         """Wrap an op's output array; ``creator`` None makes a constant (no graph)."""
         tensor = cls.__new__(cls)
         tensor.data, tensor.grad, tensor.name, tensor._hooks = data, None, None, None
-        tensor.creator, tensor.index = creator, index
+        tensor.creator, tensor.index, tensor._version, tensor._view_of = creator, index, 0, None
         tensor._requires_grad = creator is not None
         return tensor
 
@@ -298,6 +304,7 @@ class Tensor:
             raise RuntimeError("setitem: in-place assignment into a tensor that requires grad would "
                                "corrupt its gradient; build a new tensor (e.g. with where or cat)")
         self.data[_ops.shape.raw_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._version += 1
 
     def __getattr__(self, name):
         """Every function in ``scratchgen.ops`` that takes a tensor first is also a method

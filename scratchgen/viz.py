@@ -24,6 +24,7 @@ import subprocess
 import weakref
 
 from .autograd import observe, topological_order
+from .tensor import Tensor
 
 _STYLE = {
     "op": 'shape=box, style="rounded,filled", fillcolor="#fff2cc"',
@@ -157,7 +158,7 @@ def saved_nbytes(node):
     """Bytes of the arrays a node keeps for its backward (0 once a backward has freed them)."""
     total = 0
     for item in getattr(node, "_saved", ()):
-        array = item[0] if isinstance(item, tuple) else item.data
+        array = item[0].data if isinstance(item[0], Tensor) else item[0]  # (leaf, version) or (array, node, i)
         total += int(getattr(array, "nbytes", 0))
     return total
 
@@ -213,7 +214,7 @@ class _DotBuilder:
             saved = f"saved {saved_nbytes(node):,} B" if saved_nbytes(node) else ""
             saved = "saved: freed" if getattr(node, "released", False) else saved
             shapes = " ".join(_shape(s) for s, _ in getattr(node, "output_meta", ()))
-            label = "\n".join(filter(None, [node.name, shapes, saved]))
+            label = "\n".join(filter(None, [node.name, _layer_of(node), shapes, saved]))
             self.statements.append(f"  {key} [label={_quote(label)}, {_STYLE['op']}];")
         else:
             info = self.groups.setdefault(group, {"key": f"{self.prefix}module{len(self.groups)}", "ops": 0,
@@ -258,6 +259,16 @@ class _DotBuilder:
         edges = [f"  {a} -> {b}" + (f" [label={_quote(label)}]" if label else "") + ";"
                  for (a, b, _), label in self.edges.items()]
         return self.statements + groups + edges
+
+
+def _layer_of(node):
+    """"in encoder.0 (Conv2d)": the innermost layer that ran the op (when module scopes were
+    recorded), so a picture names both the op (Conv2dOp) and the layer it belongs to."""
+    scope = getattr(node, "module_scope", None)
+    if not scope:
+        return ""
+    path, kind, _ = scope[-1]
+    return f"in {path or 'model'} ({kind})"
 
 
 # ---- which module made each op -------------------------------------------------------------------------

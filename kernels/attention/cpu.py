@@ -205,7 +205,10 @@ def backward_head(grad_out, q, k, v, out, logsumexp, mask, has_mask, is_causal, 
             probs = tile(probs_buffer, rows, cols)
             np.dot(q_tile, k_tile.T, probs)
             mask_tile(probs, mask, has_mask, is_causal, q0, k0)
-            exp_shifted_rows(probs, shift[q0:q0 + rows])
+            if unseen_rows(logsumexp[q0:q0 + rows]):  # scores may be NaN/inf there: IEEE exp
+                exp_shifted_rows_ieee(probs, shift[q0:q0 + rows])
+            else:
+                exp_shifted_rows(probs, shift[q0:q0 + rows])
             add_product(probs.T, grad_out_tile, grad_v[k0:k0 + cols], product_buffer)
             grad_scores = tile(grad_scores_buffer, rows, cols)
             np.dot(grad_out_tile, v_tile.T, grad_scores)
@@ -276,7 +279,8 @@ def rescale_running(scores, running_max, running_sum, acc, shift):
     for i in range(scores.shape[0]):
         new_max = running_max[i]
         for j in range(scores.shape[1]):
-            new_max = max(new_max, scores[i, j])
+            if scores[i, j] > new_max or scores[i, j] != scores[i, j]:
+                new_max = scores[i, j]  # a NaN wins and stays, as in NumPy's max (Python's max drops it)
         shift[i] = new_max if new_max > -np.inf else 0
         correction = np.exp(running_max[i] - shift[i])
         running_sum[i] *= correction
@@ -296,13 +300,28 @@ def add_row_sums(values, sums):
 
 @njit(cache=True, fastmath=FASTMATH)
 def normalise_rows(acc, running_max, running_sum, out, logsumexp):
-    """out = acc / l and logsumexp = m + log(l); zero and -inf for rows that saw no key."""
+    """out = acc / l and logsumexp = m + log(l); zero and -inf for rows that saw no key. A row
+    whose max score is NaN or +inf is NaN with logsumexp -inf, as in the reference (its
+    softmax is NaN: exp(inf - inf))."""
     for i in range(acc.shape[0]):
+        if not running_max[i] < np.inf:  # NaN or +inf
+            out[i, :] = np.nan
+            logsumexp[i] = -np.inf
+            continue
         seen = running_sum[i] > 0
         inverse = 1 / running_sum[i] if seen else 0
         for d in range(acc.shape[1]):
             out[i, d] = acc[i, d] * inverse
         logsumexp[i] = running_max[i] + np.log(running_sum[i]) if seen else -np.inf
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def unseen_rows(logsumexp):
+    """Whether a row of this tile has logsumexp -inf: no visible key, or a NaN/inf row."""
+    for value in logsumexp:
+        if value == -np.inf:
+            return True
+    return False
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -333,6 +352,10 @@ def exp_shifted_rows_libm(scores, shift):
     for i in range(scores.shape[0]):
         for j in range(scores.shape[1]):
             scores[i, j] = np.exp(scores[i, j] - shift[i])
+
+
+# libm's exp without fast-math: exp(NaN) is NaN and exp(inf) inf, for rows that may hold them
+exp_shifted_rows_ieee = njit(cache=True)(exp_shifted_rows_libm)
 
 
 LOG2_E = np.float32(1.4426950408889634)

@@ -144,9 +144,9 @@ def attention_forward_kernel(q, k, v, mask, has_mask, is_causal, scale, out, log
                 s = dot_own_tile(own_q, thread, rows, k_tile, j)
                 s = masked_score(s, mask, has_mask, is_causal, b, h, query, first_key + j)
                 scores[j * rows + thread] = s
-                if s > tile_max:
+                if s > tile_max or s != s:  # a NaN wins and stays, as in the reference's max
                     tile_max = s
-            new_max = tile_max if tile_max > running_max else running_max
+            new_max = tile_max if tile_max > running_max or tile_max != tile_max else running_max
             shift = new_max if new_max > negative_infinity else zero  # no visible key yet: exp(-inf) = 0
             correction = math.exp(running_max - shift)
             running_sum *= correction
@@ -160,9 +160,11 @@ def attention_forward_kernel(q, k, v, mask, has_mask, is_causal, scale, out, log
     if active:
         seen = running_sum > zero
         inverse = q.dtype.type(1) / running_sum if seen else zero
+        poisoned = not running_max < math.inf  # a NaN or +inf score: the row is NaN, as in the reference
         for d in range(value_depth):
-            out[b, h, query, d] = acc[d * rows + thread] * inverse
-        logsumexp[b, h, query] = running_max + math.log(running_sum) if seen else negative_infinity
+            out[b, h, query, d] = math.nan if poisoned else acc[d * rows + thread] * inverse
+        logsumexp[b, h, query] = running_max + math.log(running_sum) if seen and not poisoned \
+            else negative_infinity
 
 
 # ---- backward ------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from numba.extending import intrinsic, overload
 # Exact in float32, so they keep float32 arithmetic float32 and cost float64 nothing.
 HALF = np.float32(0.5)
 ONE = np.float32(1.0)
+ZERO, INF = np.float32(0.0), np.float32(np.inf)
 
 # error_model="numpy": a Python-style zero-division check in a divide would stop vectorising.
 KERNEL_OPTIONS = {"cache": True, "error_model": "numpy"}
@@ -90,14 +91,21 @@ def tanh_float32(x):
 
 
 def exp_float32(x):
-    if x > EXP_MAX:
-        x = EXP_MAX
-    if x < EXP_MIN:
-        x = EXP_MIN
-    t = np.floor(x * LOG2_E + HALF)
-    r = x - t * LN2_HIGH - t * LN2_LOW
+    clamped = x
+    if clamped > EXP_MAX:
+        clamped = EXP_MAX
+    if clamped < EXP_MIN:
+        clamped = EXP_MIN
+    t = np.floor(clamped * LOG2_E + HALF)
+    r = clamped - t * LN2_HIGH - t * LN2_LOW
     series = ((((((E7 * r + E6) * r + E5) * r + E4) * r + E3) * r + E2) * r + E1) * r + E0
-    return series * float32_from_bits((np.int32(t) + np.int32(127)) << 23)  # times 2^t
+    value = series * float32_from_bits((np.int32(t) + np.int32(127)) << 23)  # times 2^t
+    # beyond the clamps, what IEEE exp gives (so sigmoid(-inf) is exactly 0, as the reference's)
+    if x > EXP_MAX:
+        value = INF
+    if x < EXP_MIN:
+        value = ZERO
+    return value
 
 
 @intrinsic

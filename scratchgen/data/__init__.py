@@ -7,5 +7,6 @@ IDX files, and a seeded, resumable ``DataLoader``.
 """
 from .digits import load_digits_split  # noqa: F401
 from .idx import IDXError, load_idx_folder, read_idx, write_idx  # noqa: F401
-from .images import ImageData, average_pool, load_images, resize_bilinear  # noqa: F401
+from .images import ImageData, average_pool, resize_bilinear  # noqa: F401
+from .sources import load_images  # noqa: F401
 from .loader import DataLoader  # noqa: F401

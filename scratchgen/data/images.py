@@ -1,10 +1,8 @@
 """Image data sets as NumPy arrays, and the two resamplings the models and metrics need.
 
 Every image data set is an ``ImageData``: float32 images of shape (N, H, W) in [0, 1] and int64
-labels, split into train and test. ``load_images(spec)`` picks one by the ``--data`` string:
-
-    "digits"        scikit-learn's digits (the default; ``scratchgen.data.digits``)
-    "idx:FOLDER"    MNIST-format IDX files in FOLDER (``scratchgen.data.idx`` names the files)
+labels, split into train and test. The sources (``digits``, ``idx``) build on this module;
+``scratchgen.data.sources.load_images`` picks one of them by name.
 """
 import dataclasses
 
@@ -33,22 +31,6 @@ class ImageData:
         return dataclasses.replace(self, train_images=self.train_images[:train],
                                    train_labels=self.train_labels[:train],
                                    test_images=self.test_images[:test], test_labels=self.test_labels[:test])
-
-
-def load_images(spec="digits", image_size=None):
-    """The data set named by ``spec`` ("digits" or "idx:FOLDER"), resized to ``image_size`` when given."""
-    from .digits import DIGITS_SIZE, load_digits_split
-    from .idx import load_idx_folder
-    if spec == "digits":
-        return load_digits_split(image_size or DIGITS_SIZE)
-    kind, _, folder = spec.partition(":")
-    if kind != "idx" or not folder:
-        raise ValueError(f"data: expected 'digits' or 'idx:FOLDER', got {spec!r}")
-    data = load_idx_folder(folder)
-    if image_size is None or image_size == data.image_shape[0]:
-        return data
-    return dataclasses.replace(data, train_images=resize_bilinear(data.train_images, image_size),
-                               test_images=resize_bilinear(data.test_images, image_size))
 
 
 # ---- resampling ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The digits classifier behind the sample metrics, and the command that retrains it.
+"""The digits classifier behind the sample metrics.
 
     64 pixels -> Linear 128 -> ReLU -> Linear 64 -> ReLU  (the 64 "features")  -> Linear 10 (logits)
 
@@ -10,13 +10,12 @@ FID compares; the softmax of the logits gives class coverage and the Inception S
 
 Retrain it reproducibly (same seed and thread count give the same bits)::
 
-    OMP_NUM_THREADS=1 python -m scratchgen.eval.classifier      # rewrites digits_classifier.npz
+    OMP_NUM_THREADS=1 scratchgen retrain-classifier      # rewrites digits_classifier.npz
+
+(``runner.retrain_classifier``: training is the runner's job, and ``eval`` sits below it.)
 """
 import functools
 import importlib.resources
-import os
-import sys
-import tempfile
 
 import numpy as np
 
@@ -70,26 +69,3 @@ def classify(images, batch_size=1024):
             features.append(hidden.numpy().astype(np.float64))
             probabilities.append(model.head(hidden).softmax(-1).numpy().astype(np.float64))
     return np.concatenate(features), np.concatenate(probabilities)
-
-
-def retrain(destination=None):
-    """Train the ``mlp`` model at its defaults and store its weights as the shipped classifier."""
-    from ..runner import train
-    destination = destination or os.fspath(weights_path())
-    with tempfile.TemporaryDirectory() as folder:
-        summary = train("mlp", out=folder, plots=False)
-        checkpoint = serialize.load(os.path.join(folder, "last.npz"), expected_kind="mlp")
-    meta = {key: checkpoint["meta"][key] for key in ("kind", "config", "step", "epoch")}
-    meta["test_accuracy"] = summary["final"]["test_accuracy"]
-    serialize.save({"model": checkpoint["model"], "meta": meta}, destination)
-    return destination, meta["test_accuracy"]
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    destination, accuracy = retrain(argv[0] if argv else None)
-    print(f"wrote {destination} (test accuracy {accuracy:.4f})")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,6 +11,9 @@ digits FID (Heusel et al. 2017, with the digits classifier in place of Inception
     Its **floor** is the FID of N *training* images (N = the number of samples, at most 1,347,
     a fixed random subset) against the test split: what a perfect generator would score with
     that many samples. FID is biased upwards for small N, so compare a model to its floor.
+    Below ``MIN_FID_SAMPLES`` (128: twice the 64 features, so the covariance is estimated from
+    more samples than it has dimensions) the distance says nothing; FID, floor and ratio are
+    then null, ``fid_unavailable`` says why, and the other metrics stay.
 class coverage
     The share of samples the classifier assigns to each digit; a class counts as covered when
     it gets at least 5% of the samples (a uniform generator gives each 10%).
@@ -34,6 +37,7 @@ from .classifier import NUM_CLASSES, classify
 METRIC_SIZE = 8
 COVERED_SHARE = 0.05
 FLOOR_SEED = 0
+MIN_FID_SAMPLES = 128
 
 
 def check_samples(samples, op="digits metrics"):
@@ -148,15 +152,11 @@ def digits_metrics(samples):
     if size != METRIC_SIZE:
         samples = average_pool(samples, METRIC_SIZE)
     features, probabilities = classify(samples)
-    fid = frechet_distance(gaussian_statistics(features), real["test_statistics"])
-    floor = fid_floor(len(samples), size)
     shares = class_shares(probabilities)
     memorised = nearest_distances(samples, real["train"]) < real["memorisation_threshold"]
     return {
         "n_samples": len(samples),
-        "fid": fid,
-        "fid_floor": floor,
-        "fid_ratio": fid / floor,
+        **_fid_entries(features, size),
         "classes_covered": int(sum(share >= COVERED_SHARE for share in shares)),
         "class_shares": [round(share, 4) for share in shares],
         "inception_score": inception_score(probabilities),
@@ -166,5 +166,18 @@ def digits_metrics(samples):
     }
 
 
+def _fid_entries(features, size):
+    """fid, fid_floor and fid_ratio of the samples' features, or nulls and the reason when
+    there are too few samples for a meaningful distance."""
+    count = len(features)
+    if count < MIN_FID_SAMPLES:
+        return {"fid": None, "fid_floor": None, "fid_ratio": None,
+                "fid_unavailable": f"FID needs at least {MIN_FID_SAMPLES} samples, got {count}"}
+    fid = frechet_distance(gaussian_statistics(features), reference(size)["test_statistics"])
+    floor = fid_floor(count, size)
+    return {"fid": fid, "fid_floor": floor, "fid_ratio": fid / floor}
+
+
 __all__ = ["digits_metrics", "frechet_distance", "inception_score", "class_shares", "nearest_distances",
-           "fid_floor", "check_samples", "NUM_CLASSES"]
+           "fid_floor", "check_samples", "NUM_CLASSES",
+           "MIN_FID_SAMPLES"]

@@ -16,5 +16,6 @@
 """
 from .base import (Clock, Recipe, TrainConfig, config_fields, get_recipe, make_config,  # noqa: F401
                    recipe_names, register)
+from .base import config_help, option  # noqa: F401
 from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, vae  # noqa: E402,F401  (importing a model registers it)
 from . import rbm, vaegan  # noqa: E402,F401

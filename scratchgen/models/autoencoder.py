@@ -17,8 +17,6 @@ ROC-AUC of each in one table; ``best_and_worst_reconstructions.png`` shows the t
 model reconstructs best and worst (with their reconstructions below them).
 """
 import dataclasses
-import os
-import tempfile
 import time
 
 import numpy as np
@@ -27,19 +25,19 @@ from .. import functional as F
 from .. import nn, optim
 from ..autograd import no_grad
 from ..tensor import tensor
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 SHOWN = 10  # best and worst test digits in the picture
 
 
 @dataclasses.dataclass
 class AutoencoderConfig(TrainConfig):
-    epochs: int = 20                # ~5 s on one CPU core; all ten held-out classes ~1 minute
-    batch_size: int = 32            # 38 steps per epoch on the ~1,210 normal training digits
-    lr: float = 3e-3                # Adam
-    holdout_class: int = 0          # the digit left out of training: the anomaly
-    code_dim: int = 8               # the bottleneck's width
-    hidden: int = 64                # width of the encoder's and decoder's hidden layers
+    epochs: int = option(20, "~5 s on one CPU core; all ten held-out classes ~1 minute")
+    batch_size: int = option(32, "38 steps per epoch on the ~1,210 normal training digits")
+    lr: float = option(3e-3, "Adam")
+    holdout_class: int = option(0, "the digit left out of training: the anomaly")
+    code_dim: int = option(8, "the bottleneck's width")
+    hidden: int = option(64, "width of the encoder's and decoder's hidden layers")
 
     def __post_init__(self):
         if self.code_dim < 1 or self.hidden < 1:
@@ -140,20 +138,18 @@ class AutoencoderRecipe(Recipe):
         return {"best_and_worst_reconstructions": np.concatenate(rows)}
 
     @classmethod
-    def evaluate_from_scratch(cls, overrides, device="cpu", echo=print):
-        """Train one autoencoder per held-out class (in a temporary folder) and report every ROC-AUC."""
-        from ..runner import train  # the runner imports the models: import it only when used
+    def evaluate_from_scratch(cls, overrides, train, echo=print):
+        """Train one autoencoder per held-out class and report every ROC-AUC. ``train(overrides)``
+        is the runner's training (the runner passes it in: a model never imports the runner); it
+        returns the run's summary."""
         classes = int(cls.load_data(cls.Config(**overrides)).test_labels.max()) + 1
         aucs = {}
-        with tempfile.TemporaryDirectory() as folder:
-            for holdout in range(classes):
-                started = time.perf_counter()
-                summary = train(cls.name, {**overrides, "holdout_class": holdout},
-                                out=os.path.join(folder, str(holdout)), device=device, plots=False,
-                                echo=lambda *_: None)
-                aucs[holdout] = summary["final"]["roc_auc"]
-                seconds = time.perf_counter() - started
-                echo(f"held-out digit {holdout}: ROC-AUC {aucs[holdout]:.3f} ({seconds:.1f} s)")
+        for holdout in range(classes):
+            started = time.perf_counter()
+            summary = train({**overrides, "holdout_class": holdout})
+            aucs[holdout] = summary["final"]["roc_auc"]
+            seconds = time.perf_counter() - started
+            echo(f"held-out digit {holdout}: ROC-AUC {aucs[holdout]:.3f} ({seconds:.1f} s)")
         echo(roc_auc_table(aucs))
         values = list(aucs.values())
         return {"roc_auc": {str(k): v for k, v in aucs.items()}, "mean_roc_auc": float(np.mean(values)),

@@ -45,15 +45,22 @@ from ..tensor import tensor
 _RECIPES = {}
 
 
+def option(default, help):
+    """A config field with its ``--flag``'s help text: ``lr: float = option(1e-3, "learning rate")``.
+    The CLI reads the help from the field's metadata (``config_help``)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """What every model's config has; a model's config derives from it and may change defaults."""
-    epochs: int = 10        # passes over the training split
-    batch_size: int = 64    # examples per optimizer step
-    lr: float = 1e-3        # learning rate
-    seed: int = 0           # seeds initialisation, model noise and the order of the data
-    data: str = "digits"    # "digits" (embedded) or "idx:FOLDER" (MNIST-format IDX files)
-    image_size: int = 0     # 0: the data's own size (8 for digits); 16 upsamples bilinearly (conv models)
+    epochs: int = option(10, "passes over the training split")
+    batch_size: int = option(64, "examples per optimizer step")
+    lr: float = option(1e-3, "learning rate")
+    seed: int = option(0, "seeds initialisation, model noise and the order of the data")
+    data: str = option("digits", '"digits" (embedded) or "idx:FOLDER" (MNIST-format IDX files)')
+    image_size: int = option(0,
+                             "0: the data's own size (8 for digits); 16 upsamples bilinearly (conv models)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +188,11 @@ def config_fields(config_class):
     """(name, type, default) of every field of a config dataclass, types resolved."""
     hints = typing.get_type_hints(config_class)
     return [(field.name, hints[field.name], field.default) for field in dataclasses.fields(config_class)]
+
+
+def config_help(config_class):
+    """{field: its help text} of a config dataclass (see ``option``)."""
+    return {field.name: field.metadata.get("help", "") for field in dataclasses.fields(config_class)}
 
 
 def make_config(config_class, values):

@@ -27,7 +27,7 @@ from .. import functional as F
 from .. import nn, optim
 from ..data import DataLoader
 from ..tensor import tensor
-from .base import register
+from .base import option, register
 from .language import TextConfig, TextRecipe
 
 EVALUATION_STREAMS, EVALUATION_WINDOW = 16, 256
@@ -36,16 +36,17 @@ IGNORE = -1   # target of the padding after the validation text's end
 
 @dataclasses.dataclass
 class CharLSTMConfig(TextConfig):
-    epochs: int = 6                 # passes over the training text (467 steps of 32 x 64 characters each)
-    batch_size: int = 32            # parallel streams of text
-    lr: float = 3e-3                # Adam's initial learning rate
-    final_lr_fraction: float = 0.1  # the learning rate falls linearly to lr times this by the last step
-    bptt: int = 64                  # characters per window (truncated backpropagation through time)
-    embedding_dim: int = 64         # character embedding size E
-    hidden: int = 256               # LSTM state size H
-    num_layers: int = 1             # stacked LSTM layers
-    dropout: float = 0.0            # between stacked layers while training
-    clip_norm: float = 1.0          # gradient norm clipping (0: none)
+    epochs: int = option(6, "passes over the training text (467 steps of 32 x 64 characters each)")
+    batch_size: int = option(32, "parallel streams of text")
+    lr: float = option(3e-3, "Adam's initial learning rate")
+    final_lr_fraction: float = option(0.1,
+                                      "the learning rate falls linearly to lr times this by the last step")
+    bptt: int = option(64, "characters per window (truncated backpropagation through time)")
+    embedding_dim: int = option(64, "character embedding size E")
+    hidden: int = option(256, "LSTM state size H")
+    num_layers: int = option(1, "stacked LSTM layers")
+    dropout: float = option(0.0, "between stacked layers while training")
+    clip_norm: float = option(1.0, "gradient norm clipping (0: none)")
 
 
 class CharLSTM(nn.Module):

@@ -41,8 +41,9 @@ from .. import functional as F
 from .. import init, nn, optim
 from ..autograd import no_grad
 from ..ops.shape import cat
+from ..progress import ProgressBar
 from ..tensor import rand, randint, randn, randn_like, tensor
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 NUM_CLASSES = 10
 COSINE_OFFSET = 0.008   # s of the cosine schedule: keeps beta_1 from being vanishingly small
@@ -52,22 +53,22 @@ DRY_RUN_STEPS = 2       # DDIM steps of every sample a dry run draws
 
 @dataclasses.dataclass
 class DiffusionConfig(TrainConfig):
-    epochs: int = 100                                  # 100 x 21 steps of 64 images
-    lr: float = 1e-3                                   # Adam's learning rate after the warm-up
-    warmup_steps: int = 200                            # lr rises linearly from 0 over these steps
-    schedule: typing.Literal["linear", "cosine"] = "cosine"  # the betas of the forward process
-    timesteps: int = 1000                              # T, the number of noise levels
-    channels: int = 32                                 # U-Net width at full resolution
-    levels: int = 2                                    # resolutions (8x8 and 4x4 for the digits)
-    res_blocks: int = 1                                # residual blocks per resolution on the way down
-    groups: int = 8                                    # GroupNorm groups
-    heads: int = 4                                     # heads of the attention at the lowest resolution
-    dropout: float = 0.0                               # dropout inside the residual blocks
-    label_dropout: float = 0.2                         # share of labels replaced by the null class
-    ema_decay: float = 0.999                           # EMA of the weights (samples use the EMA)
-    grad_clip: float = 1.0                             # clip the gradient's global norm (0: off)
-    guidance: float = 2.0                              # guidance scale of the final class-conditional samples
-    sample_steps: int = 50                             # DDIM steps of the samples drawn after training
+    epochs: int = option(100, "100 x 21 steps of 64 images")
+    lr: float = option(1e-3, "Adam's learning rate after the warm-up")
+    warmup_steps: int = option(200, "lr rises linearly from 0 over these steps")
+    schedule: typing.Literal["linear", "cosine"] = option("cosine", "the betas of the forward process")
+    timesteps: int = option(1000, "T, the number of noise levels")
+    channels: int = option(32, "U-Net width at full resolution")
+    levels: int = option(2, "resolutions (8x8 and 4x4 for the digits)")
+    res_blocks: int = option(1, "residual blocks per resolution on the way down")
+    groups: int = option(8, "GroupNorm groups")
+    heads: int = option(4, "heads of the attention at the lowest resolution")
+    dropout: float = option(0.0, "dropout inside the residual blocks")
+    label_dropout: float = option(0.2, "share of labels replaced by the null class")
+    ema_decay: float = option(0.999, "EMA of the weights (samples use the EMA)")
+    grad_clip: float = option(1.0, "clip the gradient's global norm (0: off)")
+    guidance: float = option(2.0, "guidance scale of the final class-conditional samples")
+    sample_steps: int = option(50, "DDIM steps of the samples drawn after training")
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
@@ -87,11 +88,11 @@ class DiffusionConfig(TrainConfig):
 @dataclasses.dataclass
 class SampleOptions:
     """``scratchgen sample diffusion`` / ``eval diffusion`` flags (the fields of this dataclass)."""
-    sampler: typing.Literal["ddim", "ddpm"] = "ddim"  # ddpm: ancestral, all T steps
-    steps: int = 0                     # DDIM steps (0: the model's sample_steps)
-    eta: float = 0.0                   # DDIM noise: 0 deterministic, 1 as much as ancestral
-    class_: str = "random"             # a digit 0-9, "all" (0..9 in turn), "random" (y ~ p(y)) or "none"
-    guidance: float = 1.0              # classifier-free guidance scale (1: conditional only)
+    sampler: typing.Literal["ddim", "ddpm"] = option("ddim", "ddpm: ancestral, all T steps")
+    steps: int = option(0, "DDIM steps (0: the model's sample_steps)")
+    eta: float = option(0.0, "DDIM noise: 0 deterministic, 1 as much as ancestral")
+    class_: str = option("random", 'a digit 0-9, "all" (0..9 in turn), "random" (y ~ p(y)) or "none"')
+    guidance: float = option(1.0, "classifier-free guidance scale (1: conditional only)")
 
 
 # ---- the forward process and the samplers -------------------------------------------------------
@@ -200,7 +201,6 @@ class GaussianDiffusion:
         if not progress:
             yield from loop
             return
-        from ..runner import ProgressBar
         bar = ProgressBar(None, None, total, label=f"sampling {name}", unit="steps")
         for done, step in enumerate(loop, start=1):
             bar.update(done, {}, 1)
@@ -449,8 +449,9 @@ class DiffusionRecipe(Recipe):
         how often class-conditional samples at the config's guidance are classified as the class
         asked for. 100 samples per class, 1,000 unconditional; DDIM with ``sample_steps``."""
         from ..eval import classify, digits_metrics
+        from ..eval.metrics import MIN_FID_SAMPLES
         report = self.validate(data)
-        count = 100 if self.dry_run else 1000
+        count = MIN_FID_SAMPLES if self.dry_run else 1000  # dry runs: the fewest a FID is given for
         unconditional = digits_metrics(self.sample(count, class_="none"))
         report.update({f"unconditional_{name}": unconditional[name]
                        for name in ("fid", "fid_ratio", "classes_covered")})

@@ -51,7 +51,7 @@ from .. import init, nn, optim
 from ..autograd import grad, no_grad
 from ..eval.metrics import digits_metrics
 from ..tensor import rand, randn, tensor
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 LOSSES = ("nonsat", "hinge", "wgan-gp")
 KERNEL = 4
@@ -60,19 +60,19 @@ FIXED_NOISE_STREAM = 3  # the fixed noise of the progress grids: PCG64 seeded (s
 
 @dataclasses.dataclass
 class GANConfig(TrainConfig):
-    epochs: int = 300                     # ~3 CPU-minutes
-    batch_size: int = 32                  # 43 steps per epoch on the 1,347 training digits
-    lr: float = 2e-4                      # Adam, both networks
-    beta1: float = 0.5                    # Adam's beta1 (DCGAN: 0.5)
-    beta2: float = 0.999                  # Adam's beta2
-    decay_from: float = 1.0               # share of training after which lr falls linearly to 0 (1: never)
-    image_size: int = 8                   # 8: the digits as they are; 16 or 32: upsampled
-    loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = "hinge"  # the adversarial loss
-    latent_dim: int = 32                  # dimensions of z
-    channels: int = 16                    # the discriminator's first layer (x2 per layer; generator x2)
-    gp_weight: float = 10.0               # wgan-gp: lambda of the gradient penalty
-    ema_decay: float = 0.998              # samples come from averaged generator weights (0: off)
-    grid_every: int = 10                  # epochs between fixed-noise grids and FID checks (0: none)
+    epochs: int = option(300, "~3 CPU-minutes")
+    batch_size: int = option(32, "43 steps per epoch on the 1,347 training digits")
+    lr: float = option(2e-4, "Adam, both networks")
+    beta1: float = option(0.5, "Adam's beta1 (DCGAN: 0.5)")
+    beta2: float = option(0.999, "Adam's beta2")
+    decay_from: float = option(1.0, "share of training after which lr falls linearly to 0 (1: never)")
+    image_size: int = option(8, "8: the digits as they are; 16 or 32: upsampled")
+    loss: typing.Literal["nonsat", "hinge", "wgan-gp"] = option("hinge", "the adversarial loss")
+    latent_dim: int = option(32, "dimensions of z")
+    channels: int = option(16, "the discriminator's first layer (x2 per layer; generator x2)")
+    gp_weight: float = option(10.0, "wgan-gp: lambda of the gradient penalty")
+    ema_decay: float = option(0.998, "samples come from averaged generator weights (0: off)")
+    grid_every: int = option(10, "epochs between fixed-noise grids and FID checks (0: none)")
 
     def __post_init__(self):
         if self.loss not in LOSSES:

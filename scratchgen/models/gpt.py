@@ -30,7 +30,7 @@ from .. import functional as F
 from .. import nn, optim
 from ..ops.reduction import softmax
 from ..tensor import arange, tensor
-from .base import register
+from .base import option, register
 from .language import TextConfig, TextRecipe
 
 EVALUATION_BATCH = 32   # validation windows per forward pass
@@ -38,18 +38,18 @@ EVALUATION_BATCH = 32   # validation windows per forward pass
 
 @dataclasses.dataclass
 class GPTConfig(TextConfig):
-    epochs: int = 4                 # passes over the training windows (312 steps of 48 x 64 characters each)
-    batch_size: int = 48            # windows per step
-    lr: float = 6e-3                # AdamW's peak learning rate
-    final_lr_fraction: float = 0.1  # the cosine ends at lr times this
-    warmup_steps: int = 50          # linear warm-up from 0
-    weight_decay: float = 0.1       # AdamW's decoupled decay, on matrices only
-    block_size: int = 64            # context length T
-    n_layer: int = 4                # transformer blocks
-    n_head: int = 4                 # attention heads per block
-    n_embd: int = 96                # width C of the residual stream
-    dropout: float = 0.0            # on attention outputs, MLP outputs and embeddings while training
-    clip_norm: float = 1.0          # gradient norm clipping (0: none)
+    epochs: int = option(4, "passes over the training windows (312 steps of 48 x 64 characters each)")
+    batch_size: int = option(48, "windows per step")
+    lr: float = option(6e-3, "AdamW's peak learning rate")
+    final_lr_fraction: float = option(0.1, "the cosine ends at lr times this")
+    warmup_steps: int = option(50, "linear warm-up from 0")
+    weight_decay: float = option(0.1, "AdamW's decoupled decay, on matrices only")
+    block_size: int = option(64, "context length T")
+    n_layer: int = option(4, "transformer blocks")
+    n_head: int = option(4, "attention heads per block")
+    n_embd: int = option(96, "width C of the residual stream")
+    dropout: float = option(0.0, "on attention outputs, MLP outputs and embeddings while training")
+    clip_norm: float = option(1.0, "gradient norm clipping (0: none)")
 
     def __post_init__(self):
         if self.n_embd % self.n_head:

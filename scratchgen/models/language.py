@@ -18,7 +18,7 @@ from .. import nn
 from ..autograd import no_grad
 from ..data.text import CORPUS_NAME, load_text
 from ..random import generator
-from .base import Recipe, TrainConfig
+from .base import Recipe, TrainConfig, option
 
 LN2 = math.log(2)
 DRY_RUN_SAMPLE_LENGTH = 40   # characters per sample in a dry run (a smoke test, not a demonstration)
@@ -26,17 +26,17 @@ DRY_RUN_SAMPLE_LENGTH = 40   # characters per sample in a dry run (a smoke test,
 
 @dataclasses.dataclass
 class TextConfig(TrainConfig):
-    data: str = CORPUS_NAME         # "python-stdlib" (embedded: 20 standard library modules) or "text:PATH"
-    sample_length: int = 300        # characters of each sample drawn at the end of training
+    data: str = option(CORPUS_NAME, '"python-stdlib" (embedded: 20 standard library modules) or "text:PATH"')
+    sample_length: int = option(300, "characters of each sample drawn at the end of training")
 
 
 @dataclasses.dataclass
 class TextSampleOptions:
     """``scratchgen sample MODEL``'s flags for a text model."""
-    prompt: str = "\n"              # the text to continue (printed first)
-    temperature: float = 1.0        # divides the log-probabilities: < 1 sharper, > 1 flatter, 0 greedy
-    top_k: int = 0                  # draw among the k most likely characters only (0: all of them)
-    length: int = 500               # characters to draw after the prompt
+    prompt: str = option("\n", "the text to continue (printed first)")
+    temperature: float = option(1.0, "divides the log-probabilities: < 1 sharper, > 1 flatter, 0 greedy")
+    top_k: int = option(0, "draw among the k most likely characters only (0: all of them)")
+    length: int = option(500, "characters to draw after the prompt")
 
 
 def choose(log_probs, temperature=1.0, top_k=0):

@@ -12,15 +12,15 @@ from .. import functional as F
 from .. import optim
 from ..autograd import no_grad
 from ..eval.classifier import DigitsClassifier
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 
 @dataclasses.dataclass
 class MLPConfig(TrainConfig):
-    epochs: int = 100            # 100 x 22 steps of 64 images: ~6 s; test accuracy ~98%
-    hidden: int = 128            # width of the first hidden layer
-    features: int = 64           # width of the penultimate layer (the features of the digits FID)
-    weight_decay: float = 1e-4   # Adam's L2 penalty
+    epochs: int = option(100, "100 x 22 steps of 64 images: ~6 s; test accuracy ~98%")
+    hidden: int = option(128, "width of the first hidden layer")
+    features: int = option(64, "width of the penultimate layer (the features of the digits FID)")
+    weight_decay: float = option(1e-4, "Adam's L2 penalty")
 
 
 @register

@@ -36,7 +36,7 @@ import numpy as np
 from .. import nn
 from ..data import DataLoader
 from ..tensor import tensor
-from .base import register
+from .base import option, register
 from .language import TextConfig, TextRecipe
 
 COUNT_CLASSES = 3   # discounts for counts 1, 2 and "3 or more"
@@ -44,9 +44,9 @@ COUNT_CLASSES = 3   # discounts for counts 1, 2 and "3 or more"
 
 @dataclasses.dataclass
 class NGramConfig(TextConfig):
-    epochs: int = 1                 # counting needs one pass over the training text
-    batch_size: int = 1             # not used: the whole training text is one batch
-    order: int = 5                  # n: the next character given the n-1 before it
+    epochs: int = option(1, "counting needs one pass over the training text")
+    batch_size: int = option(1, "not used: the whole training text is one batch")
+    order: int = option(5, "n: the next character given the n-1 before it")
 
 
 def as_key(ids):

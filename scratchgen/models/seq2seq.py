@@ -37,25 +37,25 @@ from ..data.number_words import (BOS, EOS, MAX_DIGITS, PAD_INDEX, SOURCE_VOCABUL
 from ..nn.module import new_parameter
 from ..ops.shape import cat, stack
 from ..tensor import rand, tensor, zeros
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 BOS_INDEX, EOS_INDEX = TARGET_VOCABULARY.index[BOS], TARGET_VOCABULARY.index[EOS]
 
 
 @dataclasses.dataclass
 class Seq2SeqConfig(TrainConfig):
-    epochs: int = 5                         # 5 x 157 steps of 128 pairs: 75-180 s on one shared core
-    batch_size: int = 128                   # sentence pairs per optimizer step
-    lr: float = 3e-3                        # Adam
-    data: str = "number-words"              # the only task: English number words -> digits
-    train_size: int = 20_000                # training pairs (validation 1,000 and test 2,000: fixed)
-    data_seed: int = 0                      # draws the numbers and the splits (apart from --seed)
-    embedding_dim: int = 64                 # word and digit embeddings
-    hidden: int = 128                       # decoder LSTM and attention width (H/2 per encoder direction)
-    teacher_forcing_start: float = 1.0      # chance of feeding the gold previous digit, first epoch ...
-    teacher_forcing_end: float = 0.5        # ... falling linearly to this by the last epoch
-    clip_norm: float = 1.0                  # gradient norm clipping (0: none)
-    beam_width: int = 4                     # the final evaluation's beam search (and translate's default)
+    epochs: int = option(5, "5 x 157 steps of 128 pairs: 75-180 s on one shared core")
+    batch_size: int = option(128, "sentence pairs per optimizer step")
+    lr: float = option(3e-3, "Adam")
+    data: str = option("number-words", "the only task: English number words -> digits")
+    train_size: int = option(20_000, "training pairs (validation 1,000 and test 2,000: fixed)")
+    data_seed: int = option(0, "draws the numbers and the splits (apart from --seed)")
+    embedding_dim: int = option(64, "word and digit embeddings")
+    hidden: int = option(128, "decoder LSTM and attention width (H/2 per encoder direction)")
+    teacher_forcing_start: float = option(1.0, "chance of feeding the gold previous digit, first epoch ...")
+    teacher_forcing_end: float = option(0.5, "... falling linearly to this by the last epoch")
+    clip_norm: float = option(1.0, "gradient norm clipping (0: none)")
+    beam_width: int = option(4, "the final evaluation's beam search (and translate's default)")
 
     def __post_init__(self):
         if self.data != "number-words":

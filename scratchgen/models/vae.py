@@ -40,7 +40,7 @@ from ..autograd import no_grad
 from ..ops.reduction import logsumexp
 from ..random import generator
 from ..tensor import randn, tensor
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 LOG_2PI = math.log(2 * math.pi)
 # The Gaussian likelihood's log s starts at -2 (s ~ 0.14, about where training ends). From s = 1,
@@ -51,18 +51,19 @@ INITIAL_LOG_SCALE = -2.0
 
 @dataclasses.dataclass
 class VAEConfig(TrainConfig):
-    epochs: int = 100                                       # 100 x 43 steps: about a minute on one core
-    batch_size: int = 32                                    # images per step
-    lr: float = 1e-3                                        # Adam's learning rate
-    architecture: typing.Literal["mlp", "conv"] = "mlp"     # "conv": two stride-2 convolutions each way
-    likelihood: typing.Literal["gaussian", "bernoulli"] = "gaussian"  # p(x|z), per pixel
-    latent_dim: int = 8                                     # dimensions of z
-    hidden: int = 256                                       # MLP: width of both hidden layers
-    channels: int = 32                                      # conv: channels of layer 1 (twice as many in 2)
-    kl_warmup_epochs: float = 10.0                          # beta: 0 -> 1 over these epochs (0: no warm-up)
-    prior: typing.Literal["mixture", "normal"] = "mixture"  # p(z): a learned Gaussian mixture, or N(0, I)
-    prior_components: int = 20                              # mixture prior: number of Gaussians
-    iwae_samples: int = 64                                  # k of the final importance-weighted bound
+    epochs: int = option(100, "100 x 43 steps: about a minute on one core")
+    batch_size: int = option(32, "images per step")
+    lr: float = option(1e-3, "Adam's learning rate")
+    architecture: typing.Literal["mlp", "conv"] = option("mlp", '"conv": two stride-2 convolutions each way')
+    likelihood: typing.Literal["gaussian", "bernoulli"] = option("gaussian", "p(x|z), per pixel")
+    latent_dim: int = option(8, "dimensions of z")
+    hidden: int = option(256, "MLP: width of both hidden layers")
+    channels: int = option(32, "conv: channels of layer 1 (twice as many in 2)")
+    kl_warmup_epochs: float = option(10.0, "beta: 0 -> 1 over these epochs (0: no warm-up)")
+    prior: typing.Literal["mixture", "normal"] = option("mixture",
+                                                        "p(z): a learned Gaussian mixture, or N(0, I)")
+    prior_components: int = option(20, "mixture prior: number of Gaussians")
+    iwae_samples: int = option(64, "k of the final importance-weighted bound")
 
     def __post_init__(self):
         if self.architecture not in ("mlp", "conv"):

@@ -346,6 +346,7 @@ class Module:
         for name, array in arrays.items():
             target = targets[name]
             target.data[...] = backend.to_device(array, target.device).astype(target.dtype, copy=False)
+            target._version += 1
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing ------------------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 
 Convolution is three Functions, each made of the kernels, whose backwards are each other:
 
-    Conv2d            y  = conv(x, w) + b
-    ConvTranspose2d   y  = conv^T(x, w) + b            (conv2d's data gradient, as an op)
-    Conv2dWeightGrad  gw = dw <conv(x, w), g>          (conv2d's weight gradient, as an op)
+    Conv2dOp            y  = conv(x, w) + b
+    ConvTranspose2dOp   y  = conv^T(x, w) + b            (conv2d's data gradient, as an op)
+    Conv2dWeightGrad    gw = dw <conv(x, w), g>          (conv2d's weight gradient, as an op)
 
-    Conv2d.backward(g)            dx = ConvTranspose2d(g, w)   dw = Conv2dWeightGrad(g, x)   db = sum g
-    ConvTranspose2d.backward(g)   dx = Conv2d(g, w)            dw = Conv2dWeightGrad(x, g)   db = sum g
-    Conv2dWeightGrad.backward(h)  dg = Conv2d(x, h)            dx = ConvTranspose2d(g, h)
+    Conv2dOp.backward(g)            dx = ConvTranspose2dOp(g, w)   dw = Conv2dWeightGrad(g, x)   db = sum g
+    ConvTranspose2dOp.backward(g)   dx = Conv2dOp(g, w)            dw = Conv2dWeightGrad(x, g)   db = sum g
+    Conv2dWeightGrad.backward(h)    dg = Conv2dOp(x, h)            dx = ConvTranspose2dOp(g, h)
+
+(An op class whose plain name would be an ``nn`` layer's takes the suffix ``Op``: a graph or a
+profile then never shows one name for both the ``nn.Conv2d`` layer and the op it runs.)
 
 Each map is bilinear, so its derivative in one argument is the same kind of map with the other
 argument fixed. Backwards are built from Functions, so gradients of any order follow (a WGAN-GP
@@ -39,7 +42,7 @@ def _with_bias(y, bias):
 
 
 # ---- convolution: three Functions, each other's derivatives --------------------------------------
-class Conv2d(Function):
+class Conv2dOp(Function):
     """y[n, o] = b[o] + sum_{c, i, j} w[o, c, i, j] x_pad[n, g C_g + c, oh s + i d, ow s + j d]."""
 
     def forward(self, x, weight, bias, *, stride, padding, dilation, groups):
@@ -50,12 +53,12 @@ class Conv2d(Function):
     def backward(self, grad):
         (x, weight), window = self.saved_tensors, self.window
         need_x, need_weight, need_bias = self.needs_input_grad
-        dx = ConvTranspose2d.apply(grad, weight, None, output_hw=x.shape[2:], **window) if need_x else None
+        dx = ConvTranspose2dOp.apply(grad, weight, None, output_hw=x.shape[2:], **window) if need_x else None
         dw = Conv2dWeightGrad.apply(grad, x, kernel_hw=weight.shape[2:], **window) if need_weight else None
         return dx, dw, (grad.sum(dim=(0, 2, 3)) if need_bias else None)
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2dOp(Function):
     """y = conv^T(x, w) + b: conv2d's data gradient, with ``w`` read as a conv2d weight
     (C_in, C_out / groups, kh, kw) whose "outputs" are this op's inputs."""
 
@@ -69,7 +72,7 @@ class ConvTranspose2d(Function):
     def backward(self, grad):
         (x, weight), window = self.saved_tensors, self.window
         need_x, need_weight, need_bias = self.needs_input_grad
-        dx = Conv2d.apply(grad, weight, None, **window) if need_x else None
+        dx = Conv2dOp.apply(grad, weight, None, **window) if need_x else None
         dw = Conv2dWeightGrad.apply(x, grad, kernel_hw=weight.shape[2:], **window) if need_weight else None
         return dx, dw, (grad.sum(dim=(0, 2, 3)) if need_bias else None)
 
@@ -87,13 +90,13 @@ class Conv2dWeightGrad(Function):
     def backward(self, grad):
         (grad_y, x), window = self.saved_tensors, self.window
         need_grad_y, need_x = self.needs_input_grad
-        d_grad_y = Conv2d.apply(x, grad, None, **window) if need_grad_y else None
-        dx = ConvTranspose2d.apply(grad_y, grad, None, output_hw=x.shape[2:], **window) if need_x else None
+        d_grad_y = Conv2dOp.apply(x, grad, None, **window) if need_grad_y else None
+        dx = ConvTranspose2dOp.apply(grad_y, grad, None, output_hw=x.shape[2:], **window) if need_x else None
         return d_grad_y, dx
 
 
 # ---- pooling and interpolation: pairs of adjoint linear maps -------------------------------------
-class AvgPool2d(Function):
+class AvgPool2dOp(Function):
     """y = the mean of each window (over kh*kw, or over its non-padding inputs)."""
 
     def forward(self, x, *, kernel_hw, stride, padding, count_include_pad):
@@ -107,7 +110,7 @@ class AvgPool2d(Function):
 
 
 class AvgPool2dBackward(Function):
-    """dx = every window's share of dy spread back over it: AvgPool2d's adjoint."""
+    """dx = every window's share of dy spread back over it: AvgPool2dOp's adjoint."""
 
     def forward(self, grad_y, *, input_hw, kernel_hw, stride, padding, count_include_pad):
         self.window = dict(kernel_hw=kernel_hw, stride=stride, padding=padding,
@@ -116,10 +119,10 @@ class AvgPool2dBackward(Function):
                                                     padding, count_include_pad)
 
     def backward(self, grad):
-        return AvgPool2d.apply(grad, **self.window)
+        return AvgPool2dOp.apply(grad, **self.window)
 
 
-class MaxPool2d(Function):
+class MaxPool2dOp(Function):
     """y = the maximum of each window; the kernel also returns which tap held it (the taps)."""
 
     def forward(self, x, *, kernel_hw, stride, padding, dilation):
@@ -228,7 +231,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             x, window = _same_padding("conv2d", x, weight.shape[2:], stride, dilation)
         elif padding == "valid":
             window = 0
-        return Conv2d.apply(x, weight, bias, stride=stride, padding=as_pair("conv2d", "padding", window),
+        return Conv2dOp.apply(x, weight, bias, stride=stride, padding=as_pair("conv2d", "padding", window),
                             dilation=dilation, groups=groups)
     return _batched("conv2d", input, convolve)
 
@@ -252,7 +255,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         if min(output_hw) < 1:
             raise ValueError(f"conv_transpose2d: expected a positive output size, got {output_hw} for input "
                              f"{x.shape}, kernel {weight.shape[2:]}, stride {stride}, padding {padding}")
-        return ConvTranspose2d.apply(x, weight, bias, output_hw=output_hw, stride=stride, padding=padding,
+        return ConvTranspose2dOp.apply(x, weight, bias, output_hw=output_hw, stride=stride, padding=padding,
                                      dilation=dilation, groups=groups)
     return _batched("conv_transpose2d", input, convolve)
 
@@ -279,7 +282,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     if divisor_override is not None:
         raise NotImplementedError("avg_pool2d: divisor_override is not supported")
     kernel_hw, stride, padding = _pool_window("avg_pool2d", kernel_size, stride, padding, ceil_mode)
-    return _batched("avg_pool2d", input, lambda x: AvgPool2d.apply(
+    return _batched("avg_pool2d", input, lambda x: AvgPool2dOp.apply(
         x, kernel_hw=kernel_hw, stride=stride, padding=padding, count_include_pad=bool(count_include_pad)))
 
 
@@ -289,7 +292,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
     kernel_hw, stride, padding = _pool_window("max_pool2d", kernel_size, stride, padding, ceil_mode)
     dilation = as_pair("max_pool2d", "dilation", dilation)
-    return _batched("max_pool2d", input, lambda x: MaxPool2d.apply(
+    return _batched("max_pool2d", input, lambda x: MaxPool2dOp.apply(
         x, kernel_hw=kernel_hw, stride=stride, padding=padding, dilation=dilation))
 
 

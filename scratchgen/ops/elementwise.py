@@ -364,7 +364,7 @@ def special_function(name, x):
     return getattr(special, name)(x).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Function):
+class SigmoidOp(Function):
     """y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y)."""
 
     def forward(self, x):
@@ -379,7 +379,7 @@ class Sigmoid(Function):
         return grad * y * (1 - y)
 
 
-class Tanh(Function):
+class TanhOp(Function):
     """y = tanh(x);  dx = dy * (1 - y^2)."""
 
     def forward(self, x):
@@ -392,7 +392,7 @@ class Tanh(Function):
         return grad * (1 - y * y)
 
 
-class Softplus(Function):
+class SoftplusOp(Function):
     """y = log(1 + exp(x)) (computed as logaddexp(0, x): no overflow);  dx = dy * sigmoid(x)."""
 
     def forward(self, x):
@@ -405,19 +405,19 @@ class Softplus(Function):
 
 
 def sigmoid(x):
-    return Sigmoid.apply(_float_input("sigmoid", x))
+    return SigmoidOp.apply(_float_input("sigmoid", x))
 
 
 def tanh(x):
-    return Tanh.apply(_float_input("tanh", x))
+    return TanhOp.apply(_float_input("tanh", x))
 
 
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta. Computed exactly for every x (PyTorch switches to the identity
     above ``threshold``; the two differ by less than exp(-threshold))."""
     if beta == 1.0:
-        return Softplus.apply(x)
-    return Softplus.apply(x * beta) / beta
+        return SoftplusOp.apply(x)
+    return SoftplusOp.apply(x * beta) / beta
 
 
 # ---- comparisons and logic (no gradient) --------------------------------------------------------

@@ -74,6 +74,7 @@ class Optimizer:
                         grad = param.grad.data
                         self.update(param.data, -grad if group.get("maximize") else grad,
                                     self._state_beside(param), group)
+                        param._version += 1  # written in place: a graph that saved it is stale
         return loss
 
     def _state_beside(self, param):

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError as error:  # hypothesis is a test dependency, not a runtime one
+    raise ImportError("scratchgen.testing.strategies needs hypothesis, which the `test` extra installs: "
+                      "pip install 'scratchgen[test]'") from error
 
 
 def shapes(min_dims=0, max_dims=4, min_side=1, max_side=5):

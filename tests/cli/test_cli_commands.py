@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from scratchgen import cli
-from scratchgen.models import recipe_names
+from scratchgen import cli, runner
+from scratchgen.models import config_help, get_recipe, recipe_names
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_sample_writes_npy_and_png(vae_run, tmp_path, capsys):
 def test_eval_samples_and_eval_model_print_json(vae_run, capsys):
     assert cli.main(["eval", "samples", str(vae_run / "samples.npy")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n_samples"] == 64 and len(report["class_shares"]) == 10
+    assert report["n_samples"] == runner.DRY_RUN_SAMPLES and len(report["class_shares"]) == 10
     assert cli.main(["eval", "vae", "--checkpoint", str(vae_run), "--n", "50"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == "vae" and report["epoch"] == 1 and report["n_samples"] == 50
@@ -108,7 +108,7 @@ def test_unusable_device_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert "needs CuPy" in capsys.readouterr().err
 
 
-def test_model_options_come_with_their_comments_as_help(capsys):
+def test_model_options_come_with_their_declared_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "vae", "--help"])
     help_text = capsys.readouterr().out
@@ -119,5 +119,14 @@ def test_model_options_come_with_their_comments_as_help(capsys):
 @pytest.mark.parametrize("model", recipe_names())
 def test_every_model_has_a_help_page(model, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["train", model, "--help"])  # e.g. a "%" in an option's comment must not break it
+        cli.main(["train", model, "--help"])  # e.g. a "%" in an option's help must not break it
     assert exit_info.value.code == 0 and "--epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", recipe_names())
+def test_every_option_of_every_model_declares_its_help(model):
+    recipe = get_recipe(model)
+    configs = [recipe.Config] + ([recipe.SampleOptions] if recipe.SampleOptions is not None else [])
+    missing = [f"{config.__name__}.{name}" for config in configs
+               for name, text in config_help(config).items() if not text.strip()]
+    assert missing == [], f"declare these fields with option(default, help): {missing}"

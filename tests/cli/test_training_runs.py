@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from scratchgen import cli, runner, serialize
+from scratchgen.progress import ProgressBar
 from scratchgen.models.vae import VAERecipe
 
 # A quick VAE: small, on the full digits split (43 batches an epoch), no pictures.
@@ -98,11 +99,11 @@ def test_a_different_seed_gives_different_weights(straight, tmp_path):
 
 def test_progress_bar_shows_epoch_loss_and_speed():
     stream = io.StringIO()
-    bar = runner.ProgressBar(3, 10, total=4, stream=stream, enabled=True, interval=0.0)
+    bar = ProgressBar(3, 10, total=4, stream=stream, enabled=True, interval=0.0)
     bar.update(2, {"loss": 12.3456}, examples=64)
     bar.close()
     text = stream.getvalue()
     assert "epoch 3/10 [" in text and "2/4" in text and "loss 12.35" in text and "ex/s" in text
     silent = io.StringIO()
-    runner.ProgressBar(1, 1, total=1, stream=silent).update(1, {"loss": 1.0}, examples=1)
+    ProgressBar(1, 1, total=1, stream=silent).update(1, {"loss": 1.0}, examples=1)
     assert silent.getvalue() == ""  # not a terminal: no carriage-return noise in logs

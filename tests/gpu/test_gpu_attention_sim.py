@@ -88,3 +88,29 @@ def test_empty_query_axis():
     q, k, v = (np.zeros(shape, np.float32) for shape in ((1, 2, 0, 3), (1, 2, 5, 3), (1, 2, 5, 4)))
     out, logsumexp = gpu.attention_forward(*on_device(xp, q, k, v), None, True, 1.0)
     assert out.shape == (1, 2, 0, 4) and logsumexp.shape == (1, 2, 0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf in the simulator's NumPy scalars: wanted
+@pytest.mark.parametrize("poison", [np.nan, np.inf])
+@pytest.mark.parametrize("planted_in", ["q", "k", "v", "grad_out"])
+def test_nan_and_inf_flow_as_in_the_reference(poison, planted_in, monkeypatch):
+    """Not causal: with a causal mask the reference multiplies the hidden (zero) probabilities by a
+    NaN row's gradient too, 0 * NaN, while the tiled kernels skip tiles wholly above the diagonal."""
+    monkeypatch.setattr(gpu, "TILE_ROWS", SMALL_TILES)
+    q, k, v, mask, is_causal, grad_out = attention_arrays((1, 1, 9, 9, 3, 3, False, None), np.float64)
+    arrays = {"q": q, "k": k, "v": v, "grad_out": grad_out}
+    arrays[planted_in][0, 0, 4, 1] = poison
+    q, k, v, grad_out = arrays["q"], arrays["k"], arrays["v"], arrays["grad_out"]
+    with np.errstate(all="ignore"):
+        expected_out, expected_logsumexp = reference.attention_forward(q, k, v, None, False, 0.4)
+        expected = reference.attention_backward(grad_out, q, k, v, expected_out, expected_logsumexp, None,
+                                                False, 0.4)
+        on_gpu = on_device(xp, q, k, v, grad_out)   # (the simulator computes with NumPy scalars)
+        out, logsumexp = gpu.attention_forward(*on_gpu[:3], None, False, 0.4)
+        saved = on_device(xp, expected_out, expected_logsumexp)
+        grads = gpu.attention_backward(on_gpu[3], *on_gpu[:3], *saved, None, False, 0.4)
+    for name, actual, wanted in zip(("out", "logsumexp", "grad_q", "grad_k", "grad_v"),
+                                    (out, logsumexp, *grads), (expected_out, expected_logsumexp, *expected)):
+        actual = xp.asnumpy(actual) if hasattr(xp, "asnumpy") else np.asarray(actual)
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(wanted), err_msg=f"{name}: NaN positions")
+        np.testing.assert_array_equal(np.isinf(actual), np.isinf(wanted), err_msg=f"{name}: inf positions")

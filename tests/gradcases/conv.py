@@ -1,7 +1,7 @@
 """Property-test cases for convolution, pooling and interpolation (``scratchgen.ops.conv``).
 
 Convolutions are bilinear, so their cases carry ``second_order``: gradgradcheck walks through the
-backward Functions (ConvTranspose2d, Conv2dWeightGrad) as a WGAN-GP critic would. The pooling and
+backward Functions (ConvTranspose2dOp, Conv2dWeightGrad) as a WGAN-GP critic would. The pooling and
 interpolation backwards are Functions too; the ``*_backward`` cases put them in the graph by
 returning the input gradient itself (made with ``create_graph=True``), and
 ``max_pool2d_double_backward`` reaches the gather that is the max-pool backward's own derivative.

@@ -9,7 +9,7 @@ def test_graph_command_writes_the_dot_text_of_one_step(tmp_path, capsys):
     out = tmp_path / "step.dot"
     assert cli.main(["graph", "mlp", "--out", str(out), "--batch-size", "4", "--collapse-modules"]) == 0
     source = out.read_text()
-    assert source.startswith("digraph autograd") and "(Linear)" in source and "LogSoftmax" in source
+    assert source.startswith("digraph autograd") and "(Linear)" in source and "LogSoftmaxOp" in source
     assert "wrote the graph" in capsys.readouterr().out
 
 

@@ -35,7 +35,7 @@ def test_module_scopes_tag_each_op_with_its_module_stack():
     model = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
     with viz.module_scopes(model):
         out = model(sg.randn(1, 2))
-    assert out.creator.name == "Tanh"
+    assert out.creator.name == "TanhOp"
     assert out.creator.module_scope == (("", "Sequential", 1), ("1", "Tanh", 1))
     assert model[0]._forward_hooks == {}  # the hooks left with the block
 

@@ -34,11 +34,11 @@ def test_a_known_step_counts_forward_ops_once_and_backward_formulas_inside_their
         loss = (x @ w).tanh().sum()
         loss.backward()
     rows = {s.name: s for s in prof.ops()}
-    assert set(rows) == {"MatMul", "Tanh", "Sum"}  # Mul, Permute, Expand... ran inside backwards
+    assert set(rows) == {"MatMul", "TanhOp", "Sum"}  # Mul, Permute, Expand... ran inside backwards
     assert all((s.forward_calls, s.backward_calls) == (1, 1) for s in rows.values())
     # forward 2*4*2*3; backward dX = dY W^T and dW = X^T dY, the same count each
     assert rows["MatMul"].flops == 48 * 3
-    assert rows["Tanh"].flops == 0
+    assert rows["TanhOp"].flops == 0
     assert rows["MatMul"].nbytes >= 4 * 2 * 4 + 4 * 3 * 4 + 3 * 2 * 4  # the output and both gradients
     nested = [e for e in prof.events if e.depth == 1]
     assert nested and {e.phase for e in nested} == {"forward"}
@@ -106,8 +106,8 @@ def test_convolution_lstm_and_attention_flops_and_kernels():
         F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
     rows = {s.name: s for s in prof.ops()}
     conv = 2 * (2 * 4 * 6 * 6) * (3 * 3 * 3)   # 2 * output elements * weight slice
-    assert rows["Conv2d"].flops == 3 * conv     # + its backward: ConvTranspose2d and Conv2dWeightGrad
-    assert rows["Conv2d"].kernels == ["conv:reference"]
+    assert rows["Conv2dOp"].flops == 3 * conv     # + its backward: ConvTranspose2dOp and Conv2dWeightGrad
+    assert rows["Conv2dOp"].kernels == ["conv:reference"]
     gates = 2 * (4 * 2) * (5 + 7) * (4 * 7)     # steps * batch rows through [x, h] @ W (I + H, 4H)
     assert rows["FusedLSTM"].flops == 3 * gates  # a fused backward counts twice its forward
     assert rows["FusedLSTM"].kernels == ["recurrence:reference"]
