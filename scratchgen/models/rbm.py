@@ -56,7 +56,7 @@ from ..functional import softplus
 from ..ops.reduction import logsumexp
 from ..random import generator
 from ..tensor import rand, randn, tensor, zeros
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 
 EXACT_HIDDEN_LIMIT = 20        # up to 2^20 hidden states are enumerated for the exact log Z
 ENUMERATION_CHUNK = 2 ** 14    # hidden states per pass of the enumeration
@@ -64,17 +64,17 @@ ENUMERATION_CHUNK = 2 ** 14    # hidden states per pass of the enumeration
 
 @dataclasses.dataclass
 class RBMConfig(TrainConfig):
-    epochs: int = 300                     # passes over the training split
-    batch_size: int = 20                  # images per step (and persistent chains)
-    lr: float = 0.05                      # SGD's learning rate, falling linearly to 0
-    hidden: int = 256                     # hidden units (<= 20: the exact log Z; more: AIS)
-    method: typing.Literal["pcd", "cd"] = "pcd"  # persistent chains, or chains restarted at the data
-    gibbs_steps: int = 5                  # k of CD-k / PCD-k
-    momentum: float = 0.9                 # SGD momentum after the first momentum_warmup epochs (0.5 before)
-    momentum_warmup: int = 5              # epochs at momentum 0.5
-    weight_decay: float = 1e-4            # L2 on the weights (not the biases)
-    ais_runs: int = 100                   # annealed importance sampling: independent runs
-    ais_steps: int = 10000                # ... and intermediate distributions
+    epochs: int = option(300, "passes over the training split")
+    batch_size: int = option(20, "images per step (and persistent chains)")
+    lr: float = option(0.05, "SGD's learning rate, falling linearly to 0")
+    hidden: int = option(256, "hidden units (<= 20: the exact log Z; more: AIS)")
+    method: typing.Literal["pcd", "cd"] = option("pcd", "persistent chains, or chains restarted at the data")
+    gibbs_steps: int = option(5, "k of CD-k / PCD-k")
+    momentum: float = option(0.9, "SGD momentum after the first momentum_warmup epochs (0.5 before)")
+    momentum_warmup: int = option(5, "epochs at momentum 0.5")
+    weight_decay: float = option(1e-4, "L2 on the weights (not the biases)")
+    ais_runs: int = option(100, "annealed importance sampling: independent runs")
+    ais_steps: int = option(10000, "annealed importance sampling: intermediate distributions")
 
     def __post_init__(self):
         if self.method not in ("pcd", "cd"):
@@ -90,11 +90,12 @@ class RBMConfig(TrainConfig):
 @dataclasses.dataclass
 class SampleOptions:
     """``scratchgen sample rbm`` / ``eval rbm`` flags (the fields of this dataclass)."""
-    sampler: typing.Literal["gibbs", "mala"] = "gibbs"  # Gibbs on (v, h), or MALA on the relaxed free energy
-    chains: int = 100                     # independent chains; each gives n / chains samples
-    burn_in: int = 1000                   # steps (Gibbs sweeps) discarded first
-    thin: int = 100                       # steps between two samples of one chain
-    step_size: float = 0.01               # MALA's initial step size (adapted during burn-in)
+    sampler: typing.Literal["gibbs", "mala"] = option("gibbs",
+                                                      "Gibbs on (v, h), or MALA on the relaxed free energy")
+    chains: int = option(100, "independent chains; each gives n / chains samples")
+    burn_in: int = option(1000, "steps (Gibbs sweeps) discarded first")
+    thin: int = option(100, "steps between two samples of one chain")
+    step_size: float = option(0.01, "MALA's initial step size (adapted during burn-in)")
 
 
 # ---- the model -------------------------------------------------------------------------------------

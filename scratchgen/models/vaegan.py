@@ -38,7 +38,7 @@ from .. import nn, optim
 from ..autograd import grad, no_grad
 from ..eval.metrics import digits_metrics
 from ..tensor import randn, tensor
-from .base import Recipe, TrainConfig, register
+from .base import Recipe, TrainConfig, option, register
 from .gan import dcgan_init_, discriminator, estimate_batch_norm_statistics, generator, to_image_range, \
     to_model_range
 from .vae import NormalPrior, conv_encoder, interleaved_rows, mlp_encoder
@@ -48,18 +48,18 @@ NETWORKS = ("encoder", "decoder", "discriminator")
 
 @dataclasses.dataclass
 class VAEGANConfig(TrainConfig):
-    epochs: int = 300                     # 43 steps per epoch at batch 32
-    batch_size: int = 32                  # images per step
-    lr: float = 2e-4                      # Adam, all three networks
-    beta1: float = 0.5                    # Adam's beta1 (DCGAN: 0.5)
-    architecture: typing.Literal["conv", "mlp"] = "conv"  # the encoder: the VAE's conv or MLP one
-    latent_dim: int = 32                  # dimensions of z
-    channels: int = 16                    # discriminator's first layer (x2 per layer; decoder and encoder x2)
-    hidden: int = 256                     # MLP encoder: width of its hidden layers
-    gamma: float = 1.0                    # weight of the feature reconstruction in the decoder's loss
-    kl_weight: float = 1.0                # weight of KL(q(z|x) || p(z)) in the encoder's loss
-    ema_decay: float = 0.998              # samples come from averaged decoder weights (0: off)
-    grid_every: int = 10                  # epochs between FID checks of 1,000 samples (0: none)
+    epochs: int = option(300, "43 steps per epoch at batch 32")
+    batch_size: int = option(32, "images per step")
+    lr: float = option(2e-4, "Adam, all three networks")
+    beta1: float = option(0.5, "Adam's beta1 (DCGAN: 0.5)")
+    architecture: typing.Literal["conv", "mlp"] = option("conv", "the encoder: the VAE's conv or MLP one")
+    latent_dim: int = option(32, "dimensions of z")
+    channels: int = option(16, "discriminator's first layer (x2 per layer; decoder and encoder x2)")
+    hidden: int = option(256, "MLP encoder: width of its hidden layers")
+    gamma: float = option(1.0, "weight of the feature reconstruction in the decoder's loss")
+    kl_weight: float = option(1.0, "weight of KL(q(z|x) || p(z)) in the encoder's loss")
+    ema_decay: float = option(0.998, "samples come from averaged decoder weights (0: off)")
+    grid_every: int = option(10, "epochs between FID checks of 1,000 samples (0: none)")
 
     def __post_init__(self):
         if self.architecture not in ("conv", "mlp"):
