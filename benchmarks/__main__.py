@@ -13,6 +13,7 @@ when a workload failed (everything else still ran and was written), 2 on a usage
 """
 import argparse
 import os
+import re
 import shlex
 import sys
 
@@ -52,9 +53,10 @@ def comma_list(kind, allowed=None, convert=str):
 
 
 def parse_arguments(argv, prog="python -m benchmarks"):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+    summary, _, usage = __doc__.partition("\n\n")  # the first paragraph whole, never cut mid-sentence
+    parser = argparse.ArgumentParser(prog=prog, description=summary,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[1:]).replace("python -m benchmarks", prog))
+                                     epilog=usage.replace("python -m benchmarks", prog))
     parser.add_argument("--only", metavar="PATTERN",
                         help="run the workloads whose family/name matches this regular expression, e.g. "
                              "'attention', 'kernel/conv', 'model/' (the ceilings always run)")
@@ -121,6 +123,22 @@ def kept_analysis(path):
     return text[start:end + len(ANALYSIS_END)] + "\n" if 0 <= start < end else ""
 
 
+def selected_or_none(workloads, pattern):
+    """The workloads ``--only`` selects, or None (after saying why on stderr) when the pattern is
+    not a regular expression or matches no workload: running just the ceilings would look like a
+    run that measured something."""
+    try:
+        chosen = select(workloads, pattern)
+    except re.error as error:
+        print(f"benchmarks: --only expected a regular expression, got {pattern!r} ({error})", file=sys.stderr)
+        return None
+    if pattern and all(w.family == "ceiling" for w in chosen):
+        print(f"benchmarks: --only {pattern!r} matches no workload (the names are family/name, e.g. "
+              "'kernel/conv2d', 'model/train vae'; --list shows them all)", file=sys.stderr)
+        return None
+    return chosen
+
+
 def main(argv=None, prog="python -m benchmarks"):
     args = parse_arguments(argv, prog)
     if args.worker:
@@ -130,8 +148,11 @@ def main(argv=None, prog="python -m benchmarks"):
         args.threads = comma_list("thread counts", convert=int)(BASELINE_THREADS)
         args.out, baseline_file = baseline_paths(args.out)
     options = options_from(args)
+    chosen = selected_or_none(all_workloads(options), args.only)
+    if chosen is None:
+        return 2
     if args.list:
-        for workload in select(all_workloads(options), args.only):
+        for workload in chosen:
             print(f"{workload.key:40s} {workload.description}")
         return 0
     command = shlex.join([*prog.split(), *(sys.argv[1:] if argv is None else argv)])

@@ -31,25 +31,26 @@ def workloads(options):
                               setup=lambda options, name=name: training_contenders(name, options),
                               work={"training step": Work(batch, "example")}))
         if recipe_class.generative:
-            n, overrides, work, what = sampling_size(recipe_class, options)
+            n, sample_options, work, what = sampling_size(recipe_class, options)
             found.append(Workload(name=f"sample {name}", family="sampling",
                                   description=f"{what}, the model's default sampler, untrained weights",
-                                  setup=lambda options, name=name, n=n, overrides=overrides:
-                                  sampling_contenders(name, n, overrides, options),
+                                  setup=lambda options, name=name, n=n, sample_options=sample_options:
+                                  sampling_contenders(name, n, sample_options, options),
                                   work={"sample": work}))
     return found
 
 
 def sampling_size(recipe_class, options):
-    """``(n, config overrides, Work, description)`` of one sampling call: a batch of images, or
-    one text of a fixed number of characters (text models draw one character per forward pass)."""
+    """``(n, sample() options, Work, description)`` of one sampling call: a batch of images, or
+    one text of a fixed number of characters (text models draw one character per forward pass).
+    The options go to both contenders, ``recipe.sample(n, **options)`` and the twin's sampler."""
     if recipe_class.samples_are_images:
         n = QUICK_SAMPLES if options.quick else SAMPLES
         return n, {}, Work(n, "example"), f"{n} samples"
     if "sample_length" not in config_field_names(recipe_class):
         return 1, {}, Work(1, "example"), "one text sample"
     length = QUICK_TEXT_LENGTH if options.quick else TEXT_LENGTH
-    return 1, {"sample_length": length}, Work(length, "token"), f"one text of {length} characters"
+    return 1, {"length": length}, Work(length, "token"), f"one text of {length} characters"
 
 
 def config_field_names(recipe_class):
@@ -92,16 +93,19 @@ def training_contenders(name, options):
         | other_peer_contenders(name, options)
 
 
-def sampling_contenders(name, n, overrides, options):
+def sampling_contenders(name, n, sample_options, options):
+    """Both sides draw ``n`` samples with the same ``sample_options``; where an option is left
+    to its default, the twin reads it from the recipe (as ``recipe.sample`` resolves it), so the
+    two never do different work (``tests/benchmarks/test_same_work.py`` counts it)."""
     def ours(place):
-        recipe, _, _ = prepared(name, options, device_of(place), overrides)
-        return {"sample": lambda: recipe.sample(n)}
+        recipe, _, _ = prepared(name, options, device_of(place))
+        return {"sample": lambda: recipe.sample(n, **sample_options)}
 
     def twin():
         build = twin_function(name, "twin_sampler")
         if isinstance(build, Skip):
             return build
-        return {"sample": build(prepared(name, options, "cpu", overrides)[0], n)}
+        return {"sample": build(prepared(name, options, "cpu")[0], n, **sample_options)}
     return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin)
 
 

@@ -40,7 +40,32 @@ def report_markdown(results, images=None):
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
+# A timed row is noisy (its median not to be trusted alone) with fewer rounds than this, or an
+# inter-quartile range wider than this fraction of its median.
+NOISY_RUNS, NOISY_IQR = 5, 0.25
+
+
 # ---- small helpers -----------------------------------------------------------------------------------
+def noise(row):
+    """Why ``row``'s median is not to be trusted alone ('' if it is): few rounds, or a wide IQR."""
+    reasons = []
+    if row["runs"] < NOISY_RUNS:
+        reasons.append(f"{row['runs']} run{'s' if row['runs'] > 1 else ''}")
+    spread = (row["q75_s"] - row["q25_s"]) / row["median_s"] if row["median_s"] > 0 else 0.0
+    if spread > NOISY_IQR:
+        reasons.append(f"IQR {spread:.0%} of the median")
+    return ", ".join(reasons)
+
+
+def flagged(text, *rows):
+    """``text`` with a mark when any of ``rows`` is noisy (the mark is explained under the table)."""
+    return f"{text} ~" if any(noise(row) for row in rows) else text
+
+
+NOISE_LEGEND = (f"`~`: a noisy figure (fewer than {NOISY_RUNS} timed rounds, or an inter-quartile range over "
+                f"{NOISY_IQR:.0%} of the median): rerun it alone on a quiet machine before reading anything into it.")
+
+
 def is_ours(contender):
     return contender is not None and contender not in PEERS
 
@@ -51,6 +76,10 @@ def timed(rows):
 
 def peer_medians(run, peer="torch"):
     return {(r["workload"], r["pass"]): r["median_s"] for r in timed(run["rows"]) if r["contender"] == peer}
+
+
+def peer_rows(run, peer="torch"):
+    return {(r["workload"], r["pass"]): r for r in timed(run["rows"]) if r["contender"] == peer}
 
 
 def threads_label(count):
@@ -146,7 +175,7 @@ def ratio_section(results):
              "the same workload and pass (below 1: scratchgen is faster). `scratchgen[IMPL]` is the user's "
              "path (Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone."]
     for run in results["runs"]:
-        peers = peer_medians(run)
+        peers = peer_rows(run)
         rows = [row for row in timed(run["rows"]) if is_ours(row["contender"])
                 and (row["workload"], row["pass"]) in peers]
         if not rows:
@@ -155,12 +184,13 @@ def ratio_section(results):
         cells = {}
         for row in rows:
             key = (row["family"], workload_label(row), row["pass"])
-            ratio = row["median_s"] / peers[row["workload"], row["pass"]]
-            cells.setdefault(key, {})[row["contender"]] = f"{ratio:.2f}"
+            peer = peers[row["workload"], row["pass"]]
+            cells.setdefault(key, {})[row["contender"]] = flagged(f"{row['median_s'] / peer['median_s']:.2f}", row, peer)
         lines = [[family, workload, pass_name, *(ratios.get(c, "-") for c in contenders)]
                  for (family, workload, pass_name), ratios in cells.items()]
         parts.append(f"### {threads_label(run['threads'])}\n\n"
-                     + table(["family", "workload", "pass", *(f"{c}:" for c in contenders)], lines))
+                     + table(["family", "workload", "pass", *(f"{c}:" for c in contenders)], lines)
+                     + "\n\n" + NOISE_LEGEND)
     return "\n\n".join(parts) if len(parts) > 1 else ""
 
 
@@ -169,7 +199,7 @@ def detail_section(results):
              "is the rate over the GEMM (FLOPs) or bandwidth (bytes) ceiling of the same thread count. Peak "
              "memory is tracemalloc's (NumPy's allocations in one call), for scratchgen contenders only."]
     header = ["family", "workload", "pass", "contender", "median ms:", "IQR ms:", "runs:", "first call ms:",
-              "rate:", "of ceiling:", "peak MiB:", "vs torch:"]
+              "rate:", "of ceiling:", "peak MiB:", "vs torch:", "noisy"]
     for run in results["runs"]:
         peers = peer_medians(run)
         lines = []
@@ -180,7 +210,8 @@ def detail_section(results):
                           milliseconds(row["median_s"]), milliseconds(row["q75_s"] - row["q25_s"]),
                           row["runs"], milliseconds(row["first_call_s"]), shown_rate(row),
                           f"{fraction:.0%}" if fraction is not None else "-", mebibytes(row),
-                          f"{row['median_s'] / peer:.2f}" if peer and is_ours(row["contender"]) else "-"])
+                          f"{row['median_s'] / peer:.2f}" if peer and is_ours(row["contender"]) else "-",
+                          noise(row) or "-"])
         parts.append(f"### {threads_label(run['threads'])}\n\n" + table(header, lines))
     return "\n\n".join(parts)
 
@@ -199,10 +230,25 @@ def notes_section(results):
                 errors.append(f"- {where} ({threads_label(run['threads'])}): `{row['error']}`")
     parts = []
     if skipped:
-        parts.append("## Not run\n\n" + "\n".join(f"- {where}: {why}" for where, why in skipped.items()))
+        parts.append("## Not run\n\n" + "\n".join(grouped_by_reason(skipped)))
     if errors:
         parts.append("## Errors\n\n" + "\n".join(errors))
     return "\n\n".join(parts)
+
+
+def grouped_by_reason(skipped):
+    """One line per reason: a missing peer is said once, with how many rows it left out, not
+    once per row."""
+    by_reason = {}
+    for where, why in skipped.items():
+        by_reason.setdefault(why, []).append(where)
+    lines = []
+    for why, places in by_reason.items():
+        if len(places) == 1:
+            lines.append(f"- {places[0]}: {why}")
+        else:
+            lines.append(f"- {why}: {len(places)} rows left out ({places[0]}, ...)")
+    return lines
 
 
 # ---- scaling -----------------------------------------------------------------------------------------
@@ -245,45 +291,70 @@ def scaling_section(results, images):
 
 
 PASS_STYLES = {"forward+backward": "-", "forward": "--"}
+MARKERS = "osD^vP*X<>"
+SMOKE_RUN_LABEL = "SMOKE RUN (--quick): toy sizes, one round each; these figures mean nothing"
 
 
 def write_plots(results, folder):
-    """One PNG per scaling series, time and peak memory against size, log-log: a colour per
-    contender, solid forward+backward, dashed forward. Returns ``{series: file name}``."""
+    """One PNG per scaling series, time and peak memory against size, log-log: a colour and a
+    marker per contender, solid forward+backward, dashed forward; each time carries its IQR as
+    an error bar, and each contender's points sit slightly apart on the x axis so that series
+    that overlap stay visible. A quick run's plots say they are smoke runs. Returns
+    ``{series: file name}``."""
     found = series_rows(results)
     if not found:
         return {}
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot
-    from matplotlib.lines import Line2D
     images = {}
     for series, rows in found.items():
-        contenders = list(dict.fromkeys(row["contender"] for row in rows))
-        colours = {c: f"C{index % 10}" for index, c in enumerate(contenders)}
-        figure, (times, memory) = pyplot.subplots(1, 2, figsize=(11, 4.2))
-        for (contender, pass_name), line in group_lines(rows).items():
-            style = dict(linestyle=PASS_STYLES.get(pass_name, ":"), marker="o", color=colours[contender])
-            times.plot([r["x"] for r in line], [r["median_s"] * 1e3 for r in line], **style)
-            peaks = [r for r in line if r.get("peak_bytes") is not None]
-            memory.plot([r["x"] for r in peaks], [r["peak_bytes"] / 2 ** 20 for r in peaks], **style)
-        xs = sorted({row["x"] for row in rows})
-        for axes, label in ((times, "median time (ms)"), (memory, "peak NumPy memory (MiB, tracemalloc)")):
-            axes.set(xscale="log", yscale="log", xlabel=series.split(" vs ")[-1], ylabel=label)
-            axes.set_xticks(xs, [f"{x:g}" for x in xs], minor=False)
-            axes.set_xticks([], minor=True)  # only the sizes measured on the x axis
-            axes.grid(True, alpha=0.3)
-        times.legend([Line2D([], [], color=colours[c], marker="o") for c in contenders], contenders,
-                     fontsize=7, loc="upper left")
-        memory.legend([Line2D([], [], color="k", linestyle=style) for style in PASS_STYLES.values()],
-                      list(PASS_STYLES), fontsize=7, loc="upper left")
-        figure.suptitle(f"{series} ({threads_label(results['runs'][0]['threads'])})")
-        figure.tight_layout()
+        figure = plot_series(pyplot, series, rows, results)
         name = "scaling-" + re.sub(r"[^a-z0-9]+", "-", series.lower()).strip("-") + ".png"
         figure.savefig(os.path.join(folder, name), dpi=80)
         pyplot.close(figure)
         images[series] = name
     return images
+
+
+def plot_series(pyplot, series, rows, results):
+    from matplotlib.lines import Line2D
+    contenders = list(dict.fromkeys(row["contender"] for row in rows))
+    looks = {c: dict(color=f"C{index % 10}", marker=MARKERS[index % len(MARKERS)])
+             for index, c in enumerate(contenders)}
+    # multiplicative offsets on the log x axis, centred: ~3% apart, far less than one size step
+    nudge = {c: 1.03 ** (index - (len(contenders) - 1) / 2) for index, c in enumerate(contenders)}
+    figure, (times, memory) = pyplot.subplots(1, 2, figsize=(11, 4.2))
+    for (contender, pass_name), line in group_lines(rows).items():
+        style = dict(linestyle=PASS_STYLES.get(pass_name, ":"), markerfacecolor="none", **looks[contender])
+        xs = [r["x"] * nudge[contender] for r in line]
+        medians = [r["median_s"] * 1e3 for r in line]
+        spread = [[(r["median_s"] - r["q25_s"]) * 1e3 for r in line], [(r["q75_s"] - r["median_s"]) * 1e3 for r in line]]
+        times.errorbar(xs, medians, yerr=spread, capsize=3, **style)
+        peaks = [r for r in line if r.get("peak_bytes") is not None]
+        memory.plot([r["x"] * nudge[contender] for r in peaks], [r["peak_bytes"] / 2 ** 20 for r in peaks], **style)
+    sizes = sorted({row["x"] for row in rows})
+    measured = any(row.get("peak_bytes") is not None for row in rows)
+    for axes, label in ((times, "median time (ms), bars: IQR"), (memory, "peak NumPy memory (MiB, tracemalloc)")):
+        # a log axis needs data: memory is not measured in every run
+        axes.set(xscale="log", yscale="log" if axes is times or measured else "linear",
+                 xlabel=series.split(" vs ")[-1], ylabel=label)
+        axes.set_xticks(sizes, [f"{x:g}" for x in sizes], minor=False)
+        axes.set_xticks([], minor=True)  # only the sizes measured on the x axis
+        axes.grid(True, alpha=0.3)
+    times.legend([Line2D([], [], linestyle="", markerfacecolor="none", **looks[c]) for c in contenders],
+                 contenders, fontsize=7, loc="upper left")
+    memory.legend([Line2D([], [], color="k", linestyle=style) for style in PASS_STYLES.values()],
+                  list(PASS_STYLES), fontsize=7, loc="upper left")
+    title = f"{series} ({threads_label(results['runs'][0]['threads'])})"
+    if results["options"]["quick"]:
+        title += f"\n{SMOKE_RUN_LABEL}"
+        for axes in (times, memory):
+            axes.text(0.5, 0.5, "SMOKE RUN", transform=axes.transAxes, fontsize=28, color="red", alpha=0.2,
+                      ha="center", va="center", rotation=20)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
 
 
 def group_lines(rows):

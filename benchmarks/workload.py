@@ -23,6 +23,9 @@ from .timing import describe
 PASSES = ("forward", "forward+backward")
 IMPLEMENTATIONS = ("reference", "cpu", "gpu")
 PEERS = ("torch", "numpy", "sklearn")
+# How to install a missing peer: the version the twins are tested with, as a CPU wheel (an unpinned
+# torch from an extra could pull a multi-gigabyte CUDA build).
+PEER_INSTALL = {"torch": "pip install torch==2.13.0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +151,7 @@ def peer_contender(options, name, build):
     try:
         return {name: guarded(build)}
     except ImportError as error:
-        return {name: Skip(f"{name} is not installed ({error})")}
+        return {name: Skip(f"{name} is not installed ({error}); {PEER_INSTALL.get(name, 'install it')}")}
 
 
 def guarded(build):

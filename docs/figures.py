@@ -25,6 +25,19 @@ from scratchgen.kernels.attention.cpu import FORWARD_TILES  # noqa: E402
 FIGURES = pathlib.Path(__file__).resolve().parent / "figures"
 
 
+# The graph figures and the `scratchgen graph` arguments that draw them (README and docs/study.md
+# quote these commands); tests/test_figures.py checks the committed SVGs still match them.
+GRAPH_FIGURES = {
+    "mlp_step.svg": dict(model="mlp", overrides={"batch_size": 16}),          # --batch-size 16
+    "vae_step_modules.svg": dict(model="vae", collapse_modules=True),       # --collapse-modules
+}
+
+
+def graph_figure(name):
+    """The autograd graph drawn in ``docs/figures/NAME`` (a ``viz`` graph: ``.source`` is its DOT)."""
+    return study.graph_step(**GRAPH_FIGURES[name])
+
+
 def save_graph(graph, name):
     path = FIGURES / name
     if shutil.which("dot") is None:
@@ -81,6 +94,11 @@ def flash_tiles(path, length=1024):
                 extent=(0, length, length, 0))  # axes in keys and queries, tiles as blocks
     grid.set(title=f"causal T={length}: tiles computed ({block_q} queries x {block_k} keys)",
              xlabel="key", ylabel="query")
+    # the tile grid itself: a line at every tile boundary, so each shaded cell is one tile pair
+    grid.set_xticks(np.arange(0, length + 1, block_k), minor=True)
+    grid.set_yticks(np.arange(0, length + 1, block_q), minor=True)
+    grid.grid(which="minor", color="0.55", linewidth=0.5)
+    grid.tick_params(which="minor", length=0)
     online.plot(maxima, "o-", label="running max m")
     online.axhline(scores.max(), ls="--", color="C0")
     online.plot(sums, "s-", label="running sum l of exp(s - m)")
@@ -95,8 +113,7 @@ def flash_tiles(path, length=1024):
 
 def main():
     FIGURES.mkdir(exist_ok=True)
-    written = [save_graph(study.graph_step("mlp", overrides={"batch_size": 16}), "mlp_step.svg"),
-               save_graph(study.graph_step("vae", collapse_modules=True), "vae_step_modules.svg"),
+    written = [*(save_graph(graph_figure(name), name) for name in GRAPH_FIGURES),
                gradient_flow(FIGURES / "gradient_flow.png"),
                flash_tiles(FIGURES / "flash_tiles.png")]
     for path in written:

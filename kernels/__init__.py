@@ -12,6 +12,7 @@ implement one contract (the same function names and signatures):
 ``use_kernels(name)`` wins; otherwise ``"gpu"`` for CuPy arrays and ``"cpu"`` for NumPy arrays.
 """
 import contextlib
+import functools
 import importlib
 import os
 import threading
@@ -31,12 +32,17 @@ def current_choice():
     return getattr(_state, "choice", None)
 
 
-class use_kernels(contextlib.ContextDecorator):
+class use_kernels:
     """Force one implementation for every kernel call.
 
-    Works as a plain call (``use_kernels("reference")`` switches until the next call; pass
-    ``None`` to go back to choosing by device) and as a context manager that restores the
-    previous choice on exit.
+    Three forms:
+
+    - a plain call, ``use_kernels("reference")``, switches until the next call (``None`` goes
+      back to choosing by device);
+    - a context manager, ``with use_kernels("reference"):``, restores the previous choice on exit;
+    - a decorator, ``@use_kernels("reference")``, switches only while the function runs. The
+      object switches as soon as it is built (that is the plain call), so decorating undoes that
+      switch at once: defining a function must not change the choice for the rest of the program.
     """
 
     def __init__(self, name):
@@ -53,6 +59,27 @@ class use_kernels(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         _state.choice = self.previous
         return False
+
+    def __call__(self, function):
+        _state.choice = self.previous  # undo the plain-call switch made when the decorator was built
+        name = self.name
+
+        @functools.wraps(function)
+        def with_kernels_switched(*args, **kwargs):
+            with _choice(name):
+                return function(*args, **kwargs)
+        return with_kernels_switched
+
+
+@contextlib.contextmanager
+def _choice(name):
+    """Switch to ``name`` and back to what was chosen on entry (whatever happened in between)."""
+    previous = current_choice()
+    _state.choice = name
+    try:
+        yield
+    finally:
+        _state.choice = previous
 
 
 def simulating_gpu():

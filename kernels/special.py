@@ -12,8 +12,8 @@ This loop uses Numerical Recipes' Chebyshev fit of erfc (Press et al., *Numerica
 The series near 0 keeps erf's *relative* accuracy there (1 - erfc would round erf(1e-30) to 0);
 its first omitted term is below 2e-8 at |x| = 1.
 
-with the recurrence kernels' vectorisable float32 ``exp`` (``kernels/recurrence/_activations.py``),
-so LLVM vectorises the loop. Measured against float64 SciPy: absolute error below 5e-7 (a few
+The exponential is the recurrence kernels' float32 ``exp`` (``kernels/recurrence/_activations.py``),
+written without calls so that LLVM vectorises the loop. Measured against float64 SciPy: absolute error below 5e-7 (a few
 float32 ulp of 1; ``tests/kernels/test_special.py``). float64 keeps SciPy: it is for gradient
 checks, where accuracy matters more than speed.
 """

@@ -97,10 +97,20 @@ def _where(node):
     if not stack:
         return (f"{node.name} was created before anomaly mode was on, so where is unknown; "
                 "build the graph inside detect_anomaly()")
-    last = stack[-1]
+    innermost = stack[-1]
+    # the user's own line first: the innermost frame outside scratchgen (an op made inside
+    # nn/layers.py was asked for by a line of the user's model), then the library line under it
+    user = next((frame for frame in reversed(stack) if not frame.filename.startswith(_PACKAGE + os.sep)),
+                innermost)
+    text = f"{node.name} was created at {_site(user)}\n"
+    if user is not innermost:
+        text += f"  through scratchgen code at {_site(innermost)}\n"
     lines = "".join(traceback.format_list(stack[-8:]))
-    return (f"{node.name} was created at {last.filename}:{last.lineno} in {last.name}: {last.line}\n"
-            f"Traceback of its creation (most recent call last):\n{lines}")
+    return text + f"Traceback of its creation (most recent call last):\n{lines}"
+
+
+def _site(frame):
+    return f"{frame.filename}:{frame.lineno} in {frame.name}: {frame.line}"
 
 
 def _anomaly(inputs, outputs, what="output"):

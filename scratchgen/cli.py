@@ -34,6 +34,7 @@ import argparse
 import inspect
 import json
 import os
+import shutil
 import signal
 import sys
 import typing
@@ -286,6 +287,11 @@ def _study_overrides(args):
 
 def _graph(args):
     from . import study
+    if not args.out.endswith(".dot") and shutil.which("dot") is None:
+        raise runner.UsageError(f"graph: drawing {args.out} needs Graphviz's `dot` program, which is not on PATH; "
+                                f"write the DOT text instead with --out {os.path.splitext(args.out)[0]}.dot (no "
+                                "Graphviz needed: open it in any DOT viewer), or install Graphviz "
+                                "(apt install graphviz, brew install graphviz)")
     drawing = study.graph_step(args.model, args.collapse_modules, _study_overrides(args), args.device)
     try:
         if args.out.endswith(".dot"):

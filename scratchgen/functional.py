@@ -1,20 +1,22 @@
 """``scratchgen.functional`` (import as ``F``): ``torch.nn.functional``'s names and signatures.
 
 Activations and losses here are compositions of the ops in ``scratchgen.ops``; each one's
-gradient follows from theirs. Kernel-backed ops (convolution, attention, LSTM) are added at the
-bottom from their own modules.
+gradient follows from theirs. Everything else (dropout, convolution, attention, LSTM) is the op
+itself, re-exported: ``ops`` never imports this module, so the layers only point down.
 """
 import math
 
 import numpy as np
 
 from . import backend
-from .ops.elementwise import (abs, clamp, erf, exp, log, maximum, minimum, relu, sigmoid,  # noqa: F401
+from .ops.attention import scaled_dot_product_attention  # noqa: F401
+from .ops.conv import avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d  # noqa: F401
+from .ops.elementwise import (abs, clamp, dropout, erf, exp, log, maximum, minimum, relu, sigmoid,  # noqa: F401
                               softplus, sqrt, tanh, where)
 from .ops.linalg import matmul
-from .ops.reduction import log_softmax, logsumexp, mean, normalize, softmax, sum  # noqa: F401
+from .ops.reduction import log_softmax, logsumexp, mean, softmax, standardize, sum  # noqa: F401
+from .ops.recurrence import lstm, lstm_cell  # noqa: F401
 from .ops.shape import getitem, pad, reshape  # noqa: F401
-from .random import generator
 from .tensor import Tensor
 
 
@@ -76,22 +78,9 @@ def embedding(indices, weight, padding_idx=None):
     return getitem(weight, index)
 
 
-def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout: expected p in [0, 1], got {p}")
-    if not training or p == 0:
-        return x
-    if p == 1:
-        return x * 0.0
-    keep = generator().random(x.shape) >= p
-    mask = backend.to_device((keep / (1 - p)).astype(x.dtype), x.device)
-    return x * Tensor(mask)
-
-
 # ---- normalisation ------------------------------------------------------------------------------
 # y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance; the three norms differ
-# only in the axes the statistics run over. ``normalize`` (ops/reduction.py) is one fused node.
+# only in the axes the statistics run over. ``standardize`` (ops/reduction.py) is one fused node.
 
 def _channel_shape(ndim):
     """Shape that broadcasts a per-channel (dim 1) vector of length C over (N, C, ...)."""
@@ -105,6 +94,13 @@ def _channel_affine(out, weight, bias):
     return out if bias is None else out + reshape(bias, _channel_shape(out.ndim))
 
 
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """PyTorch's L_p normalisation: input / max(||input||_p, eps), the norm taken over ``dim``.
+    (The mean/variance standardisation of the norm layers is ``ops.reduction.standardize``.)"""
+    norm = sum(abs(input) ** p, dim, keepdim=True) ** (1.0 / p)
+    return input / clamp(norm, min=eps)
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` dims of each sample (Ba et al. 2016)."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -112,7 +108,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if count == 0 or input.shape[input.ndim - count:] != normalized_shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, "
                          f"got {input.shape}")
-    out = normalize(input, tuple(range(input.ndim - count, input.ndim)), eps)[0]
+    out = standardize(input, tuple(range(input.ndim - count, input.ndim)), eps)[0]
     if weight is not None:
         out = out * weight
     return out if bias is None else out + bias
@@ -124,7 +120,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by "
                          f"num_groups={num_groups}, got shape {input.shape}")
     grouped = reshape(input, (input.shape[0], num_groups, -1))  # (N, G, C/G * positions)
-    out = reshape(normalize(grouped, (2,), eps)[0], input.shape)
+    out = reshape(standardize(grouped, (2,), eps)[0], input.shape)
     return _channel_affine(out, weight, bias)
 
 
@@ -149,7 +145,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if count < 2:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                          f"shape {input.shape}")
-    out, average, variance = normalize(input, (0,) + tuple(range(2, input.ndim)), eps)
+    out, average, variance = standardize(input, (0,) + tuple(range(2, input.ndim)), eps)
     unbiased_variance = variance * (count / (count - 1))
     for running, batch in ((running_mean, average), (running_var, unbiased_variance)):
         if running is not None:
@@ -245,8 +241,3 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean", label_smoo
         smooth = _reduce(smooth.reshape(target.shape) if reduction == "none" else smooth, reduction,
                          "cross_entropy")
     return loss * (1 - label_smoothing) + smooth * label_smoothing
-
-
-from .ops.recurrence import lstm, lstm_cell  # noqa: E402,F401
-from .ops.conv import avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d  # noqa: E402,F401
-from .ops.attention import scaled_dot_product_attention  # noqa: E402,F401

@@ -15,7 +15,7 @@ How ops are attributed
     calls. A row's forward columns therefore count exactly the ops of the forward pass.
 
 What is counted
-    time       from the profiler's clock (``time.perf_counter`` unless one is injected), inclusive
+    time       from the profiler's timer (``time.perf_counter`` unless one is injected), inclusive
     FLOPs      for ops with a known count (``FLOP_COUNTERS``: matrix products, convolutions,
                attention, the LSTM); a fused backward that runs a raw kernel counts ``2 x`` its
                forward, the usual estimate; other backwards add up the ops they call
@@ -97,7 +97,7 @@ def forward_flops(node, inputs, outputs):
 # ---- records -------------------------------------------------------------------------------------
 @dataclass
 class Event:
-    """One forward or backward call, on the profiler's clock (seconds since it started)."""
+    """One forward or backward call, on the profiler's timer (seconds since it started)."""
     name: str
     phase: str        # "forward" or "backward"
     start: float
@@ -143,10 +143,10 @@ class _Frame:
 class Profiler:
     """Records every op's forward and backward inside ``with``; see the module docstring.
 
-    ``clock`` is any function returning seconds as a float (tests inject a fake one)."""
+    ``timer`` is any function returning seconds as a float (tests inject a fake one)."""
 
-    def __init__(self, clock=time.perf_counter):
-        self.clock = clock
+    def __init__(self, timer=time.perf_counter):
+        self.timer = timer
         self.events = []
         self.summaries = {}
         self.started = self.stopped = None
@@ -160,18 +160,18 @@ class Profiler:
         self._exit.enter_context(observe(self))
         kernels.implementation_listeners.append(self._on_kernel)
         self._exit.callback(kernels.implementation_listeners.remove, self._on_kernel)
-        self.started = self.clock()
+        self.started = self.timer()
         return self
 
     def __exit__(self, *exc):
-        self.stopped = self.clock()
+        self.stopped = self.timer()
         self._exit.close()
         return False
 
     @property
     def total_seconds(self):
         """Wall time of the ``with`` block (ops, Python around them, the optimizer...)."""
-        end = self.stopped if self.stopped is not None else self.clock()
+        end = self.stopped if self.stopped is not None else self.timer()
         return end - self.started
 
     # ---- observer callbacks (called by the engine) -----------------------------------------------
@@ -209,16 +209,16 @@ class Profiler:
 
     # ---- bookkeeping -----------------------------------------------------------------------------------
     def _begin(self, node, phase):
-        self._open.append(_Frame(node, phase, self.clock(), self._pending_kernels))
+        self._open.append(_Frame(node, phase, self.timer(), self._pending_kernels))
         self._pending_kernels = []
 
     def _close(self, node):
-        """Stop ``node``'s clock and pop its frame (and any left open above it by an op that raised);
+        """Stop ``node``'s timing and pop its frame (and any left open above it by an op that raised);
         None for a call that began before the profiler did (it was entered inside a hook, say)."""
         for depth in range(len(self._open) - 1, -1, -1):
             if self._open[depth].node is node:
                 frame = self._open[depth]
-                frame.end = self.clock()  # before the bookkeeping below, which is the profiler's cost
+                frame.end = self.timer()  # before the bookkeeping below, which is the profiler's cost
                 del self._open[depth:]
                 return frame
         return None
@@ -288,19 +288,19 @@ class Profiler:
             json.dump(trace, file)
 
 
-def profile(clock=time.perf_counter):
+def profile(timer=time.perf_counter):
     """``with scratchgen.profile() as prof:`` records every op inside the block (see ``Profiler``).
 
-    On a GPU pass ``clock=synchronized_clock(device_synchronize)``: CuPy launches are
-    asynchronous, so an unsynchronised clock bills a kernel's time to whichever later op waits."""
-    return Profiler(clock)
+    On a GPU pass ``timer=synchronized_timer(device_synchronize)``: CuPy launches are
+    asynchronous, so an unsynchronised timer bills a kernel's time to whichever later op waits."""
+    return Profiler(timer)
 
 
-def synchronized_clock(synchronize, clock=time.perf_counter):
-    """A clock that calls ``synchronize()`` (e.g. ``cupy.cuda.Device().synchronize``) before reading."""
+def synchronized_timer(synchronize, timer=time.perf_counter):
+    """A timer that calls ``synchronize()`` (e.g. ``cupy.cuda.Device().synchronize``) before reading."""
     def read():
         synchronize()
-        return clock()
+        return timer()
     return read
 
 

@@ -2,7 +2,7 @@
 
     train("vae", {"epochs": 30}, out="runs/vae")     # the function behind `scratchgen train vae --epochs 30`
 
-A run folder (``runs/<model>-<timestamp>/`` unless ``out``) receives, as DESIGN's contract says:
+A run folder (``runs/<model>-<timestamp>/`` unless ``out``) receives, as docs/design.md promises:
 
     config.json     the model, its full config, the device (and the data's provenance, if it has one)
     metrics.jsonl   one JSON object per epoch (step, epoch, time_s, mean training losses,
@@ -77,7 +77,8 @@ def check_device(device):
         raise UsageError(str(error)) from error
 
 
-def _config(recipe_class, values):
+def make_recipe_config(recipe_class, values):
+    """``recipe_class.Config(**values)``; a bad name or value is a usage error naming the model."""
     try:
         check_config_values(recipe_class.Config, values)
         return make_config(recipe_class.Config, values)
@@ -564,6 +565,18 @@ def save_samples(samples, folder, are_images, stem="samples"):
             handle.write("\n\n".join(samples) + "\n")
 
 
+def build_recipe(recipe_class, config, device="cpu", dry_run=False):
+    """(recipe, data): a freshly initialised recipe as ``scratchgen train`` builds it — seeded by
+    ``config.seed``, on the data its config names (a few batches of it in a ``dry_run``)."""
+    manual_seed(config.seed)
+    data = recipe_class.load_data(config)
+    if dry_run:
+        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
+    recipe = recipe_class(config, data, device)
+    recipe.dry_run = dry_run
+    return recipe, data
+
+
 # ---- the three entry points ------------------------------------------------------------------------
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
           config_file=None, overwrite=False):
@@ -585,17 +598,13 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
         serialize.check_weights(checkpoint, resume)
     elif dry_run:
         overrides.setdefault("epochs", 1)
-    config = _config(recipe_class, {**(checkpoint["meta"]["config"] if checkpoint else {}), **overrides})
+    saved = checkpoint["meta"]["config"] if checkpoint else {}
+    config = make_recipe_config(recipe_class, {**saved, **overrides})
     if checkpoint:
-        check_resume_changes(checkpoint["meta"]["config"], config, checkpoint["meta"]["loader"])
+        check_resume_changes(saved, config, checkpoint["meta"]["loader"])
     check_device(device)
 
-    manual_seed(config.seed)
-    data = recipe_class.load_data(config)
-    if dry_run:
-        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    recipe = recipe_class(config, data, device)
-    recipe.dry_run = dry_run
+    recipe, data = build_recipe(recipe_class, config, device, dry_run)
     folder = _run_folder(model, out, resume, overwrite)
     run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
     if checkpoint:
@@ -649,7 +658,7 @@ def load_recipe(model, checkpoint, device="cpu"):
     path = resolve_checkpoint(checkpoint)
     state = serialize.load(path, expected_kind=model)
     serialize.check_weights(state, path)
-    config = _config(recipe_class, state["meta"]["config"])
+    config = make_recipe_config(recipe_class, state["meta"]["config"])
     check_device(device)
     data = recipe_class.load_data(config)
     recipe = recipe_class(config, data, device)

@@ -12,27 +12,18 @@ import itertools
 import time
 
 from . import viz
-from .models import Clock, get_recipe, make_config
-from .profiler import profile, synchronized_clock
-from .random import manual_seed
-from .runner import DATA_ORDER_STREAM, DRY_RUN_BATCHES, DRY_RUN_TEST, UsageError, check_device
+from .models import Clock, get_recipe
+from .profiler import profile, synchronized_timer
+from .runner import DATA_ORDER_STREAM, UsageError, build_recipe, check_device, make_recipe_config
 
 
 def prepare(model, overrides=None, device="cpu", dry_run=False):
-    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, clock) steps;
+    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, Clock) steps;
     ``dry_run`` shrinks the data and sets the recipe's flag as ``scratchgen train --dry-run`` does."""
     recipe_class = get_recipe(model)
-    try:
-        config = make_config(recipe_class.Config, dict(overrides or {}))
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"{model}: {error}") from error
+    config = make_recipe_config(recipe_class, dict(overrides or {}))
     check_device(device)
-    manual_seed(config.seed)
-    data = recipe_class.load_data(config)
-    if dry_run:
-        data = data.subset(train=DRY_RUN_BATCHES * config.batch_size, test=DRY_RUN_TEST)
-    recipe = recipe_class(config, data, device)
-    recipe.dry_run = dry_run
+    recipe, data = build_recipe(recipe_class, config, device, dry_run)
     recipe.model.train()
     loader = recipe.make_loader(data, seed=(config.seed, DATA_ORDER_STREAM))  # `scratchgen train`'s order
     return recipe, _steps(recipe, loader)
@@ -50,13 +41,13 @@ def _steps(recipe, loader):
 def graph_step(model, collapse_modules=False, overrides=None, device="cpu"):
     """The ``viz.Graph`` of one training step of ``model`` (one cluster per backward pass)."""
     recipe, steps = prepare(model, overrides, device)
-    batch, clock = next(steps)
+    batch, position = next(steps)
     with viz.StepGraph(recipe.model, collapse_modules) as step:
-        recipe.train_step(batch, clock)
+        recipe.train_step(batch, position)
     return step.graph
 
 
-def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", clock=time.perf_counter):
+def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", timer=time.perf_counter):
     """A ``Profiler`` over ``steps`` training steps of ``model``, after ``warmup`` unprofiled ones
     (the first steps pay for JIT compilation and first-touch allocations)."""
     if steps < 1 or warmup < 0:
@@ -64,10 +55,10 @@ def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", clock
     recipe, batches = prepare(model, overrides, device)
     if recipe.device.type == "cuda":  # GPU kernels run asynchronously: wait for them at every reading
         import cupy
-        clock = synchronized_clock(cupy.cuda.Device().synchronize, clock)
-    for batch, step_clock in itertools.islice(batches, warmup):
-        recipe.train_step(batch, step_clock)
-    with profile(clock) as profiler:
-        for batch, step_clock in itertools.islice(batches, steps):
-            recipe.train_step(batch, step_clock)
+        timer = synchronized_timer(cupy.cuda.Device().synchronize, timer)
+    for batch, position in itertools.islice(batches, warmup):
+        recipe.train_step(batch, position)
+    with profile(timer) as profiler:
+        for batch, position in itertools.islice(batches, steps):
+            recipe.train_step(batch, position)
     return profiler

@@ -306,13 +306,161 @@ class Tensor:
         self.data[_ops.shape.raw_index(index)] = value.data if isinstance(value, Tensor) else value
         self._version += 1
 
-    def __getattr__(self, name):
-        """Every function in ``scratchgen.ops`` that takes a tensor first is also a method
-        (``x.sum(dim=1)``, ``x.reshape(2, 3)``, ``x.softmax(-1)``), as in PyTorch."""
-        method = _ops.METHODS.get(name)
-        if method is None:
-            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-        return method.__get__(self)
+    # ---- the ops as methods, as in PyTorch (``x.sum(dim=1)``, ``x.reshape(2, 3)``) ----------------
+    # Each one calls the function of the same name in scratchgen.ops; the Functions live there.
+    # element-wise (scratchgen/ops/elementwise.py)
+    def exp(self):
+        return _ops.elementwise.exp(self)
+
+    def log(self):
+        return _ops.elementwise.log(self)
+
+    def sqrt(self):
+        return _ops.elementwise.sqrt(self)
+
+    def abs(self):  # noqa: A003 (PyTorch's name)
+        return _ops.elementwise.abs(self)
+
+    def erf(self):
+        return _ops.elementwise.erf(self)
+
+    def clamp(self, min=None, max=None):
+        return _ops.elementwise.clamp(self, min, max)
+
+    def clip(self, min=None, max=None):
+        return _ops.elementwise.clip(self, min, max)
+
+    def maximum(self, other):
+        return _ops.elementwise.maximum(self, other)
+
+    def minimum(self, other):
+        return _ops.elementwise.minimum(self, other)
+
+    def relu(self):
+        return _ops.elementwise.relu(self)
+
+    def sigmoid(self):
+        return _ops.elementwise.sigmoid(self)
+
+    def tanh(self):
+        return _ops.elementwise.tanh(self)
+
+    def softplus(self, beta=1.0, threshold=20.0):
+        return _ops.elementwise.softplus(self, beta, threshold)
+
+    def pow(self, other):  # noqa: A003 (PyTorch's name)
+        return _ops.elementwise.pow(self, other)
+
+    def isfinite(self):
+        return _ops.elementwise.isfinite(self)
+
+    def isnan(self):
+        return _ops.elementwise.isnan(self)
+
+    def sign(self):
+        return _ops.elementwise.sign(self)
+
+    def any(self, dim=None, keepdim=False):  # noqa: A003 (PyTorch's name)
+        return _ops.elementwise.any(self, dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):  # noqa: A003 (PyTorch's name)
+        return _ops.elementwise.all(self, dim, keepdim)
+
+    def neg(self):
+        return _ops.elementwise.neg(self)
+
+    # reductions (scratchgen/ops/reduction.py)
+    def sum(self, dim=None, keepdim=False, dtype=None):  # noqa: A003 (PyTorch's name)
+        return _ops.reduction.sum(self, dim, keepdim, dtype)
+
+    def mean(self, dim=None, keepdim=False):
+        return _ops.reduction.mean(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, correction=None):
+        return _ops.reduction.var(self, dim, unbiased, keepdim, correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, correction=None):
+        return _ops.reduction.std(self, dim, unbiased, keepdim, correction)
+
+    def amax(self, dim=None, keepdim=False):
+        return _ops.reduction.amax(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return _ops.reduction.amin(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):  # noqa: A003 (PyTorch's name)
+        return _ops.reduction.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):  # noqa: A003 (PyTorch's name)
+        return _ops.reduction.min(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return _ops.reduction.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return _ops.reduction.argmin(self, dim, keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        return _ops.reduction.logsumexp(self, dim, keepdim)
+
+    def softmax(self, dim=-1):
+        return _ops.reduction.softmax(self, dim)
+
+    def log_softmax(self, dim=-1):
+        return _ops.reduction.log_softmax(self, dim)
+
+    # shapes (scratchgen/ops/shape.py)
+    def reshape(self, *shape):
+        return _ops.shape.reshape(self, *shape)
+
+    def view(self, *shape):
+        return _ops.shape.view(self, *shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _ops.shape.flatten(self, start_dim, end_dim)
+
+    def permute(self, *dims):
+        return _ops.shape.permute(self, *dims)
+
+    def transpose(self, dim0, dim1):
+        return _ops.shape.transpose(self, dim0, dim1)
+
+    def t(self):
+        return _ops.shape.t(self)
+
+    def squeeze(self, dim=None):
+        return _ops.shape.squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        return _ops.shape.unsqueeze(self, dim)
+
+    def expand(self, *sizes):
+        return _ops.shape.expand(self, *sizes)
+
+    def expand_as(self, other):
+        return _ops.shape.expand_as(self, other)
+
+    def broadcast_to(self, *sizes):
+        return _ops.shape.broadcast_to(self, *sizes)
+
+    def split(self, split_size_or_sections, dim=0):
+        return _ops.shape.split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks, dim=0):
+        return _ops.shape.chunk(self, chunks, dim)
+
+    def unbind(self, dim=0):
+        return _ops.shape.unbind(self, dim)
+
+    def gather(self, dim, index):
+        return _ops.shape.gather(self, dim, index)
+
+    def sum_to(self, shape):
+        return _ops.shape.sum_to(self, shape)
+
+    # linear algebra (scratchgen/ops/linalg.py)
+    def matmul(self, other):
+        return _ops.linalg.matmul(self, other)
 
 
 class _HookHandle:

@@ -1,4 +1,4 @@
-"""Checkpoints: bit-exact round trips (model, optimizer, EMA, RNG, schedules), the DESIGN's key
+"""Checkpoints: bit-exact round trips (model, optimizer, EMA, RNG, schedules), docs/design.md's key
 layout, atomic replacement when a write dies midway, and one clear error per kind of bad file."""
 import json
 import os

@@ -234,12 +234,13 @@ def twin_training_step(recipe, batch):
 
 def twin_sampler(recipe, n, sampler="ddim", steps=0, eta=0.0, class_="random", guidance=1.0):
     """``draw()`` draws ``n`` samples as ``recipe.sample(n, ...)`` does, with the same options:
-    labels y ~ p(y) by default, DDIM with the config's ``sample_steps``; ``sampler="ddpm"`` is the
+    labels y ~ p(y) by default, DDIM with as many steps as the recipe takes (its
+    ``sampling_steps``: the config's ``sample_steps``, fewer in a dry run); ``sampler="ddpm"`` is the
     ancestral chain over all T steps (here as DDIM with eta = 1 over every step: the same chain)."""
     config = recipe.config
     twin = _twin_of(recipe).eval()
     betas = schedule_betas(config.schedule, config.timesteps)
-    steps, eta = (config.timesteps, 1.0) if sampler == "ddpm" else (steps or config.sample_steps, eta)
+    steps, eta = (config.timesteps, 1.0) if sampler == "ddpm" else (recipe.sampling_steps(steps), eta)
     side = recipe.side
     shares = torch.as_tensor(np.diff(recipe.class_cumulative_shares, prepend=0.0, append=1.0))
 

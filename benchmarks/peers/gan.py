@@ -117,16 +117,6 @@ def twin_training_step(recipe, batch):
     return step
 
 
-def twin_sampler(recipe, n):
-    """The benchmark suite's twin sampler: ``n`` images G(z), z ~ N(0, I), in [0, 1]."""
-    twin, _ = build(recipe.config, side=recipe.image_shape[0])
-
-    @torch.no_grad()
-    def draw():
-        return ((twin.generator(torch.randn(n, recipe.config.latent_dim, 1, 1))[:, 0] + 1) / 2).clamp(0, 1)
-    return draw
-
-
 # ---- the benchmark suite's entry points ------------------------------------------------------------
 def _twin_of(recipe):
     twin, optimizers = build(recipe.config, recipe.config.image_size)

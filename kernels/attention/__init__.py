@@ -1,11 +1,12 @@
 """Scaled dot-product attention: softmax(Q K^T * scale + mask) V, forward and backward.
 
-Two modules implement one contract (``gpu`` will be the third):
+Three modules implement one contract:
 
     reference   plain array code that materialises the (L, S) score matrix: the definition and
                 the test oracle; runs on NumPy and CuPy arrays
     cpu         Numba flash attention: tiles of queries and keys, an online softmax, extra
                 memory linear in the sequence length
+    gpu         the same tiled plan as ``numba.cuda`` kernels on CuPy arrays
 
 Contract (the same names and argument order in every implementation)::
 

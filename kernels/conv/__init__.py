@@ -1,6 +1,9 @@
 """Convolution family: conv2d (forward, data and weight gradients), pooling and interpolation.
 
-Contract (``reference`` and ``cpu`` expose the same functions; all arrays NCHW, C-contiguous,
+Three modules implement one contract: ``reference`` (plain array code, the definition and the
+test oracle), ``cpu`` (Numba) and ``gpu`` (``numba.cuda`` kernels and cuBLAS on CuPy arrays).
+
+Contract (``reference``, ``cpu`` and ``gpu`` expose the same functions; all arrays NCHW, C-contiguous,
 float32 or float64, one dtype per call; ``stride``, ``padding``, ``dilation`` and ``kernel_hw``
 are ``(h, w)`` pairs of ints; ``input_hw`` / ``output_hw`` are ``(H, W)`` pairs)::
 

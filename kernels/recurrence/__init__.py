@@ -43,3 +43,4 @@ product here (``W_hh @ h^T``, see ``cpu``); all implementations share it, so any
 cell, cheaper than storing and reloading a (T, H, B) array. Stacked layers, batch_first,
 dropout and initial-state defaults live above the kernels (``scratchgen.ops.recurrence``).
 """
+from ._shapes import LSTMSaved  # noqa: E402,F401  (what every implementation returns as ``saved``)

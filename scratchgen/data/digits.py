@@ -3,7 +3,7 @@
     images = digits.data / 16                       (1,797 grey images in [0, 1], 10 classes)
     train, test = train_test_split(..., test_size=0.25, random_state=0, stratify=labels)
 
-gives 1,347 training and 450 test images, the same for every model, metric and test (DESIGN,
+gives 1,347 training and 450 test images, the same for every model, metric and test (docs/design.md,
 "Data"). Nothing is downloaded: the data ships with scikit-learn.
 
 ``image_size=16`` upsamples every image bilinearly (PyTorch's ``interpolate(mode="bilinear",

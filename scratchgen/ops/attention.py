@@ -24,6 +24,7 @@ from .. import backend
 from ..autograd import Function
 from ..kernels import implementation
 from ..tensor import Tensor
+from .elementwise import dropout
 from .linalg import matmul
 from .reduction import softmax
 from .shape import expand, reshape
@@ -100,7 +101,6 @@ def composed_attention(q, k, v, mask, is_causal, scale, dropout_p=0.0):
     Rows with no visible key get finite scores and then zero weights, so neither the forward nor
     the backward ever computes exp(-inf - -inf).
     """
-    from ..functional import dropout  # functional imports this module at its end
     xp, dtype = q.xp, q.dtype
     queries, keys = q.shape[-2], k.shape[-2]
     bias = xp.zeros((1, 1, queries, keys), dtype=dtype) if mask is None else mask.astype(dtype)

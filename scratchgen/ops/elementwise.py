@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..random import generator
 from ..tensor import Tensor
 
 
@@ -459,3 +460,16 @@ def any(x, dim=None, keepdim=False):  # noqa: A001
 
 def all(x, dim=None, keepdim=False):  # noqa: A001
     return Tensor(x.xp.all(x.data, axis=dim, keepdims=keepdim))
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: expected p in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    keep = generator().random(x.shape) >= p
+    mask = backend.to_device((keep / (1 - p)).astype(x.dtype), x.device)
+    return x * Tensor(mask)

@@ -15,8 +15,9 @@ step is one fused kernel call, not a dozen graph nodes).
 from .. import backend
 from ..autograd import Function
 from ..kernels import implementation
-from ..kernels.recurrence._shapes import LSTMSaved
+from ..kernels.recurrence import LSTMSaved
 from ..tensor import Tensor, zeros
+from . import elementwise
 from .shape import reshape, stack, transpose
 
 
@@ -75,8 +76,7 @@ def lstm(input, weights, hx=None, dropout=0.0, training=True, batch_first=False)
     finals = []
     for layer, (weight_ih, weight_hh, bias_ih, bias_hh) in enumerate(weights):
         if layer > 0 and dropout > 0 and training:
-            from ..functional import dropout as drop  # functional imports this module at its end
-            sequence = drop(sequence, dropout)
+            sequence = elementwise.dropout(sequence, dropout)
         sequence, h_n, c_n = FusedLSTM.apply(sequence, h0[layer], c0[layer], weight_ih, weight_hh,
                                              bias_ih, bias_hh)
         finals.append((h_n, c_n))

@@ -1,7 +1,9 @@
 """Reductions (sum, mean, var, max, logsumexp, ...) and the softmax family.
 
-Only ``Sum``, ``Amax`` and the two softmaxes are Functions; ``mean``, ``var``, ``std``,
-``logsumexp`` and friends are compositions, so their gradients (of any order) come for free.
+Only ``Sum``, ``Amax``, ``Normalize`` (the norm layers' fused standardisation, through
+``standardize``) and the two softmaxes (``SoftmaxOp``, ``LogSoftmaxOp``) are Functions; ``mean``,
+``var``, ``std``, ``logsumexp`` and friends are compositions, so their gradients (of any order)
+come for free.
 """
 import builtins
 from collections import namedtuple
@@ -87,7 +89,7 @@ class Normalize(Function):
 
         dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)          (means over ``axes``)
 
-    ``forward`` takes the centred input and the variance from ``normalize``, which also hands
+    ``forward`` takes the centred input and the variance from ``standardize``, which also hands
     them to BatchNorm's running averages. For a first-order backward the inverse standard
     deviation is a constant array; under ``create_graph=True`` it is recomputed from x with ops,
     so that a second derivative (a gradient penalty through a normalised critic) sees how it
@@ -117,12 +119,12 @@ class Normalize(Function):
         return (grad - average_grad - y * average_grad_y) * inverse_std
 
 
-def normalize(x, dim, eps=1e-5):
+def standardize(x, dim, eps=1e-5):
     """``(y, mean, variance)``: x normalised over ``dim`` (see ``Normalize``), and the batch's
     mean and biased variance as arrays with the reduced dims kept."""
     if not backend.is_floating(x.dtype):
-        raise TypeError(f"normalize: expected a floating-point tensor, got dtype {x.dtype}")
-    axes = normalize_dims("normalize", dim, x.ndim)
+        raise TypeError(f"standardize: expected a floating-point tensor, got dtype {x.dtype}")
+    axes = normalize_dims("standardize", dim, x.ndim)
     xp = backend.get_array_module(x.data)
     average = x.data.mean(axis=axes, keepdims=True)
     # corrected two-pass: the mean of the centred values is the first mean's rounding error (in

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 try:
+    from hypothesis import note
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 except ImportError as error:  # hypothesis is a test dependency, not a runtime one
@@ -40,16 +41,31 @@ def broadcastable_shapes(count=2, min_dims=0, max_dims=4, max_side=5):
 @st.composite
 def arrays(draw, shape, low=-2.0, high=2.0, dtype=np.float64, contiguous=None):
     """A float array of ``shape`` with values in [low, high]; ``contiguous=None`` lets hypothesis
-    choose between a C-contiguous array and a strided view of a larger buffer."""
+    choose between a C-contiguous array and a strided view of a larger buffer.
+
+    The layout is invisible in an array's repr, so it is written into hypothesis' falsifying
+    example as a note (``hypothesis.note``), with the line that rebuilds it.
+    """
     seed = draw(st.integers(0, 2**32 - 1))
     values = np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
     if contiguous is None:
         contiguous = draw(st.booleans())
     if contiguous or values.ndim == 0:
+        note(f"array of shape {values.shape}: C-contiguous")
         return values
-    buffer = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), dtype=dtype)
+    strided = strided_view(values)
+    note(f"array of shape {values.shape}: NON-contiguous, strides {strided.strides} (rebuild with "
+         "scratchgen.testing.strategies.strided_view(values), or draw arrays(shape, contiguous=False))")
+    return strided
+
+
+def strided_view(values):
+    """The same values as a non-contiguous view: every other element of a buffer twice as wide
+    in the last axis (what ``arrays`` draws when it picks a strided layout)."""
+    values = np.asarray(values)
+    buffer = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), dtype=values.dtype)
     buffer[..., ::2] = values
-    return buffer[..., ::2]  # same values, every other element of memory
+    return buffer[..., ::2]
 
 
 def near(values, points, margin=1e-3):

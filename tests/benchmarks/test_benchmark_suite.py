@@ -144,3 +144,73 @@ def test_scratchgen_bench_forwards_its_arguments(capsys):
     assert cli.main(["bench", "--quick", "--list", "--only", "engine/"]) == 0
     listed = capsys.readouterr().out
     assert "engine/one tiny op" in listed and "ceiling/matmul" in listed and "kernel/" not in listed
+
+
+@pytest.mark.parametrize("pattern, said", [("no such workload", "matches no workload"),
+                                           ("(", "expected a regular expression")])
+def test_only_matching_nothing_is_a_usage_error(capsys, pattern, said):
+    """Not a silent ceilings-only run that looks like a measurement: exit 2, and say why."""
+    from scratchgen.benchmarks.__main__ import main
+    assert main(["--quick", "--only", pattern]) == 2
+    assert said in capsys.readouterr().err
+    assert cli.main(["bench", "--quick", "--list", "--only", pattern]) == 2
+
+
+def test_help_keeps_its_first_paragraph_whole(capsys):
+    from scratchgen.benchmarks.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    description = capsys.readouterr().out.split("\n\n")[1]
+    assert description.startswith("The benchmark suite:") and description.rstrip().endswith("scale with size.")
+
+
+def _row(runs, q25, median, q75, **more):
+    return {"runs": runs, "q25_s": q25, "median_s": median, "q75_s": q75, **more}
+
+
+def test_noisy_rows_are_named_by_why():
+    from scratchgen.benchmarks.report import noise
+    assert noise(_row(20, 0.99, 1.0, 1.01)) == ""
+    assert noise(_row(3, 0.99, 1.0, 1.01)) == "3 runs"
+    assert noise(_row(20, 0.8, 1.0, 1.3)) == "IQR 50% of the median"
+    assert noise(_row(1, 0.5, 1.0, 1.5)) == "1 run, IQR 100% of the median"
+
+
+def test_the_report_flags_noisy_figures(results):
+    _, report = results  # a quick run: one round per row, every figure noisy
+    assert "| model | train vae | training step | " in report and " ~ |" in report
+    assert "`~`: a noisy figure" in report and "| 1 run |" in report
+
+
+def test_a_missing_peer_is_reported_once_with_its_install_line():
+    from scratchgen.benchmarks.report import grouped_by_reason
+    from scratchgen.benchmarks.workload import peer_contender
+
+    def needs_a_missing_module():
+        raise ImportError("No module named 'torch'")
+
+    reason = peer_contender(Options(), "torch", needs_a_missing_module)["torch"].reason
+    assert "pip install torch==2.13.0" in reason
+    skipped = {f"kernel / conv2d N={n} / forward / torch": reason for n in range(27)}
+    skipped["model / sample gpt / sample / torch"] = "no twin_sampler()"
+    lines = grouped_by_reason(skipped)
+    assert len(lines) == 2 and "27 rows left out" in lines[0] and lines[0].count("pip install") == 1
+
+
+def test_quick_run_plots_say_they_are_smoke_runs_and_carry_iqr_bars():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    from scratchgen.benchmarks.report import SMOKE_RUN_LABEL, plot_series
+    rows = [_row(1, 0.9e-3 * x, 1e-3 * x, 1.2e-3 * x, x=x, contender=c, **{"pass": "forward"})
+            for x in (16, 32) for c in ("scratchgen[cpu]", "torch")]
+    for quick in (True, False):
+        figure = plot_series(pyplot, "conv2d vs batch", rows, {"options": {"quick": quick}, "runs": [{"threads": 1}]})
+        title = figure._suptitle.get_text()
+        assert (SMOKE_RUN_LABEL in title) == quick
+        times = figure.axes[0]
+        assert len(times.containers) == 2  # one errorbar container (IQR) per contender
+        placed = [tuple(container.lines[0].get_xdata()) for container in times.containers]
+        assert len(set(placed)) == len(placed)  # the two contenders' points do not sit on each other
+        pyplot.close(figure)

@@ -127,6 +127,14 @@ def embedding_draw(draw):
     return (draw(arrays((rows, width))),), {"indices": index}
 
 
+@st.composite
+def lp_normalize_draw(draw):
+    """One array with >= 1 dims, an order p of the norm and the dim it runs over."""
+    array = draw(shapes(min_dims=1).flatmap(lambda s: arrays(s, -2.0, 2.0)))
+    orders, dims = st.sampled_from([1.0, 2.0, 3.0]), st.integers(-array.ndim, array.ndim - 1)
+    return (array,), {"p": draw(orders), "dim": draw(dims)}
+
+
 def same_shape_pair(low=-2.0, high=2.0):
     return shapes().flatmap(lambda s: st.tuples(arrays(s, low, high), arrays(s, 0.0, 1.0))).map(lambda p: (p, {}))
 
@@ -295,6 +303,8 @@ CASES = [
              torch_fn("F.linear"), second_order=True),
     GradCase("embedding", lambda w, indices: F.embedding(sg.tensor(indices), w), embedding_draw(),
              lambda w, indices: _torch_embedding(w, indices)),
+    GradCase("normalize", lambda a, p, dim: F.normalize(a, p=p, dim=dim), lp_normalize_draw(),
+             torch_fn("lambda a, p, dim: F.normalize(a, p=p, dim=dim)"), reject=lambda a, **_: near(a, [0.0])),
     GradCase("mse_loss", lambda a, b: F.mse_loss(a, b), same_shape_pair(), torch_fn("F.mse_loss"), second_order=True),
     GradCase("l1_loss", lambda a, b: F.l1_loss(a, b), same_shape_pair(), torch_fn("F.l1_loss"),
              reject=lambda a, b: near(a - b, [0.0])),

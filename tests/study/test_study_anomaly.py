@@ -58,3 +58,14 @@ def test_nan_is_always_an_anomaly_and_passing_an_infinity_along_is_not():
 def test_nothing_is_checked_outside_the_mode():
     with np.errstate(divide="ignore"):
         assert sg.tensor([0.0]).log().item() == -np.inf
+
+
+def test_an_op_made_inside_a_layer_names_the_users_line_first():
+    layer = sg.nn.Linear(2, 1)
+    layer.weight.data[...] = np.nan
+    with pytest.raises(sg.AnomalyError) as caught, sg.detect_anomaly():
+        layer(sg.tensor([[1.0, 2.0]]))  # the user's line
+    message = str(caught.value)
+    first = message.splitlines()[1]  # "<Op> was created at <the user's file>:<line> ...", not nn/layers.py
+    assert " was created at " in first and f"{HERE}:" in first and "the user's line" in first
+    assert "through scratchgen code at" in message and os.path.join("scratchgen", "nn") in message

@@ -16,7 +16,9 @@ def test_graph_command_writes_the_dot_text_of_one_step(tmp_path, capsys):
 def test_graph_command_without_graphviz_is_a_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert cli.main(["graph", "mlp", "--out", str(tmp_path / "step.svg"), "--batch-size", "4"]) == 2
-    assert "Graphviz program `dot`" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "needs Graphviz's `dot` program" in said and f"--out {tmp_path / 'step'}.dot" in said
+    assert "Traceback" not in said and ".save(" not in said  # a command to type, not a Python method
 
 
 def test_profile_counts_each_linear_layer_once_per_step(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """The profiler: op counts of a known step, attribution of backward-formula ops, timing arithmetic
-on an injected clock, FLOPs, bytes, kernel labels and the JSON / Chrome-trace outputs."""
+on an injected timer, FLOPs, bytes, kernel labels and the JSON / Chrome-trace outputs."""
 import itertools
 import json
 
@@ -13,8 +13,6 @@ from scratchgen.autograd import Function
 class Double(Function):
     """y = 2x; dx = 2 dy — a backward that calls exactly one op (Mul)."""
 
-    check_gradients = False  # a test instrument, not one of the library's ops
-
     def forward(self, x):
         return 2 * x
 
@@ -22,8 +20,8 @@ class Double(Function):
         return grad * 2
 
 
-def ticking_clock():
-    """A fake clock that reads 0, 1, 2, ... : every reading is one tick later."""
+def ticking_timer():
+    """A fake timer that reads 0, 1, 2, ... : every reading is one tick later."""
     return itertools.count().__next__
 
 
@@ -44,9 +42,9 @@ def test_a_known_step_counts_forward_ops_once_and_backward_formulas_inside_their
     assert nested and {e.phase for e in nested} == {"forward"}
 
 
-def test_timing_arithmetic_on_an_injected_clock():
+def test_timing_arithmetic_on_an_injected_timer():
     x = sg.tensor([1.0, 2.0], requires_grad=True)
-    with sg.profile(clock=ticking_clock()) as prof:   # enter: 0
+    with sg.profile(timer=ticking_timer()) as prof:   # enter: 0
         y = Double.apply(x)                            # forward: begins 1, ends 2
         y.backward(sg.ones_like(y))                    # backward 3 .. 6, its Mul 4 .. 5
     assert prof.total_seconds == 7                     # exit: 7
@@ -63,7 +61,7 @@ def test_timing_arithmetic_on_an_injected_clock():
 
 def test_json_and_chrome_trace(tmp_path):
     x = sg.tensor([1.0, 2.0], requires_grad=True)
-    with sg.profile(clock=ticking_clock()) as prof:
+    with sg.profile(timer=ticking_timer()) as prof:
         Double.apply(x).sum().backward()
     prof.save(tmp_path / "profile.json")
     report = json.loads((tmp_path / "profile.json").read_text())
@@ -116,10 +114,10 @@ def test_convolution_lstm_and_attention_flops_and_kernels():
     assert rows["ScaledDotProductAttention"].kernels == ["attention:reference"]
 
 
-def test_a_synchronized_clock_waits_before_every_reading():
+def test_a_synchronized_timer_waits_before_every_reading():
     waits = []
-    clock = profiler.synchronized_clock(lambda: waits.append(len(waits)), ticking_clock())
+    timer = profiler.synchronized_timer(lambda: waits.append(len(waits)), ticking_timer())
     x = sg.tensor([1.0], requires_grad=True)
-    with sg.profile(clock) as prof:
+    with sg.profile(timer) as prof:
         x.exp()
     assert len(waits) == 4 and prof.total_seconds == 3  # enter, begin, end, exit
