@@ -24,14 +24,18 @@ class TorchRBM(nn.Module):
         if persistent_chains:
             self.register_buffer("chains", torch.zeros(persistent_chains, visible))
 
+    def forward(self, v):
+        """The hidden units' logits c + W v."""
+        return F.linear(v, self.weight, self.hidden_bias)
+
     def free_energy(self, v):
         """F(v) = -b^T v - sum_j softplus(c_j + W_j v)."""
-        return -v @ self.visible_bias - F.softplus(F.linear(v, self.weight, self.hidden_bias)).sum(dim=1)
+        return -v @ self.visible_bias - F.softplus(self(v)).sum(dim=1)
 
     def gibbs_step(self, v, uniforms=None):
         hidden_uniform, visible_uniform = uniforms or (torch.rand(len(v), self.weight.shape[0], dtype=v.dtype),
                                                        torch.rand(len(v), self.weight.shape[1], dtype=v.dtype))
-        h = (hidden_uniform < torch.sigmoid(F.linear(v, self.weight, self.hidden_bias))).to(v.dtype)
+        h = (hidden_uniform < torch.sigmoid(self(v))).to(v.dtype)
         return h, (visible_uniform < torch.sigmoid(h @ self.weight + self.visible_bias)).to(v.dtype)
 
 
@@ -73,14 +77,18 @@ def _twin_of(recipe):
 
 def twin_training_step(recipe, batch):
     """``step()``: what ``RBMRecipe.train_step`` does on ``batch[0]`` (N, S, S) grey images: binarise
-    afresh, one CD/PCD step, the optimizer update."""
+    afresh, one CD/PCD step, the optimizer update, the reconstruction monitor."""
     config = recipe.config
     twin, optimizer = _twin_of(recipe)
     images = torch.as_tensor(batch[0]).reshape(len(batch[0]), -1)
 
     def step():
         data = (torch.rand_like(images) < images).to(images.dtype)
-        return training_step(twin, optimizer, data, config.gibbs_steps, config.method == "pcd")
+        loss = training_step(twin, optimizer, data, config.gibbs_steps, config.method == "pcd")
+        with torch.no_grad():  # the recipe's monitor: squared error of the one-step reconstruction
+            h = twin.gibbs_step(data)[0]
+            reconstruction = (torch.sigmoid(h @ twin.weight + twin.visible_bias) - data).pow(2).sum(dim=1).mean()
+        return loss, reconstruction.item()
     return step
 
 

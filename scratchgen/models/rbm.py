@@ -118,26 +118,28 @@ class RBM(nn.Module):
     def hidden(self):
         return self.weight.shape[0]
 
-    def hidden_logits(self, v):
-        return v @ self.weight.T + self.hidden_bias                  # (N, H): c + W v
+    def forward(self, v):
+        """The hidden units' logits c + W v, (N, H): p(h = 1 | v) = sigmoid(them), and F(v) is
+        made of them (so calling the module is the one layer an RBM has)."""
+        return v @ self.weight.T + self.hidden_bias
 
     def visible_logits(self, h):
         return h @ self.weight + self.visible_bias                   # (N, V): b + W^T h
 
     def energy(self, v, h):
         """E(v, h) = -b^T v - c^T h - h^T W v, (N,)."""
-        return -(v * self.visible_bias).sum(dim=1) - (h * self.hidden_logits(v)).sum(dim=1)
+        return -(v * self.visible_bias).sum(dim=1) - (h * self(v)).sum(dim=1)
 
     def free_energy(self, v):
         """F(v) = -b^T v - sum_j softplus(c_j + W_j v), (N,)."""
-        return -(v * self.visible_bias).sum(dim=1) - softplus(self.hidden_logits(v)).sum(dim=1)
+        return -(v * self.visible_bias).sum(dim=1) - softplus(self(v)).sum(dim=1)
 
     def gibbs_step(self, v, uniforms=None):
         """v -> h ~ p(h|v) -> v' ~ p(v|h); ``uniforms`` (u_h (N, H), u_v (N, V)) in [0, 1) make the
         draws (u < p), drawn here when not given. Returns (h, v') as 0/1 Tensors of v's dtype."""
         hidden_uniform, visible_uniform = uniforms or (rand(v.shape[0], self.hidden, dtype=v.dtype),
                                                        rand(v.shape[0], self.visible, dtype=v.dtype))
-        h = (hidden_uniform < self.hidden_logits(v).sigmoid()).to(v.dtype)
+        h = (hidden_uniform < self(v).sigmoid()).to(v.dtype)
         return h, (visible_uniform < self.visible_logits(h).sigmoid()).to(v.dtype)
 
     def log_partition(self):
@@ -178,7 +180,7 @@ class RBM(nn.Module):
             v = (rand(runs, self.visible, dtype=np.float64) < base.sigmoid()).double()
             log_weights = np.zeros(runs)
             for previous, beta in zip(betas[:-1], betas[1:]):
-                hidden_logits = model.hidden_logits(v)                                  # c + W v
+                hidden_logits = model(v)                                                # c + W v
                 log_weights += ((beta - previous) * (v * (model.visible_bias - base)).sum(dim=1)
                                 + (softplus(beta * hidden_logits) - softplus(previous * hidden_logits)).sum(dim=1)
                                 ).numpy()
@@ -341,7 +343,7 @@ class RBMRecipe(Recipe):
             with no_grad():
                 probability = logits(tensor(state)).sigmoid().numpy()
             return (rng.random(probability.shape) < probability).astype(np.float64)
-        return [(hidden, lambda state, rng: draw(self.model.hidden_logits, state[:, visible], rng)),
+        return [(hidden, lambda state, rng: draw(self.model, state[:, visible], rng)),
                 (visible, lambda state, rng: draw(self.model.visible_logits, state[:, hidden], rng))]
 
     def figures(self, data):
