@@ -65,7 +65,7 @@ def parse_arguments(argv, prog="python -m benchmarks"):
     parser.add_argument("--impl", type=comma_list("implementations", IMPLEMENTATIONS), default=Options.impls,
                         help="scratchgen kernel implementations (default: reference,cpu)")
     parser.add_argument("--peers", type=comma_list("peers", PEERS), default=PEERS,
-                        help="peers to time when installed (default: torch,numpy)")
+                        help="peers to time when installed (default: torch,numpy,sklearn)")
     parser.add_argument("--threads", type=comma_list("thread counts", convert=int), default=(1,),
                         help="thread counts, a fresh process each (default: 1; e.g. 1,2)")
     parser.add_argument("--quick", action="store_true", help="toy sizes, one timed round: a smoke run")

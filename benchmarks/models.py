@@ -89,7 +89,8 @@ def training_contenders(name, options):
             return build
         recipe, batch, _ = prepared(name, options)
         return {"training step": build(recipe, tuple(part.numpy() for part in batch))}
-    return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin)
+    return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin) \
+        | other_peer_contenders(name, options)
 
 
 def sampling_contenders(name, n, sample_options, options):
@@ -135,3 +136,17 @@ def twin_module(name):
             if error.name != module_name:
                 raise  # torch itself (peer_contender reports it) or a broken import inside the twin
     return None
+
+
+# ---- peers beside the PyTorch twins --------------------------------------------------------------------
+def other_peer_contenders(name, options):
+    """Another library's own model beside ours, where one exists: scikit-learn's ``BernoulliRBM``
+    (one ``partial_fit``, its PCD-1 update, on the same batch) beside ``train rbm``."""
+    if name != "rbm":
+        return {}
+
+    def build():
+        from .peers.sklearn_rbm import partial_fit_step
+        recipe, batch, _ = prepared(name, options)
+        return {"training step": partial_fit_step(recipe, tuple(part.numpy() for part in batch))}
+    return peer_contender(options, "sklearn", build)

@@ -22,7 +22,7 @@ from .timing import describe
 
 PASSES = ("forward", "forward+backward")
 IMPLEMENTATIONS = ("reference", "cpu", "gpu")
-PEERS = ("torch", "numpy")
+PEERS = ("torch", "numpy", "sklearn")
 # How to install a missing peer: the version the twins are tested with, as a CPU wheel (an unpinned
 # torch from an extra could pull a multi-gigabyte CUDA build).
 PEER_INSTALL = {"torch": "pip install torch==2.13.0"}

@@ -24,7 +24,7 @@ LAYERS = [
     ("functional", ["scratchgen.functional"]),
     ("library", ["scratchgen.nn", "scratchgen.optim", "scratchgen.init", "scratchgen.serialize",
                  "scratchgen.testing", "scratchgen.anomaly", "scratchgen.profiler", "scratchgen.viz",
-                 "scratchgen.plots", "scratchgen.progress"]),
+                 "scratchgen.plots", "scratchgen.progress", "scratchgen.mcmc"]),
     ("data and eval", ["scratchgen.data", "scratchgen.eval"]),
     ("models", ["scratchgen.models"]),
     ("runner", ["scratchgen.runner", "scratchgen.study"]),

@@ -12,6 +12,8 @@
     pixelcnn  a PixelCNN: masked convolutions, scored in bits per pixel (``eval.likelihood``)
     pixelrnn  an LSTM over the pixels in raster order, in bits per pixel
     realnvp   a RealNVP normalizing flow (affine couplings), in bits per pixel
+    rbm   a restricted Boltzmann machine (CD-k / PCD), Gibbs and MALA samples, AIS likelihood
+    vaegan  a VAE whose decoder is a GAN's generator, reconstructing in the discriminator's features
 
 ``scratchgen train MODEL`` trains any of them; ``recipe_names()`` lists them.
 """
@@ -22,3 +24,4 @@ from . import autoencoder, charlstm, diffusion, gan, gpt, mlp, ngram, seq2seq, v
 from . import pixelcnn  # noqa: E402,F401
 from . import pixelrnn  # noqa: E402,F401
 from . import realnvp  # noqa: E402,F401
+from . import rbm, vaegan  # noqa: E402,F401

@@ -295,6 +295,12 @@ class VAERecipe(Recipe):
         originals = data.test_images[:40]
         with no_grad():
             reconstructions = self.model.reconstruct(tensor(originals, device=self.device)).cpu().numpy()
-        rows = [block for start in range(0, len(originals), 10)
-                for block in (originals[start:start + 10], reconstructions[start:start + 10])]
-        return {"reconstructions": np.concatenate(rows)}
+        return {"reconstructions": interleaved_rows(originals, reconstructions)}
+
+
+def interleaved_rows(originals, reconstructions, columns=10):
+    """One grid of (N, S, S) images: a row of ``columns`` originals, then the row of their
+    reconstructions, and so on."""
+    rows = [block for start in range(0, len(originals), columns)
+            for block in (originals[start:start + columns], reconstructions[start:start + columns])]
+    return np.concatenate(rows)
