@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import enable_grad, no_grad
+from ..nn.module import zero_grads  # nn and optim are one layer: a sideways import
 from ..tensor import Tensor
 
 
@@ -52,13 +53,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if set_to_none:
-                    param.grad = None
-                else:
-                    param.grad.data[...] = 0
+            zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (re-evaluates the model
