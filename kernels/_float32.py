@@ -1,7 +1,7 @@
 """exp, tanh, sigmoid and erf for the Numba kernels: libm in float64, vectorisable code in float32.
 
 One module for every CPU kernel family's float32 transcendentals (the LSTM's gates, erf for the
-exact GELU, the constants of attention's exp), each tested against float64 over its whole range
+exact GELU, attention's softmax exp), each tested against float64 over its whole range
 in ``tests/kernels/test_float32.py``.
 
 Why not ``math.tanh`` / ``math.exp`` everywhere: this Numba build has no SVML, so inside a loop
@@ -18,7 +18,9 @@ is for gradient checks, where accuracy matters and speed does not.
                  would lose, and a gradient through a saturated gate would show it)
     exp(x)     = 2^t exp(r),  t = round(x / ln 2),  |r| <= ln(2) / 2, exp(r) by its Taylor series
                  to r^7 (truncation 5e-9); 2^t is built in the exponent bits of a float32;
-                 arguments are clamped to [-87, 88] so 2^t stays a normal number
+                 arguments are clamped to [-87, 88] so 2^t stays a normal number, and beyond
+                 the clamps the result is what IEEE exp gives: exactly 0 below -87 (so masked
+                 -inf attention scores weigh nothing), inf above 88
     erf(x)     = Numerical Recipes' Chebyshev fit of erfc for |x| >= 1 (Press et al., 2nd ed.,
                  section 6.2: erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2)), erf = sign(x)(1 - erfc);
                  for |x| < 1 the Maclaurin series to x^19, which keeps erf's relative accuracy near 0

@@ -100,6 +100,22 @@ def add_scaled_tile_row(own, thread, rows, weight, tile, row):
 
 
 @cuda.jit(device=True, inline="always")
+def block_and_thread(q, length):
+    """Every kernel's setup: tile height, this thread, its (batch, head), the block's first row
+    along the tiled axis (``length`` rows: queries or keys), this thread's row, and whether it is one."""
+    rows, thread = cuda.blockDim.x, cuda.threadIdx.x
+    b, h = cuda.blockIdx.x // q.shape[1], cuda.blockIdx.x % q.shape[1]
+    first = cuda.blockIdx.y * rows
+    return rows, thread, b, h, first, first + thread, first + thread < length
+
+
+@cuda.jit(device=True, inline="always")
+def carve(shared, end, size):
+    """The next ``size`` words of the dynamic shared array after ``end``, and the new end."""
+    return shared[end:end + size], end + size
+
+
+@cuda.jit(device=True, inline="always")
 def masked_score(s, mask, has_mask, is_causal, b, h, query, key):
     """The score after the additive mask, -inf where causal attention hides ``key``."""
     if is_causal and key > query:
@@ -113,12 +129,8 @@ def masked_score(s, mask, has_mask, is_causal, b, h, query, key):
 @cuda.jit
 def attention_forward_kernel(q, k, v, mask, has_mask, is_causal, scale, out, logsumexp):
     """Grid (B*H, query tiles), one thread per query: the online softmax of the module docstring."""
-    rows, thread = cuda.blockDim.x, cuda.threadIdx.x
-    b, h = cuda.blockIdx.x // q.shape[1], cuda.blockIdx.x % q.shape[1]
     queries, keys, depth, value_depth = q.shape[2], k.shape[2], q.shape[3], v.shape[3]
-    first_query = cuda.blockIdx.y * rows
-    query = first_query + thread
-    active = query < queries
+    rows, thread, b, h, first_query, query, active = block_and_thread(q, queries)
     shared = cuda.shared.array(0, dtype=q.dtype)
     own_q = shared[:depth * rows]
     acc = shared[depth * rows:(depth + value_depth) * rows]
@@ -160,9 +172,11 @@ def attention_forward_kernel(q, k, v, mask, has_mask, is_causal, scale, out, log
     if active:
         seen = running_sum > zero
         inverse = q.dtype.type(1) / running_sum if seen else zero
-        poisoned = not running_max < math.inf  # a NaN or +inf score: the row is NaN, as in the reference
+        # a NaN or +inf score: the row is NaN, as in the reference (constants in q's dtype: a Python
+        # float would turn a float32 kernel's arithmetic into float64)
+        poisoned = not running_max < q.dtype.type(math.inf)
         for d in range(value_depth):
-            out[b, h, query, d] = math.nan if poisoned else acc[d * rows + thread] * inverse
+            out[b, h, query, d] = q.dtype.type(math.nan) if poisoned else acc[d * rows + thread] * inverse
         logsumexp[b, h, query] = running_max + math.log(running_sum) if seen and not poisoned \
             else negative_infinity
 
@@ -172,19 +186,15 @@ def attention_forward_kernel(q, k, v, mask, has_mask, is_causal, scale, out, log
 def attention_backward_keys_kernel(grad_out, q, k, v, shift, delta, mask, has_mask, is_causal, scale,
                                    grad_k, grad_v):
     """Grid (B*H, key tiles), one thread per key j: dK_j and dV_j over every query that sees j."""
-    rows, thread = cuda.blockDim.x, cuda.threadIdx.x
-    b, h = cuda.blockIdx.x // q.shape[1], cuda.blockIdx.x % q.shape[1]
     queries, keys, depth, value_depth = q.shape[2], k.shape[2], q.shape[3], v.shape[3]
-    first_key = cuda.blockIdx.y * rows
-    key = first_key + thread
-    active = key < keys
+    rows, thread, b, h, first_key, key, active = block_and_thread(q, keys)
     shared = cuda.shared.array(0, dtype=q.dtype)
-    own_k, end = shared[:depth * rows], depth * rows
-    own_v, end = shared[end:end + value_depth * rows], end + value_depth * rows
-    own_grad_k, end = shared[end:end + depth * rows], end + depth * rows
-    own_grad_v, end = shared[end:end + value_depth * rows], end + value_depth * rows
-    q_tile, end = shared[end:end + rows * depth], end + rows * depth
-    grad_out_tile, end = shared[end:end + rows * value_depth], end + rows * value_depth
+    own_k, end = carve(shared, 0, depth * rows)
+    own_v, end = carve(shared, end, value_depth * rows)
+    own_grad_k, end = carve(shared, end, depth * rows)
+    own_grad_v, end = carve(shared, end, value_depth * rows)
+    q_tile, end = carve(shared, end, rows * depth)
+    grad_out_tile, end = carve(shared, end, rows * value_depth)
     shift_tile, delta_tile = shared[end:end + rows], shared[end + rows:end + 2 * rows]
     zero = q.dtype.type(0)
     if active:
@@ -227,17 +237,13 @@ def attention_backward_keys_kernel(grad_out, q, k, v, shift, delta, mask, has_ma
 def attention_backward_queries_kernel(grad_out, q, k, v, shift, delta, mask, has_mask, is_causal, scale,
                                       grad_q):
     """Grid (B*H, query tiles), one thread per query i: dQ_i over every key that i sees."""
-    rows, thread = cuda.blockDim.x, cuda.threadIdx.x
-    b, h = cuda.blockIdx.x // q.shape[1], cuda.blockIdx.x % q.shape[1]
     queries, keys, depth, value_depth = q.shape[2], k.shape[2], q.shape[3], v.shape[3]
-    first_query = cuda.blockIdx.y * rows
-    query = first_query + thread
-    active = query < queries
+    rows, thread, b, h, first_query, query, active = block_and_thread(q, queries)
     shared = cuda.shared.array(0, dtype=q.dtype)
-    own_q, end = shared[:depth * rows], depth * rows
-    own_grad_out, end = shared[end:end + value_depth * rows], end + value_depth * rows
-    own_grad_q, end = shared[end:end + depth * rows], end + depth * rows
-    k_tile, end = shared[end:end + rows * depth], end + rows * depth
+    own_q, end = carve(shared, 0, depth * rows)
+    own_grad_out, end = carve(shared, end, value_depth * rows)
+    own_grad_q, end = carve(shared, end, depth * rows)
+    k_tile, end = carve(shared, end, rows * depth)
     v_tile = shared[end:end + rows * value_depth]
     zero = q.dtype.type(0)
     row_shift, row_delta = zero, zero

@@ -38,6 +38,7 @@ def im2col(x, geometry, cols, sample_stride, row_stride):
     row of columns is a copy of exactly OW elements with no border tests (2-3x faster than
     clipping each row against the border, measured).
     """
+    # Intended twin of col2im (its adjoint): the same loops, walked the other way; keep them in step.
     n_samples, channels, height, width = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
     padded = np.zeros((height + 2 * ph, width + 2 * pw), dtype=x.dtype)
@@ -60,6 +61,7 @@ def im2col(x, geometry, cols, sample_stride, row_stride):
 def col2im(cols, sample_stride, row_stride, geometry, grad_x):
     """Scatter-add the flat column buffer back into ``grad_x (N, C, H, W)`` (the adjoint of ``im2col``),
     through a padded scratch plane whose border is dropped at the end."""
+    # Intended twin of im2col (this is its adjoint): the same loops, walked the other way.
     n_samples, channels, height, width = grad_x.shape
     kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
     padded = np.empty((height + 2 * ph, width + 2 * pw), dtype=grad_x.dtype)

@@ -44,6 +44,18 @@ def new_parameter(*shape, device=None, dtype=None):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+def zero_grads(params, set_to_none=True):
+    """Forget each parameter's gradient (``None``: the next backward allocates afresh) or fill it
+    with zeros in place (keeps the buffer). Module.zero_grad and Optimizer.zero_grad both call it."""
+    for param in params:
+        if param.grad is None:
+            continue
+        if set_to_none:
+            param.grad = None
+        else:
+            param.grad.data[...] = 0
+
+
 class Module:
     """Base class of every layer and model: subclasses set attributes in ``__init__`` (after
     ``super().__init__()``) and define ``forward``; calling the module calls ``forward``."""
@@ -257,13 +269,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        for param in self.parameters():
-            if param.grad is None:
-                continue
-            if set_to_none:
-                param.grad = None
-            else:
-                param.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     # ---- device and dtype --------------------------------------------------------------------------
     def to(self, *args, device=None, dtype=None):

@@ -23,6 +23,7 @@ import numpy as np
 from .. import backend
 from ..autograd import enable_grad, no_grad
 from ..kernels.optim import reference as reference_kernels
+from ..nn.module import zero_grads  # nn and optim are one layer: a sideways import
 from ..tensor import Tensor
 from .fused import FusedUpdates
 
@@ -68,13 +69,7 @@ class Optimizer:
             self.fused.flat_parameters().zero_grad(set_to_none)
             return
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if set_to_none:
-                    param.grad = None
-                else:
-                    param.grad.data[...] = 0
+            zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (re-evaluates the model
