@@ -224,7 +224,8 @@ def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, gr
 
 
 def _backward_data_per_sample(grad_y, weight_transposed, geometry, grad_x):
-    """Per chunk of samples, an sgemm per sample and group, then the scatter."""
+    """Per chunk of samples, an sgemm per sample and group, then the scatter: the adjoint of
+    ``_forward_per_sample`` step by step (an intended adjoint pair; their set-up lines match)."""
     n_samples, groups = grad_y.shape[0], weight_transposed.shape[0]
     rows, positions = weight_transposed.shape[1] * groups, grad_y.shape[2] * grad_y.shape[3]
     chunks, longest = sample_chunks(n_samples, rows * positions * grad_y.itemsize)
