@@ -16,10 +16,10 @@ import pathlib
 
 from scratchgen import runner
 from scratchgen.memory import keep_freed_memory
+from results_section import final_and_last_epoch, parameter_count, write_results
 
 MODELS = ("ngram", "charlstm", "gpt")
 DOCUMENT = pathlib.Path(__file__).resolve().parent / "language_models.md"
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SAMPLES = ({"prompt": "def ", "temperature": 0.8, "top_k": 20, "length": 400},
            {"prompt": "class ", "temperature": 1.0, "top_k": 0, "length": 400})
 
@@ -31,16 +31,8 @@ def train_all(folder, reuse):
         run = os.path.join(folder, f"lm-{model}")
         if not (reuse and os.path.exists(os.path.join(run, "last.npz"))):
             runner.train(model, out=run)
-        records = runner.read_metrics(run)
-        final = [record for record in records if record.get("final")][-1]
-        last_epoch = [record for record in records if not record.get("final")][-1]
-        results[model] = (final, last_epoch, run)
+        results[model] = (*final_and_last_epoch(run), run)
     return results
-
-
-def parameter_count(model, run):
-    recipe, _, _ = runner.load_recipe(model, run)
-    return sum(int(p.data.size) for p in recipe.model.parameters())
 
 
 def table(results):
@@ -72,10 +64,7 @@ def main():
     parser.add_argument("--reuse", action="store_true", help="keep runs that already have a checkpoint")
     args = parser.parse_args()
     results = train_all(args.runs, args.reuse)
-    section = f"{BEGIN}\n{table(results)}\n\n{samples(results)}\n{END}"
-    document = DOCUMENT.read_text(encoding="utf-8")
-    start, end = document.index(BEGIN), document.index(END) + len(END)
-    DOCUMENT.write_text(document[:start] + section + document[end:], encoding="utf-8")
+    write_results(DOCUMENT, f"{table(results)}\n\n{samples(results)}")
     print(f"wrote the results of {', '.join(MODELS)} into {DOCUMENT}")
 
 

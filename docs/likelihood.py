@@ -23,11 +23,11 @@ from scratchgen import runner
 from scratchgen.data import load_digits_split
 from scratchgen.eval.likelihood import LEVELS, bits_per_dim, to_levels
 from scratchgen.memory import keep_freed_memory
+from results_section import final_and_last_epoch, parameter_count, write_results
 
 MODELS = ("pixelcnn", "pixelrnn", "realnvp")
 DOCS = pathlib.Path(__file__).resolve().parent
 DOCUMENT = DOCS / "likelihood.md"
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SMOOTHING = 1.0  # add-one counts for the independent-pixel reference
 WALL_CLOCK = "wall_clock.json"
 
@@ -44,10 +44,7 @@ def train_all(folder, reuse):
             pathlib.Path(run, WALL_CLOCK).write_text(json.dumps({"wall_s": time.perf_counter() - started}))
         wall_file = pathlib.Path(run, WALL_CLOCK)
         wall = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else None
-        records = runner.read_metrics(run)
-        final = [record for record in records if record.get("final")][-1]
-        last_epoch = [record for record in records if not record.get("final")][-1]
-        results[model] = (final, last_epoch, wall, run)
+        results[model] = (*final_and_last_epoch(run), wall, run)
         shutil.copyfile(os.path.join(run, "samples.png"), DOCS / "images" / f"likelihood-{model}-samples.png")
     return results
 
@@ -63,11 +60,6 @@ def independent_pixels_bits():
     def nll(levels, _rows):
         return -log_probabilities[levels, rows, cols].sum(axis=(1, 2))
     return bits_per_dim(nll, test)
-
-
-def parameter_count(model, run):
-    recipe, _, _ = runner.load_recipe(model, run)
-    return sum(int(p.data.size) for p in recipe.model.parameters())
 
 
 def table(results):
@@ -94,11 +86,7 @@ def main():
     parser.add_argument("--runs", default="runs", help="where the run folders go (default: runs)")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already have a checkpoint")
     args = parser.parse_args()
-    # the results go between the markers, as docs/language_models.py writes its own
-    section = f"{BEGIN}\n{table(train_all(args.runs, args.reuse))}\n{END}"
-    document = DOCUMENT.read_text(encoding="utf-8")
-    start, end = document.index(BEGIN), document.index(END) + len(END)
-    DOCUMENT.write_text(document[:start] + section + document[end:], encoding="utf-8")
+    write_results(DOCUMENT, table(train_all(args.runs, args.reuse)))
     print(f"wrote the results of {', '.join(MODELS)} into {DOCUMENT}")
 
 
