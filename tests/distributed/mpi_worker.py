@@ -1,6 +1,6 @@
-"""What the MPI tests run on every rank: ``mpirun -n 2 python mpi_worker.py SCENARIO OUT.npz``.
+"""What the MPI tests run on every rank: ``mpirun -n 2 python mpi_worker.py SCENARIO[,SCENARIO...] FOLDER``.
 
-    net         k steps of a small MLP, DataParallel, per-rank batch b  -> OUT.npz (rank 0's state)
+    net         k steps of a small MLP, DataParallel, per-rank batch b  -> FOLDER/net.npz (rank 0's state)
     batchnorm   the same with BatchNorm1d made SyncBatchNorm1d
     per-rank-batchnorm   ... left plain (each rank's statistics): must NOT equal the reference
     mlp         k training steps of the registered `mlp` recipe, made data-parallel as the CLI does
@@ -75,17 +75,18 @@ def train(scenario, batch, world):
     return train_net(batchnorm, batch, world, stall_at=1 if scenario == "stall" else None)
 
 
-def main(scenario, out):
+def main(scenarios, folder):
     world = distributed.init()
-    try:
-        state = train(scenario, BATCH_PER_RANK, world)
-    except distributed.CollectiveTimeout as error:   # what the CLI does: say it, end every rank
-        print(f"rank {world.rank}: {error}", file=sys.stderr, flush=True)
-        world.abort(1)
-    if world.rank == 0:
-        np.savez(out, **state)
-    checksum = sum(float(np.abs(value).sum()) for value in state.values())
-    print(f"rank {world.rank} of {world.size}: done, checksum {checksum:.6f}", flush=True)
+    for scenario in scenarios.split(","):   # several in one launch: each mpirun start costs seconds
+        try:
+            state = train(scenario, BATCH_PER_RANK, world)
+        except distributed.CollectiveTimeout as error:   # what the CLI does: say it, end every rank
+            print(f"rank {world.rank}: {error}", file=sys.stderr, flush=True)
+            world.abort(1)
+        if world.rank == 0:
+            np.savez(os.path.join(folder, f"{scenario}.npz"), **state)
+        checksum = sum(float(np.abs(value).sum()) for value in state.values())
+        print(f"rank {world.rank} of {world.size}: {scenario} done, checksum {checksum:.6f}", flush=True)
 
 
 if __name__ == "__main__":

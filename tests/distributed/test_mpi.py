@@ -20,12 +20,18 @@ def two_ranks(mpi, command, **kwargs):
     return mpi([command, command], **kwargs)
 
 
-def worker_state(mpi, scenario, tmp_path):
-    out = tmp_path / f"{scenario}.npz"
-    result = two_ranks(mpi, WORKER + [scenario, str(out)])
+SCENARIOS = ["net", "mlp", "batchnorm", "per-rank-batchnorm"]
+
+
+@pytest.fixture(scope="module")
+def two_rank_states(tmp_path_factory):
+    """Rank 0's final state of every scenario, all trained in one `mpirun -n 2` launch."""
+    from conftest import run_mpi
+    folder = tmp_path_factory.mktemp("states")
+    result = two_ranks(run_mpi, WORKER + [",".join(SCENARIOS), str(folder)])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("done") == 2, result.stdout
-    return dict(np.load(out))
+    assert result.stdout.count(" done,") == 2 * len(SCENARIOS), result.stdout
+    return {scenario: dict(np.load(folder / f"{scenario}.npz")) for scenario in SCENARIOS}
 
 
 def single_process_state(scenario):
@@ -39,16 +45,15 @@ def largest_difference(one, other):
 
 
 @pytest.mark.parametrize("scenario", ["net", "mlp", "batchnorm"])
-def test_two_ranks_with_batch_b_equal_one_process_with_batch_2b(mpi, tmp_path, scenario):
+def test_two_ranks_with_batch_b_equal_one_process_with_batch_2b(two_rank_states, scenario):
     """k Adam steps; `net` and the registered `mlp` have no BatchNorm, `batchnorm` a SyncBatchNorm1d
     (running statistics included). Float32 tolerance: the two sums round differently."""
-    assert largest_difference(worker_state(mpi, scenario, tmp_path), single_process_state(scenario)) < 2e-6
+    assert largest_difference(two_rank_states[scenario], single_process_state(scenario)) < 2e-6
 
 
-def test_per_rank_batchnorm_statistics_differ_from_the_global_batch(mpi, tmp_path):
+def test_per_rank_batchnorm_statistics_differ_from_the_global_batch(two_rank_states):
     """The equivalence test can fail: plain BatchNorm normalises each shard by its own statistics."""
-    mpi_state = worker_state(mpi, "per-rank-batchnorm", tmp_path)
-    assert largest_difference(mpi_state, single_process_state("batchnorm")) > 1e-3
+    assert largest_difference(two_rank_states["per-rank-batchnorm"], single_process_state("batchnorm")) > 1e-3
 
 
 def test_cli_on_two_ranks_rank_0_alone_writes_and_a_checkpoint_moves_to_one_rank(mpi, tmp_path):
@@ -88,13 +93,13 @@ def test_a_killed_rank_ends_the_job_with_a_message(mpi, tmp_path):
 
 def test_a_stalled_rank_ends_the_job_within_the_timeout_with_a_message_from_rank_0(mpi, tmp_path):
     started = time.monotonic()
-    result = two_ranks(mpi, WORKER + ["stall", str(tmp_path / "never.npz")],
+    result = two_ranks(mpi, WORKER + ["stall", str(tmp_path)],
                        environment={"SCRATCHGEN_COLLECTIVE_TIMEOUT": "3"}, timeout=90)
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert "rank 0: allreduce of" in result.stderr and "did not complete within 3 s" in result.stderr
     assert elapsed < 45, f"the job took {elapsed:.0f} s to end"
-    assert not (tmp_path / "never.npz").exists()
+    assert not (tmp_path / "stall.npz").exists()
 
 
 def test_mismatched_models_are_refused_at_start_by_rank_0(mpi, tmp_path):
