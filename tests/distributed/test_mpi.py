@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 import mpi_worker
-from conftest import HERE
+from mpi_launch import HERE, run_mpi
 from scratchgen.distributed import SingleProcess
 
 WORKER = [sys.executable, os.path.join(HERE, "mpi_worker.py")]
 SCRATCHGEN = [sys.executable, "-m", "scratchgen.cli"]
+
+
+@pytest.fixture
+def mpi():
+    return run_mpi
 
 
 def two_ranks(mpi, command, **kwargs):
@@ -26,7 +31,6 @@ SCENARIOS = ["net", "mlp", "batchnorm", "per-rank-batchnorm"]
 @pytest.fixture(scope="module")
 def two_rank_states(tmp_path_factory):
     """Rank 0's final state of every scenario, all trained in one `mpirun -n 2` launch."""
-    from conftest import run_mpi
     folder = tmp_path_factory.mktemp("states")
     result = two_ranks(run_mpi, WORKER + [",".join(SCENARIOS), str(folder)])
     assert result.returncode == 0, result.stderr

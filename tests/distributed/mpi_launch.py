@@ -1,4 +1,4 @@
-"""The MPI tests launch ``mpirun -n 2``: skipped (saying why) where mpi4py or mpirun is missing,
+"""How the MPI tests launch ``mpirun -n 2``: skipped (saying why) where mpi4py or mpirun is missing,
 unless SCRATCHGEN_REQUIRE_MPI=1 (CI's distributed step), which turns the skip into a failure."""
 import os
 import shutil
@@ -41,8 +41,3 @@ def run_mpi(contexts, timeout=120, environment=None):
         command += ([":"] if index else []) + ["-n", "1", *context]
     env = {**os.environ, **MPI_ENVIRONMENT, **(environment or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-@pytest.fixture
-def mpi():
-    return run_mpi
