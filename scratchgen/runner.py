@@ -660,7 +660,8 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     recipe, data = build_recipe(recipe_class, config, device, dry_run)
     if distributed:
         make_recipe_data_parallel(recipe, world, gpus)
-    folder = _run_folder(model, out, resume, overwrite) if world.rank == 0 else out
+    # rank 0 alone claims or creates the folder; the others only name it in messages they never print
+    folder = _run_folder(model, out, resume, overwrite) if world.rank == 0 else out or "<rank 0's run folder>"
     run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo, world=world)
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model, recipe, checkpoint)
