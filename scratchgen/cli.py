@@ -41,9 +41,10 @@ import typing
 
 import numpy as np
 
-from . import runner
+from . import distributed, runner
 from ._version import __version__
 from .data import IDXError
+from .distributed import CollectiveTimeout, ModelMismatch
 from .memory import keep_freed_memory
 from .eval.metrics import digits_metrics
 from .models import config_fields, config_help, get_recipe, recipe_names
@@ -51,7 +52,8 @@ from .serialize import CheckpointError
 
 EXIT_STATUS = """exit status:
   0    done
-  1    training stopped: a non-finite loss or weights (the last good checkpoint is kept)
+  1    training stopped: a non-finite loss or weights (the last good checkpoint is kept), or with
+       --distributed a rank that stopped answering (collective timeout)
   2    usage or input error (bad option value, unreadable file, unusable checkpoint); message on stderr
   130  stopped by Ctrl-C (SIGINT) at a step boundary, checkpoint saved: continue with --resume
   141  the output pipe was closed (e.g. | head)
@@ -117,6 +119,7 @@ def build_parser():
         run.add_argument("--resume", default=None, metavar="PATH",
                          help="continue a run: its folder or a checkpoint; given options override its config")
         add_run_safety_options(run)
+        add_distributed_options(run)
         run.add_argument("--dry-run", action="store_true", default=False,
                          help="a smoke test: 3 batches, 64 test examples and samples, "
                               "1 epoch unless --epochs")
@@ -184,6 +187,16 @@ def add_run_safety_options(group):
                        help="replace the run that --out already holds (default: refuse)")
 
 
+def add_distributed_options(group):
+    """``--distributed`` and ``--collective-timeout`` of ``train MODEL`` (docs/distributed.md)."""
+    group.add_argument("--distributed", action="store_true", default=False,
+                       help="data-parallel over the ranks of mpirun (mpirun -n 2 scratchgen train MODEL "
+                            "--distributed): --batch-size is per rank, rank 0 alone writes and prints")
+    group.add_argument("--collective-timeout", type=float, default=None, metavar="SECONDS",
+                       help="with --distributed: end the job when a collective waits longer than this "
+                            "(a dead or stalled rank) (default: $SCRATCHGEN_COLLECTIVE_TIMEOUT or 300)")
+
+
 def add_study_commands(commands):
     """``graph`` and ``profile``: look inside one training step (``scratchgen.study``)."""
     graph = commands.add_parser("graph", help="draw the autograd graph of one training step",
@@ -217,8 +230,11 @@ def add_study_commands(commands):
 def _train(args):
     fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
     overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if args.collective_timeout is not None and not args.collective_timeout > 0:
+        raise runner.UsageError(f"--collective-timeout: expected a number of seconds > 0, got {args.collective_timeout}")
     summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
-                           dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
+                           dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite,
+                           distributed=args.distributed, collective_timeout=args.collective_timeout)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 
 
@@ -338,6 +354,14 @@ def main(argv=None):
         return COMMANDS[args.command](args)
     except runner.TrainingStopped as error:
         print(f"scratchgen: {error}", file=sys.stderr)
+        return 1
+    except ModelMismatch as error:  # every rank knows; rank 0 says it, and all end with the same status
+        if distributed.rank() == 0:
+            print(f"scratchgen: error: --distributed: {error}", file=sys.stderr)
+        return 2
+    except CollectiveTimeout as error:  # other ranks may be blocked in the collective: end them all
+        print(f"scratchgen: error: --distributed: {error}; ending the job", file=sys.stderr, flush=True)
+        distributed.world().abort(1)
         return 1
     except (runner.UsageError, CheckpointError, IDXError) as error:
         print(f"scratchgen: error: {error}", file=sys.stderr)

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import serialize
 from ._faults import fault_point
+from .distributed import SingleProcess
 from .eval.classifier import weights_path
 from .eval.metrics import MIN_FID_SAMPLES, digits_metrics
 from .models import Clock, config_fields, get_recipe, make_config
@@ -46,6 +47,7 @@ SAMPLES = 1000                  # samples scored at the end of training (digits 
 DRY_RUN_BATCHES, DRY_RUN_TEST, DRY_RUN_SAMPLES = 3, 64, MIN_FID_SAMPLES
 DATA_ORDER_STREAM = 1           # the data order's generator: PCG64((seed, 1)), apart from the model's
 EVALUATION_STREAM = 2           # evaluation and sampling: PCG64 seeded (seed, 2), forked
+RANK_NOISE_STREAM = 3           # under --distributed, rank r's model noise: (seed, 3, r, epoch)
 
 
 class UsageError(ValueError):
@@ -323,10 +325,13 @@ class StopOnInterrupt:
 class Run:
     """One run folder: the recipe, its data and loader, and where training stands."""
 
-    def __init__(self, recipe, data, folder, dry_run=False, plots=True, echo=print):
+    def __init__(self, recipe, data, folder, dry_run=False, plots=True, echo=print, world=None):
         self.recipe, self.data, self.folder = recipe, data, folder
         self.config = recipe.config
-        self.dry_run, self.plots, self.echo = dry_run, plots, echo
+        # data-parallel: every rank trains; rank 0 alone writes, logs and shows progress
+        self.world = world or SingleProcess()
+        self.primary = self.world.rank == 0
+        self.dry_run, self.plots, self.echo = dry_run, plots and self.primary, echo if self.primary else _silent
         self.loader = recipe.make_loader(data, seed=(self.config.seed, DATA_ORDER_STREAM))
         self.step, self.epoch, self.time_s = 0, 0, 0.0
         self.epoch_sums, self.epoch_batches = {}, 0  # this epoch's loss sums so far (Ctrl-C may split it)
@@ -346,8 +351,10 @@ class Run:
         meta = {"kind": self.recipe.name, "config": _config_dict(self.config), "step": self.step,
                 "epoch": self.epoch, "time_s": self.time_s, "rng_state": get_rng_state(),
                 "loader": self.loader.state_dict(), "epoch_sums": self.epoch_sums,
-                "epoch_batches": self.epoch_batches, "last_record": self.last_record}
-        serialize.save({**state, "meta": meta}, self.checkpoint_path)
+                "epoch_batches": self.epoch_batches, "last_record": self.last_record,
+                "world_size": self.world.size}
+        if self.primary:
+            serialize.save({**state, "meta": meta}, self.checkpoint_path)
         self.saved_at = self._where()
 
     def _finite_state(self):
@@ -381,6 +388,16 @@ class Run:
         self.last_record = meta.get("last_record")
         self.saved_at = self._where()
 
+    def seed_rank_noise(self):
+        """With several ranks, each draws its model noise (dropout, latent samples...) from its own
+        stream, reseeded at the start of every epoch from (seed, RANK_NOISE_STREAM, rank, epoch)
+        (and the batch, when a resumed run starts mid-epoch): the shards of one global batch get
+        independent draws, and a run resumed at an epoch's end draws what it would have drawn.
+        One rank keeps the single-process stream, so a run on one rank is bit for bit a plain run."""
+        if self.world.size > 1:
+            entropy = [self.config.seed, RANK_NOISE_STREAM, self.world.rank, self.epoch, self.loader.position]
+            manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
     def reconcile_metrics(self):
         """Make ``metrics.jsonl`` agree with the checkpoint just restored: records of epochs after
         it (written by a run killed before its next checkpoint) go, the checkpoint's own epoch
@@ -402,6 +419,8 @@ class Run:
         self._append_line(metrics_line(self._record(record)))
 
     def _append_line(self, line):
+        if not self.primary:
+            return
         with open(os.path.join(self.folder, "metrics.jsonl"), "a", encoding="utf-8") as handle:
             handle.write(line)
 
@@ -424,7 +443,8 @@ class Run:
 
     def _train_epoch(self, interrupt):
         recipe, batches = self.recipe, len(self.loader)
-        bar = ProgressBar(self.epoch + 1, self.config.epochs, batches)
+        self.seed_rank_noise()
+        bar = ProgressBar(self.epoch + 1, self.config.epochs, batches, enabled=None if self.primary else False)
         recipe.model.train()
         for batch in self.loader:
             clock = Clock(self.step, self.epoch, self.loader.position - 1, batches)
@@ -436,11 +456,17 @@ class Run:
                 self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + float(value)
             self.epoch_batches += 1
             bar.update(self.loader.position, losses, len(batch[0]))
-            if interrupt.requested:
+            if self._stop_requested(interrupt):
                 bar.close()
                 return False
         bar.close()
         return True
+
+    def _stop_requested(self, interrupt):
+        """Whether any rank was asked to stop (Ctrl-C, SIGTERM): all ranks stop after the same step."""
+        if self.world.size == 1:
+            return interrupt.requested
+        return bool(self.world.allreduce_(np.array([int(interrupt.requested)], dtype=np.int64))[0])
 
     def _check_finite(self, losses):
         bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
@@ -510,6 +536,10 @@ class Run:
                          self.recipe.plot_keys, title=self.recipe.name)
 
 
+def _silent(*args, **kwargs):
+    """The echo of ranks other than 0: they print nothing."""
+
+
 def _config_dict(config):
     return dataclasses.asdict(config)
 
@@ -544,7 +574,7 @@ def apply_optimizer_settings(recipe, settings):
 _FIXED_ON_RESUME = ("seed", "data", "image_size", "data_seed", "train_size")
 
 
-def check_resume_changes(saved, config, loader_state):
+def check_resume_changes(saved, config, loader_state, saved_world_size=1, world_size=1):
     """Refuse overrides a resumed run cannot honour, saying how to get what was asked."""
     changed = [name for name in _FIXED_ON_RESUME if name in saved and saved[name] != getattr(config, name)]
     if changed:
@@ -556,6 +586,12 @@ def check_resume_changes(saved, config, loader_state):
                          f"{loader_state['position']} batches into one); resume with --batch-size "
                          f"{saved['batch_size']} --epochs <the current epoch + 1> to finish that epoch, then resume "
                          "again with the new batch size")
+    if saved_world_size != world_size and loader_state.get("position"):
+        raise UsageError(f"--resume: the checkpoint is {loader_state['position']} batches into an epoch of a run "
+                         f"on {saved_world_size} rank(s), resumed on {world_size}: a global batch changes size "
+                         f"with the number of ranks, so only a checkpoint at the end of an epoch moves; resume on "
+                         f"{saved_world_size} rank(s) with --epochs <the current epoch + 1> to finish the epoch, "
+                         "then on any number")
 
 
 def score_samples(recipe, data, samples):
@@ -587,7 +623,7 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
 
 # ---- the three entry points ------------------------------------------------------------------------
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
-          config_file=None, overwrite=False):
+          config_file=None, overwrite=False, distributed=False, collective_timeout=None):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
 
     The config is merged as defaults < the resumed run's config < ``config_file`` (JSON) <
@@ -596,7 +632,11 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     ``out`` must not hold a run already unless it is the one resumed, or ``overwrite``.
     ``dry_run`` trains on 3 batches, evaluates on 64 test examples and ``MIN_FID_SAMPLES``
     samples, and runs 1 epoch unless ``epochs`` is given.
+    ``distributed``: data-parallel over the ranks of ``mpirun`` (``join_world``); ``batch_size`` is
+    then per rank, and rank 0 alone writes the run folder and prints.
     """
+    world = join_world(model, collective_timeout, echo) if distributed else SingleProcess()
+    echo = echo if world.rank == 0 else _silent
     recipe_class = get_recipe(model)
     overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
     checkpoint = None
@@ -609,29 +649,73 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     saved = checkpoint["meta"]["config"] if checkpoint else {}
     config = make_recipe_config(recipe_class, {**saved, **overrides})
     if checkpoint:
-        check_resume_changes(saved, config, checkpoint["meta"]["loader"])
+        check_resume_changes(saved, config, checkpoint["meta"]["loader"], checkpoint["meta"].get("world_size", 1),
+                             world.size)
     check_device(device)
 
+    gpus = None
+    if distributed and world.size > 1 and device.startswith("cuda"):
+        gpus = _nccl_communicator(world)
+        device = f"cuda:{gpus.gpu}"
     recipe, data = build_recipe(recipe_class, config, device, dry_run)
-    folder = _run_folder(model, out, resume, overwrite)
-    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
+    if distributed:
+        make_recipe_data_parallel(recipe, world, gpus)
+    # rank 0 alone claims or creates the folder; the others only name it in messages they never print
+    folder = _run_folder(model, out, resume, overwrite) if world.rank == 0 else out or "<rank 0's run folder>"
+    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo, world=world)
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model, recipe, checkpoint)
-        run.reconcile_metrics()
+        if run.primary:
+            run.reconcile_metrics()
         echo(f"resumed {resume} at epoch {run.epoch} (step {run.step})")
-    provenance = {"data_provenance": data.provenance} if getattr(data, "provenance", None) else {}
-    _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config),
-                                                      "device": str(run.recipe.device), "dry_run": dry_run,
-                                                      **provenance})
-    echo(f"training {model} in {folder}: {_config_dict(config)}")
+    if run.primary:
+        provenance = {"data_provenance": data.provenance} if getattr(data, "provenance", None) else {}
+        _write_json(os.path.join(folder, "config.json"), {"model": model, "config": _config_dict(config),
+                                                          "device": str(run.recipe.device), "dry_run": dry_run,
+                                                          "world_size": world.size, **provenance})
+    ranks = f" on {world.size} ranks (a global batch of {world.size} x {config.batch_size})" if world.size > 1 else ""
+    echo(f"training {model} in {folder}{ranks}: {_config_dict(config)}")
     completed = run.train()
     summary = {"run_folder": folder, "step": run.step, "epoch": run.epoch, "time_s": run.time_s,
-               "interrupted": not completed, "signal": run.stopped_by}
-    if completed:
+               "interrupted": not completed, "signal": run.stopped_by, "rank": world.rank, "world_size": world.size}
+    if completed and run.primary:
         summary["final"] = run.finish()
         echo(f"trained {model} for {run.epoch} epochs in {run.time_s:.1f} s")
         echo(json.dumps(summary["final"], indent=2))
     return summary
+
+
+def join_world(model, collective_timeout=None, echo=print):
+    """The ranks of ``scratchgen train MODEL --distributed``; a model without a gradient step
+    (nothing to average) is refused first, and one rank says that it trains alone."""
+    recipe_class = get_recipe(model)
+    if not recipe_class.has_gradient_step:
+        raise UsageError(f"--distributed: {model} has no gradient step to average over ranks "
+                         f"({recipe_class.__name__} fits its model by counting); train it without --distributed")
+    from . import distributed
+    try:
+        return distributed.init(timeout=collective_timeout, echo=echo)
+    except ValueError as error:   # a bad $SCRATCHGEN_COLLECTIVE_TIMEOUT
+        raise UsageError(str(error)) from error
+
+
+def make_recipe_data_parallel(recipe, world, gpus=None):
+    """The recipe's model and optimizers made data-parallel (``distributed.make_data_parallel``:
+    BatchNorm synchronised, models checked equal and broadcast, gradients averaged at every step,
+    over NCCL when ``gpus``), and its loader told which shard is this rank's."""
+    from . import distributed
+    recipe.rank, recipe.world_size = world.rank, world.size
+    if world.size > 1:
+        distributed.make_data_parallel(recipe.model, recipe.optimizers.values(), world, gpus)
+
+
+def _nccl_communicator(world):
+    """One GPU per rank, its gradients summed by NCCL (``distributed.NCCLCommunicator``)."""
+    from . import distributed
+    try:
+        return distributed.NCCLCommunicator(world)
+    except RuntimeError as error:
+        raise UsageError(f"--distributed --device cuda: {error}") from error
 
 
 def retrain_classifier(destination=None):

@@ -89,6 +89,8 @@ class Recipe:
     SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
                                # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)
     dry_run = False            # set by the runner for --dry-run: a recipe may shrink costly evaluation
+    has_gradient_step = True   # False for a model fitted otherwise (counting): --distributed refuses it
+    rank, world_size = 0, 1    # set by the runner for --distributed: ``make_loader`` hands out this rank's shard
 
     def __init__(self, config, data, device="cpu"):
         self.config, self.device = config, Device(device)
@@ -107,8 +109,10 @@ class Recipe:
     def make_loader(self, data, seed):
         """The training batches: shuffled examples of ``data.train_arrays``, ``batch_size`` at a time.
         A model that must read its data in order (a language model carrying its state from one
-        window to the next) returns its own ``DataLoader``."""
-        return DataLoader(*data.train_arrays, batch_size=self.config.batch_size, seed=seed)
+        window to the next) returns its own ``DataLoader``, and under ``--distributed`` hands each
+        rank its ``rank``-th share of ``world_size`` (``batch_size`` is per rank)."""
+        return DataLoader(*data.train_arrays, batch_size=self.config.batch_size, seed=seed, rank=self.rank,
+                          world_size=self.world_size)
 
     def to_tensors(self, arrays):
         """A batch of NumPy arrays as Tensors on the recipe's device."""

@@ -105,9 +105,12 @@ class CharLSTMRecipe(TextRecipe):
         return config.bptt
 
     def make_loader(self, data, seed):
-        """One step's window of every stream at a time, in order (the state carries over)."""
-        return DataLoader(stream_windows(data.train_arrays[0], self.config.batch_size), batch_size=1,
-                          shuffle=False)
+        """One step's window of every stream at a time, in order (the state carries over). Under
+        ``--distributed`` the streams of the global batch are dealt out: rank r carries streams
+        r·B .. r·B + B - 1 of B·N, so N ranks together read what one process with B·N streams reads."""
+        batch = self.config.batch_size
+        windows = stream_windows(data.train_arrays[0], batch * self.world_size)
+        return DataLoader(windows[:, self.rank * batch:(self.rank + 1) * batch], batch_size=1, shuffle=False)
 
     def to_tensors(self, arrays):
         (window,) = arrays                                  # (1, B, T + 1)

@@ -176,6 +176,7 @@ class NGramRecipe(TextRecipe):
     name = "ngram"
     Config = NGramConfig
     plot_keys = ("valid_bpc",)
+    has_gradient_step = False   # it counts n-grams
 
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)

@@ -97,15 +97,8 @@ class _BatchNorm(Module):
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x):
-        if x.ndim not in self.input_ranks or x.shape[1] != self.num_features:
-            expected = " or ".join(f"{rank}-D" for rank in self.input_ranks)
-            raise ValueError(f"{type(self).__name__}: expected {expected} input with {self.num_features} "
-                             f"channels in dim 1, got shape {x.shape}")
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                momentum = 1.0 / int(self.num_batches_tracked.data)
+        self._check_input(x)
+        momentum = self._momentum_of_this_batch()
         # Batch statistics while training, or always when there are no running ones to use; the
         # running ones are handed over to be used (eval) or updated (training and tracking).
         use_batch_stats = self.training or self.running_mean is None
@@ -113,6 +106,21 @@ class _BatchNorm(Module):
         running_mean, running_var = (self.running_mean, self.running_var) if hand_over else (None, None)
         return F.batch_norm(x, running_mean, running_var, self.weight, self.bias, use_batch_stats, momentum,
                             self.eps)
+
+    def _check_input(self, x):
+        if x.ndim not in self.input_ranks or x.shape[1] != self.num_features:
+            expected = " or ".join(f"{rank}-D" for rank in self.input_ranks)
+            raise ValueError(f"{type(self).__name__}: expected {expected} input with {self.num_features} "
+                             f"channels in dim 1, got shape {x.shape}")
+
+    def _momentum_of_this_batch(self):
+        """The running statistics' update weight for this call (counting the batch when training)."""
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:
+                momentum = 1.0 / int(self.num_batches_tracked.data)
+        return momentum
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

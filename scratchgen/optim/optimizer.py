@@ -23,7 +23,7 @@ import numpy as np
 from .. import backend
 from ..autograd import enable_grad, no_grad
 from ..kernels.optim import reference as reference_kernels
-from ..nn.module import zero_grads  # nn and optim are one layer: a sideways import
+from ..nn.module import _HookHandle, zero_grads  # nn and optim are one layer: a sideways import
 from ..tensor import Tensor
 from .fused import FusedUpdates
 
@@ -33,6 +33,7 @@ class Optimizer:
 
     def __init__(self, params, defaults, fused=False):
         self.defaults = dict(defaults)
+        self._step_pre_hooks = {}
         self.state = {}
         self.param_groups = []
         # Not a group entry: it would change the state_dict (and checkpoints) for no one's benefit.
@@ -71,9 +72,17 @@ class Optimizer:
         for group in self.param_groups:
             zero_grads(group["params"], set_to_none)
 
+    def register_step_pre_hook(self, hook):
+        """Call ``hook(optimizer, args, kwargs)`` at the start of every ``step`` (PyTorch's name and
+        signature; e.g. data-parallel training averages the gradients there). Returns a handle
+        with ``remove()``."""
+        return _HookHandle(self._step_pre_hooks, hook)
+
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (re-evaluates the model
         and returns the loss) is called first, with gradients on, and its loss returned."""
+        for hook in tuple(self._step_pre_hooks.values()):
+            hook(self, (closure,), {})
         loss = None
         if closure is not None:
             with enable_grad():
