@@ -39,7 +39,8 @@ import dataclasses
 import typing
 
 from ..backend import Device
-from ..data import DataLoader, load_images
+from ..data import DataLoader, TensorDataset, load_images
+from ..random import Generator
 from ..tensor import tensor
 
 _RECIPES = {}
@@ -108,7 +109,8 @@ class Recipe:
         """The training batches: shuffled examples of ``data.train_arrays``, ``batch_size`` at a time.
         A model that must read its data in order (a language model carrying its state from one
         window to the next) returns its own ``DataLoader``."""
-        return DataLoader(*data.train_arrays, batch_size=self.config.batch_size, seed=seed)
+        return DataLoader(TensorDataset(*data.train_arrays), batch_size=self.config.batch_size, shuffle=True,
+                          generator=Generator(seed))
 
     def to_tensors(self, arrays):
         """A batch of NumPy arrays as Tensors on the recipe's device."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
-from ..data import DataLoader
+from ..data import DataLoader, TensorDataset
 from ..tensor import tensor
 from .base import option, register
 from .language import TextConfig, TextRecipe
@@ -106,8 +106,8 @@ class CharLSTMRecipe(TextRecipe):
 
     def make_loader(self, data, seed):
         """One step's window of every stream at a time, in order (the state carries over)."""
-        return DataLoader(stream_windows(data.train_arrays[0], self.config.batch_size), batch_size=1,
-                          shuffle=False)
+        return DataLoader(TensorDataset(stream_windows(data.train_arrays[0], self.config.batch_size)),
+                          batch_size=1)
 
     def to_tensors(self, arrays):
         (window,) = arrays                                  # (1, B, T + 1)
