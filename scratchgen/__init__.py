@@ -36,3 +36,10 @@ from . import viz  # noqa: E402,F401  (graph pictures, gradient flow)
 from .anomaly import AnomalyError, detect_anomaly  # noqa: E402,F401
 from .profiler import profile  # noqa: E402,F401
 from . import utils  # noqa: E402,F401  (scratchgen.utils.data: Dataset, TensorDataset, DataLoader)
+# PyTorch's names a script reaches for (docs/differences.md lists what still differs)
+from .autograd import inference_mode  # noqa: E402,F401
+from .ops.linalg import einsum  # noqa: E402,F401
+from .ops.shape import clone, repeat, scatter_add, tril, triu  # noqa: E402,F401
+from .random import Generator  # noqa: E402,F401
+from .tensor import as_tensor, from_dlpack, from_numpy  # noqa: E402,F401
+from . import utils  # noqa: E402,F401  (scratchgen.utils.data: Dataset, TensorDataset, DataLoader)
