@@ -48,7 +48,8 @@ class Generator:
         """Restart the stream from ``seed``; returns the generator (as PyTorch's)."""
         entropy = seed if isinstance(seed, tuple) else (seed,)
         if not all(isinstance(s, (int, np.integer)) and s >= 0 for s in entropy):
-            raise ValueError(f"Generator.manual_seed: expected a non-negative int (or a tuple of them), got {seed!r}")
+            raise ValueError(f"Generator.manual_seed: expected a non-negative int (or a tuple of them), "
+                             f"got {seed!r}")
         self.numpy = np.random.Generator(np.random.PCG64(seed if isinstance(seed, tuple) else int(seed)))
         self._initial_seed = seed
         return self

@@ -92,7 +92,8 @@ def is_state_dict(obj):
 def save_state_dict(state_dict, path):
     """The second layout: the arrays under their names, ``__meta__`` saying only what the file is."""
     arrays = {}
-    header = {"format_version": FORMAT_VERSION, "scratchgen_version": __version__, "layout": STATE_DICT_LAYOUT,
+    header = {"format_version": FORMAT_VERSION, "scratchgen_version": __version__,
+              "layout": STATE_DICT_LAYOUT,
               "entries": {name: _encode(value, name, arrays) for name, value in state_dict.items()}}
     _replace_atomically(os.fspath(path), lambda handle: write_archive(handle, arrays, json.dumps(header)))
 
@@ -221,7 +222,8 @@ def load(path, expected_kind=None, device=None):
             raise CheckpointError(
                 f"load: {path} is a plain state dict (written by scratchgen.save(model.state_dict(), path)), "
                 f"not a training checkpoint: it holds weights only, without the model kind and config that "
-                f"a {expected_kind!r} checkpoint needs. Give a run's checkpoint (RUN/last.npz), or load these "
+                f"a {expected_kind!r} checkpoint needs. Give a run's checkpoint (RUN/last.npz), or load "
+                "these "
                 "weights in Python: model.load_state_dict(scratchgen.load(path))")
         if device is not None:
             arrays = {name: backend.to_device(array, device) for name, array in arrays.items()}
@@ -303,9 +305,11 @@ def save_safetensors(state_dict, path, metadata=None):
     ``metadata``: an optional dict of strings stored in the file's header."""
     numpy_api = _safetensors_numpy("save_safetensors")
     if not is_state_dict(state_dict):
-        raise TypeError("save_safetensors: expected a state dict (a non-empty dict of name -> array or Tensor), "
+        raise TypeError("save_safetensors: expected a state dict (a non-empty dict of name -> array or "
+                        "Tensor), "
                         f"got {type(state_dict).__name__}")
-    arrays = {name: np.ascontiguousarray(backend.to_device(value.data if isinstance(value, Tensor) else value, "cpu"))
+    arrays = {name: np.ascontiguousarray(backend.to_device(value.data if isinstance(value, Tensor) else value,
+                                                           "cpu"))
               for name, value in state_dict.items()}
     payload = numpy_api.save(arrays, metadata=metadata)
     _replace_atomically(os.fspath(path), lambda handle: handle.write(payload))
@@ -322,7 +326,8 @@ def load_safetensors(path, device=None):
     try:
         arrays = numpy_api.load(payload)
     except (SafetensorError, ValueError) as error:
-        raise CheckpointError(f"load_safetensors: {path} is not a valid .safetensors file ({error})") from error
+        raise CheckpointError(f"load_safetensors: {path} is not a valid .safetensors file "
+                              f"({error})") from error
     return OrderedDict((name, array if device is None else backend.to_device(array, device))
                        for name, array in arrays.items())
 

@@ -502,8 +502,9 @@ class Tensor:
 
     def copy_(self, src):
         source = src.data if isinstance(src, Tensor) else src
-        return self._write_in_place("copy_", backend.to_device(source, self.device) if hasattr(source, "dtype")
-                                    else source)
+        if hasattr(source, "dtype"):
+            source = backend.to_device(source, self.device)
+        return self._write_in_place("copy_", source)
 
     def add_(self, other, alpha=1):
         other = other.data if isinstance(other, Tensor) else other
@@ -695,7 +696,7 @@ def as_tensor(data, dtype=None, device=None):
     returned as it is), copying otherwise (``torch.as_tensor``)."""
     if isinstance(data, Tensor):
         return data.to(dtype=dtype, device=device)
-    if hasattr(data, "dtype") and hasattr(data, "shape") and (isinstance(data, np.ndarray) or backend.is_cupy_array(data)):
+    if isinstance(data, np.ndarray) or backend.is_cupy_array(data):
         same_dtype = dtype is None or as_dtype(dtype) == data.dtype
         same_device = device is None or Device(device) == device_of(data)
         if same_dtype and same_device:
@@ -720,7 +721,8 @@ def from_dlpack(ext_tensor):
     if kind == _DLPACK_CUDA:
         import cupy
         return Tensor(cupy.from_dlpack(ext_tensor))
-    raise TypeError(f"from_dlpack: expected memory on the CPU or a CUDA device, got DLPack device type {kind}")
+    raise TypeError(f"from_dlpack: expected memory on the CPU or a CUDA device, got DLPack device "
+                    f"type {kind}")
 
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "randint", "randperm", "arange",

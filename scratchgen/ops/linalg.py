@@ -97,7 +97,8 @@ def einsum(equation, *operands):
                                       f"operand {number} of {equation!r}) is not supported")
         for letter, size in zip(letters, x.shape):
             if sizes.setdefault(letter, size) != size and 1 not in (size, sizes[letter]):
-                raise ValueError(f"einsum: letter {letter!r} of {equation!r} has sizes {sizes[letter]} and {size}")
+                raise ValueError(f"einsum: letter {letter!r} of {equation!r} has sizes {sizes[letter]} "
+                                 f"and {size}")
             sizes[letter] = max(size, sizes[letter])
     result, letters = operands[0], inputs[0]
     for position in range(1, len(operands)):
@@ -123,7 +124,8 @@ def _parse_einsum(equation, ranks):
         if "..." in term:
             term = term.replace("...", "".join(placeholders[spread - (rank - len(term) + 3):]))
         if len(term) != rank or not all(c.isalpha() for c in term):
-            raise ValueError(f"einsum: term {term!r} of {equation!r} does not fit an operand with {rank} dims")
+            raise ValueError(f"einsum: term {term!r} of {equation!r} does not fit an operand with "
+                             f"{rank} dims")
         inputs.append(term)
     if arrow:
         output = right.replace("...", "".join(placeholders))
@@ -133,7 +135,8 @@ def _parse_einsum(equation, ranks):
                                                         and c not in placeholders))
     unknown = set(output) - set("".join(inputs))
     if unknown or len(set(output)) != len(output):
-        raise ValueError(f"einsum: output {right!r} of {equation!r} repeats a letter or names one no operand has")
+        raise ValueError(f"einsum: output {right!r} of {equation!r} repeats a letter or names one "
+                         "no operand has")
     return inputs, output
 
 

@@ -425,7 +425,8 @@ def masked_fill(x, mask, value):
     """``value`` where ``mask`` (broadcast to x's shape) holds, x elsewhere: ``where(mask, value, x)``."""
     mask = mask.data if isinstance(mask, Tensor) else mask
     if getattr(mask, "dtype", None) != np.bool_:
-        raise TypeError(f"masked_fill: expected a bool mask, got {getattr(mask, 'dtype', type(mask).__name__)}")
+        got = getattr(mask, "dtype", type(mask).__name__)
+        raise TypeError(f"masked_fill: expected a bool mask, got {got}")
     from .elementwise import where
     out = where(mask, value, x)
     if out.shape != x.shape:

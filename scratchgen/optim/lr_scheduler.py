@@ -248,7 +248,8 @@ class OneCycleLR(LRScheduler):
             raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
         if last_epoch == -1:
             for group, peak in zip(groups, _per_group("max_lr", max_lr, groups)):
-                group.update(initial_lr=peak / div_factor, max_lr=peak, min_lr=peak / div_factor / final_div_factor)
+                start = peak / div_factor
+                group.update(initial_lr=start, max_lr=peak, min_lr=start / final_div_factor)
             if cycle_momentum:
                 for group, high, low in zip(groups, _per_group("max_momentum", max_momentum, groups),
                                             _per_group("base_momentum", base_momentum, groups)):
@@ -292,7 +293,8 @@ def _per_group(name, value, groups):
     """One value per parameter group: a list of them, or one for all."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(groups):
-            raise ValueError(f"expected {len(groups)} values of {name} (one per parameter group), got {len(value)}")
+            raise ValueError(f"expected {len(groups)} values of {name} (one per parameter group), "
+                             f"got {len(value)}")
         return list(value)
     return [value] * len(groups)
 
@@ -309,7 +311,8 @@ class ReduceLROnPlateau(LRScheduler):
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: expected factor < 1.0, got {factor}")
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: expected mode 'min' or 'max' and threshold_mode 'rel' or 'abs', "
+            raise ValueError("ReduceLROnPlateau: expected mode 'min' or 'max' and threshold_mode 'rel' or "
+                             f"'abs', "
                              f"got {mode!r} and {threshold_mode!r}")
         self.optimizer, self.factor, self.patience, self.cooldown = optimizer, factor, patience, cooldown
         self.min_lrs = _per_group("min_lr", min_lr, optimizer.param_groups)
@@ -321,7 +324,9 @@ class ReduceLROnPlateau(LRScheduler):
     def is_better(self, value, best):
         # written as PyTorch writes them (best * (1 - t), not best - best t): the same rounding
         if self.threshold_mode == "rel":
-            return value < best * (1.0 - self.threshold) if self.mode == "min" else value > best * (self.threshold + 1.0)
+            if self.mode == "min":
+                return value < best * (1.0 - self.threshold)
+            return value > best * (self.threshold + 1.0)
         return value < best - self.threshold if self.mode == "min" else value > best + self.threshold
 
     def step(self, metrics, epoch=None):

@@ -48,7 +48,8 @@ class TensorDataset(Dataset):
             raise ValueError("TensorDataset: expected at least one tensor")
         lengths = [len(t) for t in tensors]
         if len(set(lengths)) != 1:
-            raise ValueError(f"TensorDataset: expected tensors of one length (first dim), got lengths {lengths}")
+            raise ValueError(f"TensorDataset: expected tensors of one length (first dim), "
+                             f"got lengths {lengths}")
         self.tensors = tensors
 
     def __getitem__(self, index):
@@ -84,7 +85,8 @@ def default_collate(samples):
 class DataLoader:
     """Batches of ``dataset``, ``batch_size`` at a time, shuffled each epoch when ``shuffle``."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, collate_fn=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None,
+                 collate_fn=None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: expected a positive int batch_size, got {batch_size!r}")
         if generator is not None and not isinstance(generator, random.Generator):
@@ -139,7 +141,8 @@ class DataLoader:
     def state_dict(self):
         """JSON-friendly: where the random order stands, and where in the epoch the loader is."""
         if self._order is None:
-            return {"generator": None if self.generator is None else self.generator.get_state(), "position": 0}
+            saved = None if self.generator is None else self.generator.get_state()
+            return {"generator": saved, "position": 0}
         return {"generator": self._epoch_start, "position": self._position}
 
     def load_state_dict(self, state):

@@ -50,8 +50,9 @@ def swap_imports(source, name="script"):
             continue
         line = lines[node.lineno - 1].strip()
         if line not in ALLOWED_IMPORTS and not _FROM_TORCH_DATA.fullmatch(line):
-            raise ValueError(f"{name}, line {node.lineno}: {line!r} is not an import the conformance convention "
-                             f"allows (expected one of {sorted(ALLOWED_IMPORTS)} or 'from torch.utils.data import ...')")
+            raise ValueError(f"{name}, line {node.lineno}: {line!r} is not an import the conformance "
+                             f"convention allows (expected one of {sorted(ALLOWED_IMPORTS)} or "
+                             "'from torch.utils.data import ...')")
         if line == "import torch":
             line = "import scratchgen as torch"
         elif "torch" in line:

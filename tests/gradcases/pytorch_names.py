@@ -38,7 +38,8 @@ def scatter_draw(draw):
     fails for a src larger than the index, so that case is checked in tests/engine/test_pytorch_names.py)."""
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
     dim = draw(st.integers(0, len(shape) - 1))
-    index_shape = tuple(draw(st.integers(1, s)) if d != dim else draw(st.integers(1, 5)) for d, s in enumerate(shape))
+    index_shape = tuple(draw(st.integers(1, s)) if d != dim else draw(st.integers(1, 5))
+                        for d, s in enumerate(shape))
     index = np.random.default_rng(draw(st.integers(0, 1000))).integers(0, shape[dim], size=index_shape)
     return (draw(arrays(shape)), draw(arrays(index_shape))), {"dim": dim, "index": index}
 
@@ -81,16 +82,19 @@ def _torch_where_method(a):
 
 CASES = [
     GradCase("clone", lambda a: a.clone() * a, one(), torch_fn("lambda a: a.clone() * a"), second_order=True),
-    GradCase("contiguous", lambda a: a.T.contiguous(), one(min_dims=2), torch_fn("lambda a: a.T.contiguous()")),
+    GradCase("contiguous", lambda a: a.T.contiguous(), one(min_dims=2),
+             torch_fn("lambda a: a.T.contiguous()")),
     GradCase("repeat", lambda a, sizes: a.repeat(*sizes), repeat_draw(),
              torch_fn("lambda a, sizes: a.repeat(*sizes)"), second_order=True),
-    GradCase("tril", lambda a, diagonal: a.tril(diagonal), matrix_draw(), torch_fn("lambda a, diagonal: a.tril(diagonal)")),
+    GradCase("tril", lambda a, diagonal: a.tril(diagonal), matrix_draw(),
+             torch_fn("lambda a, diagonal: a.tril(diagonal)")),
     GradCase("triu", lambda a, diagonal: sg.triu(a, diagonal), matrix_draw(), torch_fn("torch.triu")),
-    GradCase("masked_fill", lambda a, mask: a.masked_fill(sg.tensor(mask), -3.0), mask_draw(), _torch_masked_fill),
+    GradCase("masked_fill", lambda a, mask: a.masked_fill(sg.tensor(mask), -3.0), mask_draw(),
+             _torch_masked_fill),
     GradCase("where_method", lambda a: a.where(a > 0, 0.0), one(), _torch_where_method,
              reject=lambda a: bool(np.any(np.abs(a) < 1e-3))),
-    GradCase("scatter_add", lambda x, src, dim, index: x.scatter_add(dim, sg.tensor(index), src), scatter_draw(),
-             _torch_scatter_add, second_order=True),
+    GradCase("scatter_add", lambda x, src, dim, index: x.scatter_add(dim, sg.tensor(index), src),
+             scatter_draw(), _torch_scatter_add, second_order=True),
     GradCase("einsum", lambda *operands, equation: sg.einsum(equation, *operands), einsum_draw(),
              torch_fn("lambda *operands, equation: torch.einsum(equation, *operands)"), second_order=True),
 ]

@@ -1,26 +1,17 @@
 """Weights interchange: scratchgen.save/load of a plain state dict (the second checkpoint layout),
 sample/eval refusing one with the reason, safetensors both ways, and weights moved torch ->
 scratchgen -> torch with the same outputs."""
-import os
-
 import numpy as np
 import pytest
 
 import scratchgen as sg
-from conftest import require_torch
+from conftest import require_optional, require_torch
 from scratchgen import cli, nn
 from scratchgen.serialize import CheckpointError, load_safetensors, save_safetensors
 
 
 def require_safetensors():
-    """safetensors.numpy, or a skip without it — a failure when ``CI=true`` (CI installs the extra)."""
-    try:
-        import safetensors.numpy
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("safetensors is required in CI: pip install -e '.[safetensors]'")
-        pytest.skip("safetensors is not installed (the `safetensors` extra)")
-    return safetensors.numpy
+    return require_optional("safetensors.numpy", "safetensors", "pip install -e '.[safetensors]'")
 
 
 def small_cnn(nn):
@@ -81,7 +72,8 @@ def test_safetensors_round_trip_and_a_corrupt_file(tmp_path):
     assert set(loaded) == {"weight", "bias"}
     for name, array in model.state_dict().items():
         np.testing.assert_array_equal(loaded[name], array)
-    np.testing.assert_array_equal(numpy_api.load_file(str(path))["weight"], model.weight.data)  # a standard file
+    # a standard file: the safetensors package reads it itself
+    np.testing.assert_array_equal(numpy_api.load_file(str(path))["weight"], model.weight.data)
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file at all")
     with pytest.raises(CheckpointError, match="not a valid .safetensors file"):
         load_safetensors(tmp_path / "bad.safetensors")

@@ -57,7 +57,8 @@ def test_an_explicit_generator_drives_the_order_and_the_global_one_does_not():
     orders = []
     for global_seed in (0, 1):
         sg.manual_seed(global_seed)
-        orders.append(order(DataLoader(data, batch_size=3, shuffle=True, generator=sg.Generator().manual_seed(7))))
+        generator = sg.Generator().manual_seed(7)
+        orders.append(order(DataLoader(data, batch_size=3, shuffle=True, generator=generator)))
     assert orders[0] == orders[1]
 
 
@@ -84,9 +85,10 @@ def test_unshuffled_batches_equal_pytorchs():
     values = np.arange(30, dtype=np.float32).reshape(10, 3)
     labels = np.arange(10) % 4
     for drop_last in (False, True):
-        ours = DataLoader(TensorDataset(sg.tensor(values), sg.tensor(labels)), batch_size=4, drop_last=drop_last)
-        theirs = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(values), torch.tensor(labels)),
-                                             batch_size=4, drop_last=drop_last)
+        ours = DataLoader(TensorDataset(sg.tensor(values), sg.tensor(labels)), batch_size=4,
+                          drop_last=drop_last)
+        their_data = torch.utils.data.TensorDataset(torch.tensor(values), torch.tensor(labels))
+        theirs = torch.utils.data.DataLoader(their_data, batch_size=4, drop_last=drop_last)
         assert len(ours) == len(theirs)
         for (x, y), (tx, ty) in zip(ours, theirs):
             np.testing.assert_array_equal(x.data, tx.numpy())

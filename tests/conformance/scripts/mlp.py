@@ -25,6 +25,8 @@ def run(model):
     y = torch.tensor(rng.integers(0, 3, size=32))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
+    # each script is a whole PyTorch program on its own (the convention): the training loop is
+    # written out in every one that trains, as a PyTorch user writes it
     for _ in range(5):
         optimizer.zero_grad()
         loss = F.cross_entropy(model(x), y)
