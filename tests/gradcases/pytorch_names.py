@@ -82,8 +82,8 @@ def _torch_where_method(a):
 
 CASES = [
     GradCase("clone", lambda a: a.clone() * a, one(), torch_fn("lambda a: a.clone() * a"), second_order=True),
-    GradCase("contiguous", lambda a: a.T.contiguous(), one(min_dims=2),
-             torch_fn("lambda a: a.T.contiguous()")),
+    GradCase("contiguous", lambda a: a.mT.contiguous(), one(min_dims=2),
+             torch_fn("lambda a: a.mT.contiguous()")),
     GradCase("repeat", lambda a, sizes: a.repeat(*sizes), repeat_draw(),
              torch_fn("lambda a, sizes: a.repeat(*sizes)"), second_order=True),
     GradCase("tril", lambda a, diagonal: a.tril(diagonal), matrix_draw(),
