@@ -20,7 +20,7 @@ from .ops.linalg import bmm, matmul, mm
 from .ops.reduction import amax, amin, argmax, argmin, logsumexp, max, mean, min, std, sum, var  # noqa: F401
 from .ops.shape import cat, chunk, flatten, gather, permute, reshape, split, squeeze, stack, transpose, \
     unsqueeze  # noqa: F401
-from .random import get_rng_state, manual_seed, set_rng_state
+from .random import Generator, get_rng_state, manual_seed, set_rng_state
 from .serialize import CheckpointError, load, save
 from .tensor import (Tensor, arange, eye, full, full_like, is_tensor, linspace, ones, ones_like, rand,
                      rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
@@ -35,3 +35,11 @@ from . import init, nn, optim  # noqa: E402,F401  (subpackages that build on eve
 from . import viz  # noqa: E402,F401  (graph pictures, gradient flow)
 from .anomaly import AnomalyError, detect_anomaly  # noqa: E402,F401
 from .profiler import profile  # noqa: E402,F401
+from . import utils  # noqa: E402,F401  (scratchgen.utils.data: Dataset, TensorDataset, DataLoader)
+# PyTorch's names a script reaches for (docs/differences.md lists what still differs)
+from .autograd import inference_mode  # noqa: E402,F401
+from .ops.linalg import einsum  # noqa: E402,F401
+from .ops.shape import clone, repeat, scatter_add, tril, triu  # noqa: E402,F401
+from .random import Generator  # noqa: E402,F401
+from .tensor import as_tensor, from_dlpack, from_numpy  # noqa: E402,F401
+from . import utils  # noqa: E402,F401  (scratchgen.utils.data: Dataset, TensorDataset, DataLoader)

@@ -87,6 +87,20 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
+class inference_mode(set_grad_enabled):
+    """``torch.inference_mode``: here ``no_grad`` (nothing is recorded; scratchgen has no separate
+    inference tensors). ``inference_mode(False)`` leaves the grad mode as it is."""
+
+    def __init__(self, mode=True):
+        super().__init__(False)
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        if not self.inference:
+            self.mode = is_grad_enabled()
+        super().__enter__()
+
+
 class Function:
     """One differentiable operation: ``forward`` on arrays, ``backward`` on gradient Tensors.
 
@@ -106,6 +120,18 @@ class Function:
     """
 
     once_differentiable = False
+
+    def __init_subclass__(cls, **kwargs):
+        """PyTorch's style is accepted too: ``@staticmethod forward(ctx, *tensors)`` and
+        ``@staticmethod backward(ctx, *grads)``, ``ctx.save_for_backward(*tensors)`` and
+        ``ctx.saved_tensors``; the node itself is the ``ctx`` (see ``_forward_with_ctx``)."""
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("forward"), staticmethod):
+            cls._ctx_forward = staticmethod(cls.__dict__["forward"].__func__)
+            cls.forward = _forward_with_ctx
+        if isinstance(cls.__dict__.get("backward"), staticmethod):
+            cls._ctx_backward = staticmethod(cls.__dict__["backward"].__func__)
+            cls.backward = _backward_with_ctx
 
     # ---- building the graph -------------------------------------------------------------------
     _saved_arrays = ()  # what ``save_for_backward`` sets on the node, read once by ``_connect``
@@ -215,6 +241,24 @@ class Function:
 
     def backward(self, *grad_outputs):
         raise NotImplementedError(f"{self.name} must implement backward")
+
+
+def _forward_with_ctx(self, *arrays, **params):
+    """A PyTorch-style ``forward(ctx, *tensors)`` run as the engine's array forward: the arrays go in
+    as Tensors (no graph is recorded inside), the Tensors it returns and saves come out as their
+    arrays — the very arrays ``apply`` recognises as the op's inputs and outputs, so
+    ``ctx.saved_tensors`` hands them back attached to the graph, version checks included."""
+    tensors = [Tensor(a) if hasattr(a, "shape") and hasattr(a, "dtype") else a for a in arrays]
+    with no_grad():
+        outputs = type(self)._ctx_forward(self, *tensors, **params)
+    self._saved_arrays = tuple(t.data if isinstance(t, Tensor) else t for t in self._saved_arrays)
+    if isinstance(outputs, tuple):
+        return tuple(out.data if isinstance(out, Tensor) else out for out in outputs)
+    return outputs.data if isinstance(outputs, Tensor) else outputs
+
+
+def _backward_with_ctx(self, *grad_outputs):
+    return type(self)._ctx_backward(self, *grad_outputs)
 
 
 class SecondOrderBlocked(Function):

@@ -20,6 +20,14 @@ only once complete (``os.replace`` is atomic on POSIX and Windows), so a crash o
 leaves the previous checkpoint intact; the folder is then fsynced so the rename itself survives a
 power cut. A temporary file left by a killed process is removed by the next save to ``path``.
 
+Two layouts (docs/design.md, "Contracts"): the training checkpoint above, and a *plain state dict*,
+``save(model.state_dict(), path)`` — a dict whose values are all arrays or Tensors — stored with
+``"layout": "state_dict"`` in ``__meta__`` and no ``meta`` of its own; ``load`` returns it as that
+dict (in its order), so ``model.load_state_dict(load(path))`` works as with ``torch.save``/``torch.load``.
+A load that asks for a model kind (``scratchgen sample``/``eval``) refuses it, saying what it is.
+``save_safetensors``/``load_safetensors`` read and write the ``.safetensors`` format of PyTorch and
+Hugging Face tools instead (the ``safetensors`` extra).
+
 ``check_weights`` is what the command line's load paths add (``Module.load_state_dict`` stays
 PyTorch-like and takes anything): a checkpoint whose arrays hold NaN/inf or complex numbers is
 refused.
@@ -30,6 +38,7 @@ import json
 import os
 import secrets
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 
@@ -42,7 +51,8 @@ from .tensor import Tensor
 FORMAT_VERSION = 1
 META_MEMBER = "__meta__"
 _ARRAY, _TUPLE, _ITEMS = "__array__", "__tuple__", "__items__"
-_RESERVED_META = ("format_version", "scratchgen_version", "entries")
+_RESERVED_META = ("format_version", "scratchgen_version", "entries", "layout")
+STATE_DICT_LAYOUT = "state_dict"
 
 
 class CheckpointError(ValueError):
@@ -58,6 +68,9 @@ def save(obj, path):
     """
     if not isinstance(obj, dict) or not all(isinstance(key, str) for key in obj):
         raise TypeError(f"save: expected a dict with string keys, got {type(obj).__name__}")
+    if is_state_dict(obj):
+        save_state_dict(obj, path)
+        return
     meta = dict(obj.get("meta") or {})
     clashes = [key for key in meta if key in _RESERVED_META or not isinstance(key, str)]
     if clashes:
@@ -67,7 +80,22 @@ def save(obj, path):
     header = {"format_version": FORMAT_VERSION, "scratchgen_version": __version__}
     header.update((key, _encode(value, f"meta/{key}", arrays)) for key, value in meta.items())
     header["entries"] = {key: _encode(value, key, arrays) for key, value in obj.items() if key != "meta"}
-    _replace_atomically(os.fspath(path), arrays, json.dumps(header))
+    _replace_atomically(os.fspath(path), lambda handle: write_archive(handle, arrays, json.dumps(header)))
+
+
+def is_state_dict(obj):
+    """A plain state dict: a non-empty dict of name -> array or Tensor (no ``meta``, no nesting)."""
+    return bool(obj) and all(isinstance(value, (Tensor, np.ndarray)) or backend.is_cupy_array(value)
+                             for value in obj.values())
+
+
+def save_state_dict(state_dict, path):
+    """The second layout: the arrays under their names, ``__meta__`` saying only what the file is."""
+    arrays = {}
+    header = {"format_version": FORMAT_VERSION, "scratchgen_version": __version__,
+              "layout": STATE_DICT_LAYOUT,
+              "entries": {name: _encode(value, name, arrays) for name, value in state_dict.items()}}
+    _replace_atomically(os.fspath(path), lambda handle: write_archive(handle, arrays, json.dumps(header)))
 
 
 def _encode(value, path, arrays):
@@ -101,13 +129,14 @@ def _encode(value, path, arrays):
                     "numbers, strings, None, lists, tuples or dicts (pass model.state_dict(), not the model)")
 
 
-def _replace_atomically(path, arrays, header_json):
+def _replace_atomically(path, write):
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     _remove_abandoned_temporaries(path)
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(temporary, "xb") as handle:
-            write_archive(handle, arrays, header_json)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         fault_point("temp-written")
@@ -188,6 +217,17 @@ def load(path, expected_kind=None, device=None):
     if version > FORMAT_VERSION:
         raise CheckpointError(f"load: {path} uses checkpoint format version {version}, newer than this "
                               f"scratchgen {__version__} reads (up to {FORMAT_VERSION}); upgrade scratchgen")
+    if header.get("layout") == STATE_DICT_LAYOUT:
+        if expected_kind is not None:
+            raise CheckpointError(
+                f"load: {path} is a plain state dict (written by scratchgen.save(model.state_dict(), path)), "
+                f"not a training checkpoint: it holds weights only, without the model kind and config that "
+                f"a {expected_kind!r} checkpoint needs. Give a run's checkpoint (RUN/last.npz), or load "
+                "these "
+                "weights in Python: model.load_state_dict(scratchgen.load(path))")
+        if device is not None:
+            arrays = {name: backend.to_device(array, device) for name, array in arrays.items()}
+        return OrderedDict((key, _decode(node, arrays, path)) for key, node in header["entries"].items())
     if expected_kind is not None and header.get("kind") != expected_kind:
         raise CheckpointError(f"load: {path} holds a {header.get('kind')!r} checkpoint, "
                               f"expected {expected_kind!r}")
@@ -256,3 +296,46 @@ def _arrays(node, path):
             yield from _arrays(value, f"{path}{i}/")
     elif isinstance(node, np.ndarray):
         yield path.rstrip("/"), node
+
+
+# ---- safetensors (the `safetensors` extra) ----------------------------------------------------------
+def save_safetensors(state_dict, path, metadata=None):
+    """Write a state dict (name -> array or Tensor) as a ``.safetensors`` file, which
+    ``safetensors.torch.load_file`` and Hugging Face tools read; atomically, as ``save``.
+    ``metadata``: an optional dict of strings stored in the file's header."""
+    numpy_api = _safetensors_numpy("save_safetensors")
+    if not is_state_dict(state_dict):
+        raise TypeError("save_safetensors: expected a state dict (a non-empty dict of name -> array or "
+                        "Tensor), "
+                        f"got {type(state_dict).__name__}")
+    arrays = {name: np.ascontiguousarray(backend.to_device(value.data if isinstance(value, Tensor) else value,
+                                                           "cpu"))
+              for name, value in state_dict.items()}
+    payload = numpy_api.save(arrays, metadata=metadata)
+    _replace_atomically(os.fspath(path), lambda handle: handle.write(payload))
+
+
+def load_safetensors(path, device=None):
+    """A ``.safetensors`` file as a state dict of NumPy arrays (moved to ``device`` if given), in the
+    file's order: ``model.load_state_dict(load_safetensors(path))``."""
+    numpy_api = _safetensors_numpy("load_safetensors")
+    from safetensors import SafetensorError
+    path = os.fspath(path)
+    with open(path, "rb") as handle:
+        payload = handle.read()
+    try:
+        arrays = numpy_api.load(payload)
+    except (SafetensorError, ValueError) as error:
+        raise CheckpointError(f"load_safetensors: {path} is not a valid .safetensors file "
+                              f"({error})") from error
+    return OrderedDict((name, array if device is None else backend.to_device(array, device))
+                       for name, array in arrays.items())
+
+
+def _safetensors_numpy(op):
+    try:
+        import safetensors.numpy
+    except ImportError as error:
+        raise ImportError(f"{op}: needs the safetensors package, which the `safetensors` extra installs: "
+                          "pip install 'scratchgen[safetensors]'") from error
+    return safetensors.numpy

@@ -26,6 +26,9 @@ class Tensor:
     __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "_hooks", "_version",
                  "_view_of", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+    # NumPy's ufuncs refuse Tensors (np.exp(t) raises; ndarray + t defers to Tensor.__radd__), so an
+    # object array of Tensors is never built; np.asarray(t) goes through __array__ instead
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
@@ -462,6 +465,100 @@ class Tensor:
     def matmul(self, other):
         return _ops.linalg.matmul(self, other)
 
+    # ---- PyTorch's remaining everyday methods (compositions of the ops above, in scratchgen.ops) ----
+    def clone(self):
+        return _ops.shape.clone(self)
+
+    def contiguous(self):
+        """Itself when its array is C-contiguous, else a contiguous copy (NumPy's strides are handled
+        by every op, so this matters only to code that hands ``.data`` to a kernel)."""
+        return self if self.data.flags.c_contiguous else _ops.shape.clone(self)
+
+    def masked_fill(self, mask, value):
+        return _ops.shape.masked_fill(self, mask, value)
+
+    def repeat(self, *sizes):
+        return _ops.shape.repeat(self, *sizes)
+
+    def tril(self, diagonal=0):
+        return _ops.shape.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return _ops.shape.triu(self, diagonal)
+
+    def where(self, condition, other):
+        """``self`` where ``condition`` holds, else ``other`` (``torch.Tensor.where``)."""
+        return _ops.elementwise.where(condition, self, other)
+
+    def scatter_add(self, dim, index, src):
+        return _ops.shape.scatter_add(self, dim, index, src)
+
+    # ---- in place: each write bumps _version, so a backward that saved this tensor raises ----------
+    def zero_(self):
+        return self._write_in_place("zero_", 0)
+
+    def fill_(self, value):
+        return self._write_in_place("fill_", value.data if isinstance(value, Tensor) else value)
+
+    def copy_(self, src):
+        source = src.data if isinstance(src, Tensor) else src
+        if hasattr(source, "dtype"):
+            source = backend.to_device(source, self.device)
+        return self._write_in_place("copy_", source)
+
+    def add_(self, other, alpha=1):
+        other = other.data if isinstance(other, Tensor) else other
+        return self._write_in_place("add_", self.data + (other if alpha == 1 else other * alpha))
+
+    def sub_(self, other, alpha=1):
+        other = other.data if isinstance(other, Tensor) else other
+        return self._write_in_place("sub_", self.data - (other if alpha == 1 else other * alpha))
+
+    def mul_(self, other):
+        return self._write_in_place("mul_", self.data * (other.data if isinstance(other, Tensor) else other))
+
+    def div_(self, other):
+        return self._write_in_place("div_", self.data / (other.data if isinstance(other, Tensor) else other))
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
+        if min is None and max is None:
+            raise ValueError("clamp_: expected at least one of min and max")
+        return self._write_in_place("clamp_", self.xp.clip(self.data, min, max))
+
+    def _write_in_place(self, op, values):
+        """The one door of the in-place methods: refuse what would corrupt a gradient, write, count."""
+        if self.requires_grad and (self.creator is not None or is_grad_enabled()):
+            raise RuntimeError(f"{op}: in-place write into a tensor that requires grad "
+                               f"({'computed by ' + self.creator.name if self.creator else 'a leaf'}) while "
+                               "gradients are recorded would corrupt its gradient; write under "
+                               "scratchgen.no_grad() (a parameter update) or build a new tensor (x = x + y)")
+        self.data[...] = values
+        self._version += 1
+        return self
+
+    # ---- interop: NumPy's __array__ protocol and DLPack (zero copies where the memory allows) ------
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)`` is the tensor's own array (no copy); NumPy 2's ``copy`` and ``dtype``
+        are honoured (``copy=False`` with a dtype change is refused, as NumPy asks)."""
+        if backend.is_cupy_array(self.data):
+            raise TypeError("__array__: tensor is on a CUDA device; call .cpu() first (or use DLPack)")
+        array = self.data
+        if dtype is not None and np.dtype(dtype) != array.dtype:
+            if copy is False:
+                raise ValueError(f"__array__: copy=False, but dtype {np.dtype(dtype)} differs from the "
+                                 f"tensor's {array.dtype}, which needs a copy")
+            return array.astype(dtype)
+        return array.copy() if copy else array
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Export the array through DLPack (``torch.from_dlpack(t)``, ``np.from_dlpack(t)``,
+        ``cupy.from_dlpack(t)`` share its memory); the keywords go to the array's own exporter."""
+        options = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
+        return self.data.__dlpack__(**{key: value for key, value in options.items() if value is not None})
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
 
 class _HookHandle:
     def __init__(self, hooks, hook):
@@ -585,9 +682,52 @@ def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 
+def from_numpy(array):
+    """A tensor sharing ``array``'s memory: writes through either are seen by both (``torch.from_numpy``)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    if array.dtype.hasobject:
+        raise TypeError("from_numpy: expected a numeric NumPy array, got an object array")
+    return Tensor(array)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """``data`` as a tensor, sharing its memory when dtype and device already match (a Tensor is
+    returned as it is), copying otherwise (``torch.as_tensor``)."""
+    if isinstance(data, Tensor):
+        return data.to(dtype=dtype, device=device)
+    if isinstance(data, np.ndarray) or backend.is_cupy_array(data):
+        same_dtype = dtype is None or as_dtype(dtype) == data.dtype
+        same_device = device is None or Device(device) == device_of(data)
+        if same_dtype and same_device:
+            return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+_DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLDeviceType codes of the DLPack standard
+
+
+def from_dlpack(ext_tensor):
+    """A tensor viewing the memory of any DLPack exporter (a torch tensor, a NumPy or CuPy array):
+    ``torch.from_dlpack``'s counterpart; no copy is made."""
+    if isinstance(ext_tensor, Tensor):
+        return ext_tensor
+    if not hasattr(ext_tensor, "__dlpack__") or not hasattr(ext_tensor, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__ and __dlpack_device__, "
+                        f"got {type(ext_tensor).__name__}")
+    kind = int(ext_tensor.__dlpack_device__()[0])
+    if kind == _DLPACK_CPU:
+        return Tensor(np.from_dlpack(ext_tensor))
+    if kind == _DLPACK_CUDA:
+        import cupy
+        return Tensor(cupy.from_dlpack(ext_tensor))
+    raise TypeError(f"from_dlpack: expected memory on the CPU or a CUDA device, got DLPack device "
+                    f"type {kind}")
+
+
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "randint", "randperm", "arange",
            "linspace", "eye", "zeros_like", "ones_like", "randn_like", "rand_like", "full_like",
-           "is_tensor", "no_grad"]
+           "is_tensor", "no_grad", "from_numpy", "as_tensor", "from_dlpack"]
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor, so they load after it)

@@ -1,5 +1,6 @@
 """Test-wide settings: one thread everywhere (deterministic results), hypothesis profiles, and the
 PyTorch oracle, which may be absent on a user's machine but must never be skipped in CI."""
+import importlib
 import os
 
 # Before NumPy/Numba load: BLAS and Numba thread pools are sized on import.
@@ -17,14 +18,19 @@ settings.register_profile("dev", deadline=None, max_examples=30,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev"))
 
 
-def require_torch():
-    """``torch``, or a skip on machines without it — but a failure when ``CI=true``."""
+def require_optional(module, what, install):
+    """The imported ``module``, or a skip on machines without it — but a failure when ``CI=true``."""
     try:
-        import torch
+        return importlib.import_module(module)
     except ImportError:
         if os.environ.get("CI") == "true":
-            pytest.fail("PyTorch is required in CI (the oracle tests must not skip): pip install torch==2.13.0")
-        pytest.skip("PyTorch is not installed; oracle comparison skipped")
+            pytest.fail(f"{what} is required in CI (the tests that use it must not skip): {install}")
+        pytest.skip(f"{what} is not installed; test skipped ({install})")
+
+
+def require_torch():
+    """``torch`` (the oracle), one-threaded; see ``require_optional``."""
+    torch = require_optional("torch", "PyTorch", "pip install torch==2.13.0")
     torch.set_num_threads(1)
     return torch
 

@@ -25,7 +25,7 @@ LAYERS = [
     ("library", ["scratchgen.nn", "scratchgen.optim", "scratchgen.init", "scratchgen.serialize",
                  "scratchgen.testing", "scratchgen.anomaly", "scratchgen.profiler", "scratchgen.viz",
                  "scratchgen.plots", "scratchgen.progress", "scratchgen.mcmc",
-                 "scratchgen.distributed"]),
+                 "scratchgen.distributed", "scratchgen.utils"]),
     ("data and eval", ["scratchgen.data", "scratchgen.eval"]),
     ("models", ["scratchgen.models"]),
     ("runner", ["scratchgen.runner", "scratchgen.study"]),

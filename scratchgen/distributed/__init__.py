@@ -6,7 +6,8 @@
     world = distributed.init()                  # rank, size; one process when there is no MPI
     model = distributed.DataParallel(model)     # same model on every rank (checked, then broadcast)
     model.average_gradients_of(optimizer)       # each step: gradients averaged over the ranks
-    loader = DataLoader(x, y, batch_size=b, rank=world.rank, world_size=world.size)   # each rank its shard
+    loader = DataLoader(TensorDataset(x, y), batch_size=b, shuffle=True, generator=Generator(seed),
+                        rank=world.rank, world_size=world.size)   # each rank its shard of one permutation
 
 The pieces: ``communicator`` (who is who, and the collectives, each with a timeout), ``parallel``
 (model checks, broadcast, gradient averaging on the optimizer's flat buffers), ``batchnorm``

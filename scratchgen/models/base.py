@@ -39,7 +39,8 @@ import dataclasses
 import typing
 
 from ..backend import Device
-from ..data import DataLoader, load_images
+from ..data import DataLoader, TensorDataset, load_images
+from ..random import Generator
 from ..tensor import tensor
 
 _RECIPES = {}
@@ -111,8 +112,8 @@ class Recipe:
         A model that must read its data in order (a language model carrying its state from one
         window to the next) returns its own ``DataLoader``, and under ``--distributed`` hands each
         rank its ``rank``-th share of ``world_size`` (``batch_size`` is per rank)."""
-        return DataLoader(*data.train_arrays, batch_size=self.config.batch_size, seed=seed, rank=self.rank,
-                          world_size=self.world_size)
+        return DataLoader(TensorDataset(*data.train_arrays), batch_size=self.config.batch_size, shuffle=True,
+                          generator=Generator(seed), rank=self.rank, world_size=self.world_size)
 
     def to_tensors(self, arrays):
         """A batch of NumPy arrays as Tensors on the recipe's device."""

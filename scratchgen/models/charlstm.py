@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
-from ..data import DataLoader
+from ..data import DataLoader, TensorDataset
 from ..tensor import tensor
 from .base import option, register
 from .language import TextConfig, TextRecipe
@@ -110,7 +110,7 @@ class CharLSTMRecipe(TextRecipe):
         r·B .. r·B + B - 1 of B·N, so N ranks together read what one process with B·N streams reads."""
         batch = self.config.batch_size
         windows = stream_windows(data.train_arrays[0], batch * self.world_size)
-        return DataLoader(windows[:, self.rank * batch:(self.rank + 1) * batch], batch_size=1, shuffle=False)
+        return DataLoader(TensorDataset(windows[:, self.rank * batch:(self.rank + 1) * batch]), batch_size=1)
 
     def to_tensors(self, arrays):
         (window,) = arrays                                  # (1, B, T + 1)

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ..data import DataLoader
+from ..data import DataLoader, TensorDataset
 from ..tensor import tensor
 from .base import option, register
 from .language import TextConfig, TextRecipe
@@ -188,7 +188,7 @@ class NGramRecipe(TextRecipe):
 
     def make_loader(self, data, seed):
         """The whole training text as one batch."""
-        return DataLoader(data.train_ids[None, :], batch_size=1, shuffle=False)
+        return DataLoader(TensorDataset(data.train_ids[None, :]), batch_size=1)
 
     def train_step(self, batch, clock):
         (text,) = batch

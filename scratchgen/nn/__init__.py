@@ -11,3 +11,4 @@ from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noq
 from .recurrent import LSTM, LSTMCell  # noqa: F401
 from .conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample  # noqa: F401
 from .attention import MultiheadAttention  # noqa: F401
+from . import functional  # noqa: E402,F401  (torch.nn.functional's path: scratchgen.functional itself)

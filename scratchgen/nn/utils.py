@@ -1,4 +1,5 @@
-"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_``, in place on ``param.grad``."""
+"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_``, in place on ``param.grad``; and
+``load_torch_state_dict``, PyTorch weights into a module."""
 import math
 
 from ..backend import get_array_module
@@ -52,3 +53,13 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [-clip_value, clip_value]."""
     for g in _gradients(parameters):
         get_array_module(g).clip(g, -clip_value, clip_value, out=g)
+
+
+def load_torch_state_dict(module, state_dict, strict=True):
+    """Copy a PyTorch ``state_dict`` (``torch.Tensor`` values, or arrays) into ``module``: the
+    names and layouts are PyTorch's, so this is ``load_state_dict`` after taking each tensor's
+    memory on the CPU. The file itself is the caller's to read (``torch.load``, or
+    ``scratchgen.serialize.load_safetensors`` for ``.safetensors``): scratchgen never unpickles."""
+    arrays = {name: value.detach().cpu().numpy() if hasattr(value, "detach") else value
+              for name, value in state_dict.items()}
+    return module.load_state_dict(arrays, strict=strict)

@@ -72,3 +72,100 @@ def mm(a, b):
 
 
 bmm = matmul
+
+
+# ---- einsum: sums, permutations and one matmul per pair of operands ------------------------------
+def einsum(equation, *operands):
+    """``torch.einsum`` for the contractions models write ("bij,bjk->bik", "bhqd,bhkd->bhqk",
+    "i,j->ij", "...ij,jk", "ii" excepted), reduced to ops that already have derivatives:
+
+    1. a letter that appears in one operand only and nowhere later is summed out (``sum``);
+    2. operands are folded left to right; for a pair A, B the letters split into batch (in both, and
+       needed later), contracted (in both, not needed later), A's own and B's own. A is permuted to
+       (batch, A's own, contracted) and flattened to (batch, M, K), B to (batch, K, N), and one
+       ``matmul`` gives (batch, M, N), unflattened to (batch, A's own, B's own);
+    3. the result is permuted into the output's letter order.
+    Without "->" the output is every letter used once, in alphabetical order (``...`` first).
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    inputs, output = _parse_einsum(equation, [x.ndim for x in operands])
+    sizes = {}
+    for number, (x, letters) in enumerate(zip(operands, inputs)):
+        if len(set(letters)) != len(letters):
+            raise NotImplementedError(f"einsum: a letter repeated within one operand (a diagonal or trace, "
+                                      f"operand {number} of {equation!r}) is not supported")
+        for letter, size in zip(letters, x.shape):
+            if sizes.setdefault(letter, size) != size and 1 not in (size, sizes[letter]):
+                raise ValueError(f"einsum: letter {letter!r} of {equation!r} has sizes {sizes[letter]} "
+                                 f"and {size}")
+            sizes[letter] = max(size, sizes[letter])
+    result, letters = operands[0], inputs[0]
+    for position in range(1, len(operands)):
+        needed = set(output).union(*inputs[position + 1:])
+        result, letters = _sum_out(result, letters, needed | set(inputs[position]))
+        other, other_letters = _sum_out(operands[position], inputs[position], needed | set(letters))
+        result, letters = _contract(result, letters, other, other_letters, needed)
+    result, letters = _sum_out(result, letters, set(output))
+    return result.permute(*[letters.index(letter) for letter in output])
+
+
+def _parse_einsum(equation, ranks):
+    """(one string of letters per operand, the output's letters), with ``...`` spelled out as
+    distinct placeholder letters aligned from the right."""
+    left, arrow, right = equation.replace(" ", "").partition("->")
+    terms = left.split(",")
+    if len(terms) != len(ranks):
+        raise ValueError(f"einsum: {equation!r} names {len(terms)} operands, got {len(ranks)}")
+    spread = max([rank - (len(term) - 3) for term, rank in zip(terms, ranks) if "..." in term], default=0)
+    placeholders = [chr(0x3B1 + i) for i in range(spread)]  # Greek letters: never in an equation
+    inputs = []
+    for term, rank in zip(terms, ranks):
+        if "..." in term:
+            term = term.replace("...", "".join(placeholders[spread - (rank - len(term) + 3):]))
+        if len(term) != rank or not all(c.isalpha() for c in term):
+            raise ValueError(f"einsum: term {term!r} of {equation!r} does not fit an operand with "
+                             f"{rank} dims")
+        inputs.append(term)
+    if arrow:
+        output = right.replace("...", "".join(placeholders))
+    else:
+        counts = "".join(inputs)
+        output = "".join(placeholders) + "".join(sorted(c for c in set(counts) if counts.count(c) == 1
+                                                        and c not in placeholders))
+    unknown = set(output) - set("".join(inputs))
+    if unknown or len(set(output)) != len(output):
+        raise ValueError(f"einsum: output {right!r} of {equation!r} repeats a letter or names one "
+                         "no operand has")
+    return inputs, output
+
+
+def _sum_out(x, letters, keep):
+    """Sum ``x`` over the dims whose letters are not in ``keep``."""
+    gone = tuple(i for i, letter in enumerate(letters) if letter not in keep)
+    if not gone:
+        return x, letters
+    return x.sum(dim=gone), "".join(letter for letter in letters if letter in keep)
+
+
+def _contract(a, a_letters, b, b_letters, needed):
+    """One matmul over the letters ``a`` and ``b`` share but nothing later needs (see ``einsum``)."""
+    shared = [letter for letter in a_letters if letter in b_letters]
+    batch = [letter for letter in shared if letter in needed]
+    summed = [letter for letter in shared if letter not in needed]
+    a_own = [letter for letter in a_letters if letter not in shared]
+    b_own = [letter for letter in b_letters if letter not in shared]
+
+    def arranged(x, letters, order):
+        x = x.permute(*[letters.index(letter) for letter in order])
+        return x, [x.shape[i] for i in range(len(order))]
+
+    a, a_sizes = arranged(a, a_letters, batch + a_own + summed)
+    b, b_sizes = arranged(b, b_letters, batch + summed + b_own)
+    batch_a, batch_b = a_sizes[:len(batch)], b_sizes[:len(batch)]
+    own_a, own_b = a_sizes[len(batch):len(batch) + len(a_own)], b_sizes[len(batch) + len(summed):]
+    depth = math.prod(a_sizes[len(batch) + len(a_own):])
+    product = matmul(reshape(a, tuple(batch_a) + (math.prod(own_a), depth)),
+                     reshape(b, tuple(batch_b) + (depth, math.prod(own_b))))
+    shape = tuple(max(p, q) for p, q in zip(batch_a, batch_b)) + tuple(own_a) + tuple(own_b)
+    return reshape(product, shape), "".join(batch + a_own + b_own)

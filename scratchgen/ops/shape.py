@@ -248,10 +248,15 @@ def gather(x, dim, index):
     index = index.data if isinstance(index, Tensor) else index
     if index.ndim != x.ndim:
         raise ValueError(f"gather: expected index with {x.ndim} dims, got shape {tuple(index.shape)}")
-    xp = x.xp
+    return getitem(x, _positions_along(x.xp, dim, index))
+
+
+def _positions_along(xp, dim, index):
+    """The full index tuple that reads ``index`` along ``dim`` and every other dim in order
+    (gather's and scatter_add's positions: [i, index[i, j, k], k] for dim=1)."""
     grids = list(xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij"))
     grids[dim] = index
-    return getitem(x, tuple(grids))
+    return tuple(grids)
 
 
 # ---- joining and splitting ----------------------------------------------------------------------
@@ -364,3 +369,80 @@ class ToDevice(Function):
 
 def to_device(x, device):
     return x if x.device == device else ToDevice.apply(x, device=device)
+
+
+# ---- PyTorch's copy, repeat, triangle, fill and scatter methods --------------------------------
+class Clone(Function):
+    """y = a copy of x (its own memory);  dx = dy."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad):
+        return grad
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+def repeat(x, *sizes):
+    """``torch.Tensor.repeat``: tile ``x`` ``sizes[d]`` times along each dim (leading new dims allowed).
+
+    Written as view, expand, view: (s0, s1) -> (1, s0, 1, s1) -> (r0, s0, r1, s1) -> (r0 s0, r1 s1),
+    so the gradient is expand's adjoint, ``sum_to``: each input element collects its copies' gradients."""
+    sizes = _sizes("repeat", sizes)
+    if len(sizes) < x.ndim or any(s < 0 for s in sizes):
+        raise ValueError(f"repeat: expected at least {x.ndim} non-negative sizes (one per dim), got {sizes}")
+    shape = (1,) * (len(sizes) - x.ndim) + x.shape
+    interleaved = tuple(value for size in shape for value in (1, size))
+    tiled = tuple(value for count, size in zip(sizes, shape) for value in (count, size))
+    return reshape(expand(reshape(x, interleaved), tiled), tuple(c * s for c, s in zip(sizes, shape)))
+
+
+def _triangle(op, x, diagonal, keep_lower):
+    if x.ndim < 2:
+        raise ValueError(f"{op}: expected a tensor with at least 2 dims, got shape {x.shape}")
+    xp = x.xp
+    rows, cols = x.shape[-2:]
+    ones = xp.ones((rows, cols), dtype=bool)
+    keep = xp.tril(ones, diagonal) if keep_lower else xp.triu(ones, diagonal)
+    from .elementwise import where
+    return where(Tensor(keep), x, 0)
+
+
+def tril(x, diagonal=0):
+    """The lower triangle of the last two dims (j - i <= diagonal), zeros above: ``torch.tril``."""
+    return _triangle("tril", x, diagonal, keep_lower=True)
+
+
+def triu(x, diagonal=0):
+    """The upper triangle of the last two dims (j - i >= diagonal), zeros below: ``torch.triu``."""
+    return _triangle("triu", x, diagonal, keep_lower=False)
+
+
+def masked_fill(x, mask, value):
+    """``value`` where ``mask`` (broadcast to x's shape) holds, x elsewhere: ``where(mask, value, x)``."""
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    if getattr(mask, "dtype", None) != np.bool_:
+        got = getattr(mask, "dtype", type(mask).__name__)
+        raise TypeError(f"masked_fill: expected a bool mask, got {got}")
+    from .elementwise import where
+    out = where(mask, value, x)
+    if out.shape != x.shape:
+        raise ValueError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to {x.shape}")
+    return out
+
+
+def scatter_add(x, dim, index, src):
+    """out = x, then out[index[i][j]][j] += src[i][j] for dim=0 (``torch.Tensor.scatter_add``).
+
+    The addition is ``index_add`` of src's leading ``index.shape`` block at the positions of
+    ``gather``, so d(src) = gather(d(out), dim, index) and d(x) = d(out)."""
+    dim = normalize_dim("scatter_add", dim, x.ndim)
+    index = index.data if isinstance(index, Tensor) else index
+    if index.ndim != x.ndim or src.ndim != x.ndim or any(i > s for i, s in zip(index.shape, src.shape)):
+        raise ValueError(f"scatter_add: expected index with {x.ndim} dims, no larger than src {src.shape}, "
+                         f"got {tuple(index.shape)}")
+    block = src if src.shape == tuple(index.shape) else getitem(src, tuple(slice(0, s) for s in index.shape))
+    return x + index_add(block, x.shape, _positions_along(x.xp, dim, index))

@@ -1,5 +1,6 @@
-"""Learning-rate schedules: ``StepLR``, ``CosineAnnealingLR``, ``LinearLR``, ``LambdaLR`` and the
-composing ``SequentialLR`` (e.g. a linear warm-up followed by cosine decay).
+"""Learning-rate schedules: ``StepLR``, ``CosineAnnealingLR``, ``LinearLR``, ``LambdaLR``, ``OneCycleLR``,
+the composing ``SequentialLR`` (e.g. a linear warm-up followed by cosine decay) and
+``ReduceLROnPlateau`` (driven by a metric: ``scheduler.step(validation_loss)``).
 
 Call ``scheduler.step()`` once per epoch (or step) *after* ``optimizer.step()``. The values equal
 PyTorch's to the last bit because each schedule uses PyTorch's *chainable* recurrences: the new
@@ -211,3 +212,137 @@ class SequentialLR(LRScheduler):
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "_schedulers"})
         for scheduler, saved in zip(self._schedulers, state_dict["_schedulers"]):
             scheduler.load_state_dict(saved)
+
+
+class OneCycleLR(LRScheduler):
+    """Smith & Topin's one-cycle policy (2017), as PyTorch's: the rate climbs from max_lr / div_factor
+    to ``max_lr`` over the first ``pct_start`` of ``total_steps``, then anneals to
+    initial_lr / final_div_factor (``three_phase``: back down to the initial rate first). Each phase
+    interpolates with a half cosine, lr = end + (start - end) (1 + cos(pi t)) / 2, or linearly
+    (``anneal_strategy="linear"``), t the fraction of the phase done. With ``cycle_momentum`` the
+    momentum (SGD) or beta1 (Adam) moves the opposite way, between max_momentum and base_momentum.
+    Step it once per batch."""
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        if total_steps is None and (epochs is None or steps_per_epoch is None):
+            raise ValueError("OneCycleLR: expected total_steps, or epochs and steps_per_epoch")
+        self.total_steps = total_steps if total_steps is not None else epochs * steps_per_epoch
+        if self.total_steps <= 0 or not 0 <= pct_start <= 1 or anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: expected total_steps > 0, pct_start in [0, 1] and anneal_strategy "
+                             f"'cos' or 'linear', got {self.total_steps}, {pct_start}, {anneal_strategy!r}")
+        self.anneal = _cosine_between if anneal_strategy == "cos" else _linear_between
+        rise = float(pct_start * self.total_steps) - 1
+        # (last step of the phase, the group keys its rate and its momentum go from and to)
+        self.phases = ([(rise, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                        (2 * rise, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                        (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+                       if three_phase else
+                       [(rise, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                        (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")])
+        groups = optimizer.param_groups
+        self.cycle_momentum = cycle_momentum
+        self.use_beta1 = "betas" in optimizer.defaults
+        if cycle_momentum and "momentum" not in optimizer.defaults and not self.use_beta1:
+            raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
+        if last_epoch == -1:
+            for group, peak in zip(groups, _per_group("max_lr", max_lr, groups)):
+                start = peak / div_factor
+                group.update(initial_lr=start, max_lr=peak, min_lr=start / final_div_factor)
+            if cycle_momentum:
+                for group, high, low in zip(groups, _per_group("max_momentum", max_momentum, groups),
+                                            _per_group("base_momentum", base_momentum, groups)):
+                    group.update(max_momentum=high, base_momentum=low)
+                    self._set_momentum(group, high)
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step} times, but total_steps is {self.total_steps}")
+        rates = []
+        for group in self.optimizer.param_groups:
+            start = 0.0
+            for number, (end, lr_from, lr_to, momentum_from, momentum_to) in enumerate(self.phases):
+                if step <= end or number == len(self.phases) - 1:
+                    done = (step - start) / (end - start)
+                    rates.append(self.anneal(group[lr_from], group[lr_to], done))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self.anneal(group[momentum_from], group[momentum_to], done))
+                    break
+                start = end
+        return rates
+
+
+def _cosine_between(start, end, fraction):
+    return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+
+
+def _linear_between(start, end, fraction):
+    return (end - start) * fraction + start
+
+
+def _per_group(name, value, groups):
+    """One value per parameter group: a list of them, or one for all."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(groups):
+            raise ValueError(f"expected {len(groups)} values of {name} (one per parameter group), "
+                             f"got {len(value)}")
+        return list(value)
+    return [value] * len(groups)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply every rate by ``factor`` once the metric given to ``step(metric)`` has not improved
+    for more than ``patience`` steps, as PyTorch's. Improving means, for mode "min": below
+    best (1 - threshold) ("rel") or best - threshold ("abs"); "max" mirrors it. After a cut the
+    schedule waits ``cooldown`` steps; no rate goes below ``min_lr``, and a change smaller than
+    ``eps`` is skipped."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: expected factor < 1.0, got {factor}")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError("ReduceLROnPlateau: expected mode 'min' or 'max' and threshold_mode 'rel' or "
+                             f"'abs', "
+                             f"got {mode!r} and {threshold_mode!r}")
+        self.optimizer, self.factor, self.patience, self.cooldown = optimizer, factor, patience, cooldown
+        self.min_lrs = _per_group("min_lr", min_lr, optimizer.param_groups)
+        self.mode, self.threshold, self.threshold_mode, self.eps = mode, threshold, threshold_mode, eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
+        self._last_lr = self._current_lrs()
+
+    def is_better(self, value, best):
+        # written as PyTorch writes them (best * (1 - t), not best - best t): the same rounding
+        if self.threshold_mode == "rel":
+            if self.mode == "min":
+                return value < best * (1.0 - self.threshold)
+            return value > best * (self.threshold + 1.0)
+        return value < best - self.threshold if self.mode == "min" else value > best + self.threshold
+
+    def step(self, metrics, epoch=None):
+        value = float(metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.is_better(value, self.best):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad steps during the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            for group, floor in zip(self.optimizer.param_groups, self.min_lrs):
+                reduced = max(float(group["lr"]) * self.factor, floor)
+                if float(group["lr"]) - reduced > self.eps:
+                    group["lr"] = reduced
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = self._current_lrs()

@@ -1,19 +1,22 @@
-"""The seeded, resumable DataLoader."""
+"""The seeded, resumable DataLoader (the runner's use of scratchgen.utils.data.DataLoader: NumPy arrays
+in, NumPy arrays out, its own generator)."""
 import itertools
 import json
 
 import numpy as np
 import pytest
 
-from scratchgen.data import DataLoader
+from scratchgen import Generator
+from scratchgen.data import DataLoader, TensorDataset
 
 
 def epoch_indices(loader):
     return [batch[0].tolist() for batch in loader]
 
 
-def make_loader(size=10, batch_size=3, **options):
-    return DataLoader(np.arange(size), np.arange(size) * 10, batch_size=batch_size, **options)
+def make_loader(size=10, batch_size=3, seed=0, shuffle=True, **options):
+    return DataLoader(TensorDataset(np.arange(size), np.arange(size) * 10), batch_size=batch_size,
+                      shuffle=shuffle, generator=Generator(seed), **options)
 
 
 def test_each_epoch_is_a_fresh_permutation_in_batches():
@@ -66,8 +69,10 @@ def test_state_between_epochs_continues_the_stream():
 
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="one length"):
-        DataLoader(np.zeros(3), np.zeros(4), batch_size=2)
+        TensorDataset(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="positive int batch_size"):
-        DataLoader(np.zeros(3), batch_size=0)
+        DataLoader(TensorDataset(np.zeros(3)), batch_size=0)
     with pytest.raises(ValueError, match="make no batch"):
-        DataLoader(np.zeros(3), batch_size=4, drop_last=True)
+        DataLoader(TensorDataset(np.zeros(3)), batch_size=4, drop_last=True)
+    with pytest.raises(TypeError, match="scratchgen.Generator"):
+        DataLoader(TensorDataset(np.zeros(3)), generator=np.random.default_rng(0))

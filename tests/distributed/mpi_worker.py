@@ -18,7 +18,7 @@ import numpy as np
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import distributed, nn, optim
-from scratchgen.data import DataLoader
+from scratchgen.utils.data import DataLoader, TensorDataset
 from scratchgen.models import Clock, get_recipe, make_config
 
 STEPS, BATCH_PER_RANK = 4, 8
@@ -46,8 +46,8 @@ def train_net(batchnorm, batch, world, stall_at=None):
     model = distributed.DataParallel(model, world)
     optimizer = optim.Adam(model.parameters(), lr=0.05)
     model.average_gradients_of(optimizer)
-    loader = DataLoader(*examples(STEPS * batch * world.size), batch_size=batch, seed=3, rank=world.rank,
-                        world_size=world.size)
+    loader = DataLoader(TensorDataset(*examples(STEPS * batch * world.size)), batch_size=batch, shuffle=True,
+                        generator=sg.Generator(3), rank=world.rank, world_size=world.size)
     for step, (x, y) in enumerate(loader):
         if step == stall_at and world.rank == 1:
             os.kill(os.getpid(), signal.SIGSTOP)

@@ -8,7 +8,7 @@ import pytest
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import distributed, nn, optim
-from scratchgen.data import DataLoader
+from scratchgen.utils.data import DataLoader, TensorDataset
 from scratchgen.distributed import communicator
 from scratchgen.distributed.parallel import first_difference
 
@@ -59,9 +59,11 @@ def test_a_collective_that_completes_returns_without_sleeping_again():
 
 # ---- data: one permutation, one shard per rank ---------------------------------------------------------
 def test_the_ranks_shards_make_up_the_single_process_batches():
-    data = np.arange(50)
-    single = [batch for (batch,) in DataLoader(data, batch_size=8, seed=4, drop_last=True)]
-    ranks = [[batch for (batch,) in DataLoader(data, batch_size=4, seed=4, rank=r, world_size=2)] for r in (0, 1)]
+    data = TensorDataset(np.arange(50))
+    single = [batch for (batch,) in DataLoader(data, batch_size=8, shuffle=True, generator=sg.Generator(4),
+                                               drop_last=True)]
+    ranks = [[batch for (batch,) in DataLoader(data, batch_size=4, shuffle=True, generator=sg.Generator(4),
+                                               rank=r, world_size=2)] for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == len(single) == 6      # every rank the same number of steps
     for whole, first, second in zip(single, *ranks):
         np.testing.assert_array_equal(whole, np.concatenate([first, second]))
@@ -69,7 +71,7 @@ def test_the_ranks_shards_make_up_the_single_process_batches():
 
 def test_a_rank_outside_the_world_is_refused():
     with pytest.raises(ValueError, match="expected 0 <= rank < world_size, got rank 2 of 2"):
-        DataLoader(np.arange(10), batch_size=2, rank=2, world_size=2)
+        DataLoader(TensorDataset(np.arange(10)), batch_size=2, rank=2, world_size=2)
 
 
 # ---- models: compared, broadcast, averaged ------------------------------------------------------------

@@ -8,10 +8,14 @@ from scratchgen import ops
 from scratchgen.tensor import Tensor
 
 MODULES = (ops.elementwise, ops.reduction, ops.shape, ops.linalg)
+# methods whose PyTorch signature is not the function's: Tensor.where(condition, other) puts self
+# between the two (torch.where(condition, self, other))
+PYTORCH_ORDER = {"where"}
 WRAPPERS = sorted((module.__name__.rsplit(".", 1)[1], name) for module in MODULES
                   for name, method in vars(Tensor).items()
                   if inspect.isfunction(method) and inspect.isfunction(getattr(module, name, None))
-                  and f"_ops.{module.__name__.rsplit('.', 1)[1]}.{name}(" in inspect.getsource(method))
+                  and f"_ops.{module.__name__.rsplit('.', 1)[1]}.{name}(" in inspect.getsource(method)
+                  and name not in PYTORCH_ORDER)
 
 
 def _rest(signature, rename=None):

@@ -1,0 +1,2 @@
+"""``scratchgen.utils``, as ``torch.utils``: ``scratchgen.utils.data`` holds the data loading."""
+from . import data  # noqa: F401
