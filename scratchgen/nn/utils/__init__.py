@@ -1,8 +1,8 @@
 """Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_``, in place on ``param.grad``."""
 import math
 
-from ..backend import get_array_module
-from ..tensor import Tensor
+from ...backend import get_array_module
+from ...tensor import Tensor
 
 
 def _gradients(parameters):
@@ -52,3 +52,6 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [-clip_value, clip_value]."""
     for g in _gradients(parameters):
         get_array_module(g).clip(g, -clip_value, clip_value, out=g)
+
+
+from . import rnn  # noqa: E402,F401  (nn.utils.rnn, as in PyTorch)
