@@ -31,6 +31,7 @@ trailing underscore is dropped: ``class_`` is ``--class``).
 Exit status: see ``EXIT_STATUS`` (also shown by ``scratchgen --help``).
 """
 import argparse
+import dataclasses
 import inspect
 import json
 import os
@@ -60,12 +61,15 @@ EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # ---- options from config dataclasses ---------------------------------------------------------------
-def add_config_options(parser, config_class):
-    """One ``--field-name`` option per config field; only options given on the command line
-    reach the namespace (default SUPPRESS), so they can override a resumed run's config."""
+def add_config_options(parser, config_class, title, unused=()):
+    """One ``--field-name`` option per config field (in a help group called ``title``) but the
+    ``unused`` ones; only options given on the command line reach the namespace (default
+    SUPPRESS), so they can override a resumed run's config."""
     helps = config_help(config_class)
-    group = parser.add_argument_group(f"{config_class.__name__} options")
+    group = parser.add_argument_group(title)
     for name, kind, default in config_fields(config_class):
+        if name in unused:
+            continue
         flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
         # argparse %-formats help strings: a literal % must be doubled
         help_text = f"{helps[name]} (default: {default})".strip().replace("%", "%%")
@@ -81,7 +85,7 @@ def add_config_options(parser, config_class):
 def add_sample_options(parser, recipe):
     """The recipe's ``SampleOptions`` fields as flags (``sample MODEL`` and ``eval MODEL``)."""
     if recipe.SampleOptions is not None:
-        add_config_options(parser, recipe.SampleOptions)
+        add_config_options(parser, recipe.SampleOptions, "sampling options")
 
 
 def sample_options(args, model):
@@ -93,8 +97,11 @@ def sample_options(args, model):
 
 
 def _summary(recipe):
-    doc = inspect.getmodule(recipe).__doc__ or ""
-    return doc.strip().splitlines()[0].split(": ", 1)[-1] if doc.strip() else recipe.name
+    """The opening paragraph of the model's module docstring, after its ``scratchgen train MODEL:``."""
+    doc = (inspect.getmodule(recipe).__doc__ or "").strip()
+    if not doc:
+        return recipe.name
+    return " ".join(doc.split("\n\n")[0].split()).split(": ", 1)[-1].replace("``", "")
 
 
 def build_parser():
@@ -108,9 +115,10 @@ def build_parser():
     train_models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name in recipe_names():
         recipe = get_recipe(name)
+        # no abbreviations: `--data` must not quietly mean seq2seq's `--data-seed` (it has no --data)
         model_parser = train_models.add_parser(name, help=_summary(recipe), description=_summary(recipe),
-                                               argument_default=argparse.SUPPRESS)
-        add_config_options(model_parser, recipe.Config)
+                                               argument_default=argparse.SUPPRESS, allow_abbrev=False)
+        add_config_options(model_parser, recipe.Config, f"{name} model options", recipe.unused_options)
         run = model_parser.add_argument_group("run options")
         run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
         run.add_argument("--out", default=None, help="run folder (default: runs/MODEL-<timestamp>)")
@@ -182,6 +190,9 @@ def add_run_safety_options(group):
                             "the resumed run's config < this file < options on the command line")
     group.add_argument("--overwrite", action="store_true", default=False,
                        help="replace the run that --out already holds (default: refuse)")
+    group.add_argument("--print-config", action="store_true", default=False,
+                       help="print the config the run would use (after --resume, --config and options) as "
+                            "JSON, loadable with --config, and exit")
 
 
 def add_study_commands(commands):
@@ -217,6 +228,10 @@ def add_study_commands(commands):
 def _train(args):
     fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
     overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if args.print_config:
+        config, _, _ = runner.effective_config(args.model, overrides, args.resume, args.dry_run, args.config_file)
+        print(json.dumps({"model": args.model, "config": dataclasses.asdict(config)}, indent=2))
+        return 0
     summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
                            dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0

@@ -586,6 +586,25 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
 
 
 # ---- the three entry points ------------------------------------------------------------------------
+def effective_config(model, overrides=None, resume=None, dry_run=False, config_file=None):
+    """``(config, checkpoint or None, resolved resume path or None)``: the config ``train`` would
+    run with, merged as defaults < the resumed run's config < ``config_file`` < ``overrides``
+    (``scratchgen train MODEL --print-config`` prints it)."""
+    overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
+    checkpoint = None
+    if resume is not None:
+        resume = resolve_checkpoint(resume)
+        checkpoint = serialize.load(resume, expected_kind=model)
+        serialize.check_weights(checkpoint, resume)
+    elif dry_run:
+        overrides.setdefault("epochs", 1)
+    saved = checkpoint["meta"]["config"] if checkpoint else {}
+    config = make_recipe_config(get_recipe(model), {**saved, **overrides})
+    if checkpoint:
+        check_resume_changes(saved, config, checkpoint["meta"]["loader"])
+    return config, checkpoint, resume
+
+
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
           config_file=None, overwrite=False):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
@@ -598,18 +617,7 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     samples, and runs 1 epoch unless ``epochs`` is given.
     """
     recipe_class = get_recipe(model)
-    overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
-    checkpoint = None
-    if resume is not None:
-        resume = resolve_checkpoint(resume)
-        checkpoint = serialize.load(resume, expected_kind=model)
-        serialize.check_weights(checkpoint, resume)
-    elif dry_run:
-        overrides.setdefault("epochs", 1)
-    saved = checkpoint["meta"]["config"] if checkpoint else {}
-    config = make_recipe_config(recipe_class, {**saved, **overrides})
-    if checkpoint:
-        check_resume_changes(saved, config, checkpoint["meta"]["loader"])
+    config, checkpoint, resume = effective_config(model, overrides, resume, dry_run, config_file)
     check_device(device)
 
     recipe, data = build_recipe(recipe_class, config, device, dry_run)

@@ -89,6 +89,8 @@ class Recipe:
     SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
                                # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)
     dry_run = False            # set by the runner for --dry-run: a recipe may shrink costly evaluation
+    unused_options = ()        # config fields this model ignores (e.g. image_size of a text model):
+                               # the command line does not offer them
 
     def __init__(self, config, data, device="cpu"):
         self.config, self.device = config, Device(device)
