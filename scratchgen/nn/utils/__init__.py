@@ -3,6 +3,7 @@ import math
 
 from ...backend import get_array_module
 from ...tensor import Tensor
+from . import rnn  # noqa: F401  (nn.utils.rnn, as in PyTorch)
 
 
 def _gradients(parameters):
@@ -53,5 +54,3 @@ def clip_grad_value_(parameters, clip_value):
     for g in _gradients(parameters):
         get_array_module(g).clip(g, -clip_value, clip_value, out=g)
 
-
-from . import rnn  # noqa: E402,F401  (nn.utils.rnn, as in PyTorch)
