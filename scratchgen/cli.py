@@ -184,15 +184,15 @@ def build_parser():
 
 
 def add_run_safety_options(group):
-    """``--config FILE`` and ``--overwrite`` of ``train MODEL``."""
+    """``--print-config``, ``--config FILE`` and ``--overwrite`` of ``train MODEL``."""
+    group.add_argument("--print-config", action="store_true", default=False,
+                       help="print the config the run would use (after --resume, --config and options) as "
+                            "JSON, loadable with --config, and exit")
     group.add_argument("--config", default=None, metavar="FILE.json", dest="config_file",
                        help="config fields as a JSON object (or a run's config.json); precedence: defaults < "
                             "the resumed run's config < this file < options on the command line")
     group.add_argument("--overwrite", action="store_true", default=False,
                        help="replace the run that --out already holds (default: refuse)")
-    group.add_argument("--print-config", action="store_true", default=False,
-                       help="print the config the run would use (after --resume, --config and options) as "
-                            "JSON, loadable with --config, and exit")
 
 
 def add_study_commands(commands):
@@ -225,14 +225,23 @@ def add_study_commands(commands):
 
 
 # ---- commands --------------------------------------------------------------------------------------
+def _config_overrides(args):
+    """The config fields given on the command line (the others are absent from ``args``)."""
+    return {name: getattr(args, name) for name, _, _ in config_fields(get_recipe(args.model).Config)
+            if hasattr(args, name)}
+
+
+def _print_config(args):
+    config, _, _ = runner.effective_config(args.model, _config_overrides(args), args.resume, args.dry_run,
+                                           args.config_file)
+    print(json.dumps({"model": args.model, "config": dataclasses.asdict(config)}, indent=2))
+    return 0
+
+
 def _train(args):
-    fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
-    overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
     if args.print_config:
-        config, _, _ = runner.effective_config(args.model, overrides, args.resume, args.dry_run, args.config_file)
-        print(json.dumps({"model": args.model, "config": dataclasses.asdict(config)}, indent=2))
-        return 0
-    summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
+        return _print_config(args)
+    summary = runner.train(args.model, _config_overrides(args), out=args.out, resume=args.resume, device=args.device,
                            dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 

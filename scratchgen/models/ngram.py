@@ -174,9 +174,9 @@ class KneserNey(nn.Module):
 @register
 class NGramRecipe(TextRecipe):
     name = "ngram"
+    unused_options = ("image_size", "lr", "batch_size")   # counting: no optimizer, one batch
     Config = NGramConfig
     plot_keys = ("valid_bpc",)
-    unused_options = ("image_size", "lr", "batch_size")   # counting: no optimizer, one batch
 
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
