@@ -53,4 +53,3 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [-clip_value, clip_value]."""
     for g in _gradients(parameters):
         get_array_module(g).clip(g, -clip_value, clip_value, out=g)
-
