@@ -589,7 +589,8 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
 def effective_config(model, overrides=None, resume=None, dry_run=False, config_file=None):
     """``(config, checkpoint or None, resolved resume path or None)``: the config ``train`` would
     run with, merged as defaults < the resumed run's config < ``config_file`` < ``overrides``
-    (``scratchgen train MODEL --print-config`` prints it)."""
+    (``scratchgen train MODEL --print-config`` prints it; ``train`` then refuses changes a resumed
+    run cannot honour)."""
     overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
     checkpoint = None
     if resume is not None:
@@ -599,10 +600,7 @@ def effective_config(model, overrides=None, resume=None, dry_run=False, config_f
     elif dry_run:
         overrides.setdefault("epochs", 1)
     saved = checkpoint["meta"]["config"] if checkpoint else {}
-    config = make_recipe_config(get_recipe(model), {**saved, **overrides})
-    if checkpoint:
-        check_resume_changes(saved, config, checkpoint["meta"]["loader"])
-    return config, checkpoint, resume
+    return make_recipe_config(get_recipe(model), {**saved, **overrides}), checkpoint, resume
 
 
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
@@ -618,6 +616,9 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     """
     recipe_class = get_recipe(model)
     config, checkpoint, resume = effective_config(model, overrides, resume, dry_run, config_file)
+    saved = checkpoint["meta"]["config"] if checkpoint else {}
+    if checkpoint:
+        check_resume_changes(saved, config, checkpoint["meta"]["loader"])
     check_device(device)
 
     recipe, data = build_recipe(recipe_class, config, device, dry_run)
