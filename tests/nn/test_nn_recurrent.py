@@ -218,3 +218,41 @@ def test_errors_say_what_was_expected():
         nn.LSTMCell(3, 4)(sg.zeros(2, 3), (sg.zeros(2, 4), sg.zeros(4)))
     with pytest.raises(NotImplementedError, match="proj_size"):
         nn.LSTM(3, 4, proj_size=2)
+
+
+def test_packing_utilities_match_torch():
+    """pad_sequence, pack_sequence and pad_packed_sequence (padding_value, total_length, batch_first)
+    give PyTorch's tensors, and packing passes gradients back to the padded input."""
+    torch = require_torch()
+    from scratchgen.nn.utils import rnn
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((length, 2)) for length in (2, 4, 1)]
+    ours, theirs = leaves(torch, *arrays)
+    padded, their_padded = rnn.pad_sequence(ours, padding_value=-1.0), torch.nn.utils.rnn.pad_sequence(
+        theirs, padding_value=-1.0)
+    np.testing.assert_array_equal(values(padded), values(their_padded))
+    packed = rnn.pack_sequence(ours, enforce_sorted=False)
+    their_packed = torch.nn.utils.rnn.pack_sequence(theirs, enforce_sorted=False)
+    for field in ("data", "batch_sizes", "sorted_indices", "unsorted_indices"):
+        np.testing.assert_array_equal(values(getattr(packed, field)), values(getattr(their_packed, field)), field)
+    unpacked, lengths = rnn.pad_packed_sequence(packed, batch_first=True, padding_value=9.0, total_length=6)
+    their_unpacked, their_lengths = torch.nn.utils.rnn.pad_packed_sequence(
+        their_packed, batch_first=True, padding_value=9.0, total_length=6)
+    np.testing.assert_array_equal(values(unpacked), values(their_unpacked))
+    np.testing.assert_array_equal(values(lengths), values(their_lengths))
+    seeded_loss([unpacked], sg.tensor, np.float64).backward()
+    seeded_loss([their_unpacked], torch.tensor, np.float64).backward()
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+def test_packing_refuses_lengths_it_cannot_pack():
+    from scratchgen.nn.utils.rnn import pack_padded_sequence
+    x = sg.zeros(4, 3, 2)
+    with pytest.raises(ValueError, match=r"expected lengths in decreasing order with enforce_sorted=True, "
+                                         r"got \[1, 3, 2\]"):
+        pack_padded_sequence(x, [1, 3, 2])
+    with pytest.raises(ValueError, match=r"expected lengths in \[1, 4\] \(the padded length\), got \[5, 3, 0\]"):
+        pack_padded_sequence(x, [5, 3, 0], enforce_sorted=False)
+    with pytest.raises(ValueError, match=r"expected one length per sequence \(3 for input of shape"):
+        pack_padded_sequence(x, [2, 1])
