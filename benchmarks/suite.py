@@ -164,8 +164,8 @@ class Progress:
         problems = sum("error" in row for row in rows)
         line = f"{self._prefix(index)} {workload.key}: {seconds:.1f} s"
         line += f", {problems} error(s)" if problems else ""
-        left = self.total - index - 1
-        line += f"  (eta {format_duration((time.perf_counter() - self.started) / (index + 1) * left)})" if left else ""
+        left, pace = self.total - index - 1, (time.perf_counter() - self.started) / (index + 1)
+        line += f"  (eta {format_duration(pace * left)})" if left else ""
         self.stream.write(f"\r{line}\033[K\n" if self.live else line + "\n")
         self.stream.flush()
 

@@ -241,7 +241,8 @@ def _print_config(args):
 def _train(args):
     if args.print_config:
         return _print_config(args)
-    summary = runner.train(args.model, _config_overrides(args), out=args.out, resume=args.resume, device=args.device,
+    summary = runner.train(args.model, _config_overrides(args), out=args.out, resume=args.resume,
+                           device=args.device,
                            dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 

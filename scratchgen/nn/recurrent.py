@@ -113,8 +113,9 @@ class _RecurrentLayers(_RecurrentParameters):
             return scatter_packed(input.data, batch_sizes, len(batch_sizes)), sorted_lengths(input), False
         name = type(self).__name__
         if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: expected input of shape (T, B, {self.input_size}), (B, T, {self.input_size}) "
-                             f"with batch_first or unbatched (T, {self.input_size}), got {input.shape}")
+            size = self.input_size
+            raise ValueError(f"{name}: expected input of shape (T, B, {size}), (B, T, {size}) with "
+                             f"batch_first or unbatched (T, {size}), got {input.shape}")
         if input.ndim == 2:
             return reshape(input, (input.shape[0], 1, input.shape[1])), None, True
         return (transpose(input, 0, 1) if self.batch_first else input), None, False
@@ -198,8 +199,8 @@ class RNN(_HiddenStateLayers):
 
     gates = 1
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,

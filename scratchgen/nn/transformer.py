@@ -43,13 +43,13 @@ class _FeedForwardLayer(Module):
     """What both layers share: the feed-forward block (``linear1``, ``dropout``, ``linear2``)
     and the residual wiring around each block, post-norm or pre-norm."""
 
-    def __init__(self, attentions, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-                 norm_first, bias, device, dtype):
+    def __init__(self, attentions, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                 batch_first, norm_first, bias, device, dtype):
         super().__init__()
         factory = dict(device=device, dtype=dtype)
         for name in attentions:  # registered first, as PyTorch does: the state_dict keys come in its order
-            setattr(self, name, MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
-                                                   **factory))
+            setattr(self, name, MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                                   batch_first=batch_first, **factory))
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
@@ -74,8 +74,8 @@ def _attention_block(attention, key_value, mask, key_padding_mask, is_causal):
     """The block ``x -> attention(x, key_value or x, key_value or x)``, output only."""
     def block(x):
         source = x if key_value is None else key_value
-        return attention(x, source, source, attn_mask=mask, key_padding_mask=key_padding_mask, need_weights=False,
-                         is_causal=is_causal)[0]
+        return attention(x, source, source, attn_mask=mask, key_padding_mask=key_padding_mask,
+                         need_weights=False, is_causal=is_causal)[0]
     return block
 
 
@@ -83,13 +83,15 @@ class TransformerEncoderLayer(_FeedForwardLayer):
     """``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``; src (S, N, E),
     (N, S, E) with ``batch_first``, or unbatched (S, E)."""
 
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
-                 batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+                 dtype=None):
         super().__init__(("self_attn",), d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
                          batch_first, norm_first, bias, device, dtype)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
-        x = self._residual(src, 1, _attention_block(self.self_attn, None, src_mask, src_key_padding_mask, is_causal))
+        attend = _attention_block(self.self_attn, None, src_mask, src_key_padding_mask, is_causal)
+        x = self._residual(src, 1, attend)
         return self._residual(x, 2, self._feed_forward)
 
 
@@ -98,10 +100,11 @@ class TransformerDecoderLayer(_FeedForwardLayer):
     memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False)``: self-attention
     on ``tgt``, cross-attention on ``memory`` (``multihead_attn``), then the feed-forward block."""
 
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
-                 batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
-        super().__init__(("self_attn", "multihead_attn"), d_model, nhead, dim_feedforward, dropout, activation,
-                         layer_norm_eps, batch_first, norm_first, bias, device, dtype)
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+                 dtype=None):
+        super().__init__(("self_attn", "multihead_attn"), d_model, nhead, dim_feedforward, dropout,
+                         activation, layer_norm_eps, batch_first, norm_first, bias, device, dtype)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
@@ -162,6 +165,7 @@ class TransformerDecoder(Module):
         tgt_is_causal = _is_causal_mask(tgt_mask, tgt_is_causal)
         for layer in self.layers:
             tgt = layer(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
-                        tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask,
+                        tgt_key_padding_mask=tgt_key_padding_mask,
+                        memory_key_padding_mask=memory_key_padding_mask,
                         tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
         return tgt if self.norm is None else self.norm(tgt)

@@ -57,7 +57,8 @@ def test_a_log_file_gets_plain_lines_for_long_work_only(clock):
     bar.close()
     lines = log.getvalue().split("\n")
     assert "\r" not in log.getvalue() and lines[-1] == ""
-    assert [line.split("] ")[1].split()[0] for line in lines[:-1]] == ["30/100", "60/100", "90/100", "100/100"]
+    counts = [line.split("] ")[1].split()[0] for line in lines[:-1]]
+    assert counts == ["30/100", "60/100", "90/100", "100/100"]
     assert lines[0].endswith("1 steps/s  eta 1:10") and lines[-2].endswith("in 1:40")
 
 

@@ -78,7 +78,8 @@ def composed_stacks(gates):
         weights = []
         for layer in range(layers):
             layer_inputs = inputs if layer == 0 else hidden * directions
-            shapes = [(gates * hidden, layer_inputs), (gates * hidden, hidden), (gates * hidden,), (gates * hidden,)]
+            rows = gates * hidden
+            shapes = [(rows, layer_inputs), (rows, hidden), (rows,), (rows,)]
             weights += [draw(arrays(shape)) for shape in shapes * directions]
         return (x, h0, *weights), {"layers": layers, "directions": directions}
     return draw_stack()
@@ -105,6 +106,6 @@ CASES = [
     GradCase("lstm", lstm_outputs, lstm_stacks(), torch_lstm_outputs),
     GradCase("lstm_cell", lstm_cell_outputs, lstm_cell_steps(), torch_lstm_cell_outputs),
     GradCase("gru", composed_outputs(gru_steps), composed_stacks(3), torch_composed_outputs("gru")),
-    GradCase("rnn_tanh", composed_outputs(rnn_steps("tanh")), composed_stacks(1), torch_composed_outputs("rnn_tanh"),
-             second_order=True),
+    GradCase("rnn_tanh", composed_outputs(rnn_steps("tanh")), composed_stacks(1),
+             torch_composed_outputs("rnn_tanh"), second_order=True),
 ]

@@ -73,12 +73,13 @@ def test_packed_sequences_match_torch(kind, layers, bidirectional, enforce_sorte
         lengths = sorted(lengths, reverse=True)
     torch.manual_seed(seed)
     dtype, hidden, batch = np.float32, 3, len(lengths)
-    ours, theirs = recurrent_twins(torch, kind, 2, hidden, dtype, num_layers=layers, bidirectional=bidirectional,
-                                   batch_first=batch_first)
+    ours, theirs = recurrent_twins(torch, kind, 2, hidden, dtype, num_layers=layers,
+                                   bidirectional=bidirectional, batch_first=batch_first)
     rng = np.random.default_rng(seed)
     stacked = layers * (2 if bidirectional else 1)
     x_shape = (batch, max(lengths), 2) if batch_first else (max(lengths), batch, 2)
-    arrays = [rng.standard_normal(s).astype(dtype) for s in (x_shape, (stacked, batch, hidden), (stacked, batch, hidden))]
+    state_shape = (stacked, batch, hidden)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in (x_shape, state_shape, state_shape)]
     (x, *states), (tx, *tstates) = leaves(torch, *arrays[:2 + KINDS[kind][3]])
     packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
     tpacked = torch.nn.utils.rnn.pack_padded_sequence(tx, lengths, batch_first=batch_first,
@@ -234,7 +235,8 @@ def test_packing_utilities_match_torch():
     packed = rnn.pack_sequence(ours, enforce_sorted=False)
     their_packed = torch.nn.utils.rnn.pack_sequence(theirs, enforce_sorted=False)
     for field in ("data", "batch_sizes", "sorted_indices", "unsorted_indices"):
-        np.testing.assert_array_equal(values(getattr(packed, field)), values(getattr(their_packed, field)), field)
+        np.testing.assert_array_equal(values(getattr(packed, field)), values(getattr(their_packed, field)),
+                                      field)
     unpacked, lengths = rnn.pad_packed_sequence(packed, batch_first=True, padding_value=9.0, total_length=6)
     their_unpacked, their_lengths = torch.nn.utils.rnn.pad_packed_sequence(
         their_packed, batch_first=True, padding_value=9.0, total_length=6)
@@ -252,7 +254,8 @@ def test_packing_refuses_lengths_it_cannot_pack():
     with pytest.raises(ValueError, match=r"expected lengths in decreasing order with enforce_sorted=True, "
                                          r"got \[1, 3, 2\]"):
         pack_padded_sequence(x, [1, 3, 2])
-    with pytest.raises(ValueError, match=r"expected lengths in \[1, 4\] \(the padded length\), got \[5, 3, 0\]"):
+    with pytest.raises(ValueError, match=r"expected lengths in \[1, 4\] \(the padded length\), got "
+                                         r"\[5, 3, 0\]"):
         pack_padded_sequence(x, [5, 3, 0], enforce_sorted=False)
     with pytest.raises(ValueError, match=r"expected one length per sequence \(3 for input of shape"):
         pack_padded_sequence(x, [2, 1])

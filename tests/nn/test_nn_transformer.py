@@ -50,34 +50,39 @@ def masks(kind, stack, mask, padding, batch, target, source, rng):
     return kwargs
 
 
+def as_tensors(kwargs, make_tensor, dtype):
+    """Mask arrays as tensors (float masks in the inputs' dtype); flags unchanged."""
+    def convert(value):
+        if not isinstance(value, np.ndarray):
+            return value
+        return make_tensor(value if value.dtype == bool else value.astype(dtype))
+    return {name: convert(value) for name, value in kwargs.items()}
+
+
 @settings(max_examples=30)
 @given(kind=st.sampled_from(["Encoder", "Decoder"]), stack=st.booleans(), norm_first=st.booleans(),
        batch_first=st.booleans(), activation=st.sampled_from(["relu", "gelu"]),
-       mask=st.sampled_from(["none", "causal", "causal_hint"]), padding=st.booleans(), batch=st.integers(1, 3),
-       target=st.integers(1, 5), source=st.integers(1, 4), dtype=st.sampled_from([np.float32, np.float64]),
-       seed=st.integers(0, 2**16))
-def test_transformer_layers_match_torch(kind, stack, norm_first, batch_first, activation, mask, padding, batch,
-                                        target, source, dtype, seed):
+       mask=st.sampled_from(["none", "causal", "causal_hint"]), padding=st.booleans(),
+       batch=st.integers(1, 3), target=st.integers(1, 5), source=st.integers(1, 4),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_transformer_layers_match_torch(kind, stack, norm_first, batch_first, activation, mask, padding,
+                                        batch, target, source, dtype, seed):
     torch = require_torch()
     torch.manual_seed(seed)
     options = dict(norm_first=norm_first, batch_first=batch_first, activation=activation)
     ours, theirs = twins(torch, lambda d: make_layers(nn, kind, options, stack).to(dtype=d),
                          lambda: make_layers(torch.nn, kind, options, stack), dtype)
     rng = np.random.default_rng(seed)
-    layout = (lambda length: (batch, length, D_MODEL)) if batch_first else (lambda length: (length, batch, D_MODEL))
-    arrays = [rng.standard_normal(layout(target)).astype(dtype)]
-    if kind == "Decoder":
-        arrays.append(rng.standard_normal(layout(source)).astype(dtype))
+    lengths = [target] if kind == "Encoder" else [target, source]
+    shapes = [(batch, length, D_MODEL) if batch_first else (length, batch, D_MODEL) for length in lengths]
+    arrays = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
     inputs, their_inputs = leaves(torch, *arrays)
     kwargs = masks(kind, stack, mask, padding, batch, target, source, rng)
-    our_kwargs = {k: sg.tensor(v.astype(dtype)) if isinstance(v, np.ndarray) and v.dtype != bool
-                  else (sg.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
-    their_kwargs = {k: torch.tensor(v.astype(dtype) if v.dtype != bool else v) if isinstance(v, np.ndarray) else v
-                    for k, v in kwargs.items()}
-    out, their_out = ours(*inputs, **our_kwargs), theirs(*their_inputs, **their_kwargs)
+    out = ours(*inputs, **as_tensors(kwargs, sg.tensor, dtype))
+    their_out = theirs(*their_inputs, **as_tensors(kwargs, torch.tensor, dtype))
     names = ("src",) if kind == "Encoder" else ("tgt", "memory")
-    assert_outputs_and_gradients_match([("output", out, their_out)], zip(names, inputs, their_inputs), ours, theirs,
-                                       dtype)
+    assert_outputs_and_gradients_match([("output", out, their_out)], zip(names, inputs, their_inputs), ours,
+                                       theirs, dtype)
 
 
 @pytest.mark.parametrize("kind", ["Encoder", "Decoder"])
@@ -105,8 +110,8 @@ def test_the_causal_hint_needs_the_mask_and_bad_options_are_named():
     layer = nn.TransformerEncoderLayer(D_MODEL, HEADS, FEEDFORWARD)
     with pytest.raises(ValueError, match="is_causal=True is a hint that attn_mask is the causal mask"):
         layer(sg.randn(3, 1, D_MODEL), is_causal=True)
-    with pytest.raises(ValueError, match="TransformerEncoderLayer: expected activation 'relu', 'gelu' or a callable, "
-                                         "got 'tanh'"):
+    with pytest.raises(ValueError, match="TransformerEncoderLayer: expected activation 'relu', 'gelu' or a "
+                                         "callable, got 'tanh'"):
         nn.TransformerEncoderLayer(D_MODEL, HEADS, activation="tanh")
     with pytest.raises(ValueError, match="TransformerEncoder: expected num_layers >= 1, got 0"):
         nn.TransformerEncoder(layer, 0)

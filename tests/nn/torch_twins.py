@@ -45,6 +45,7 @@ def assert_outputs_and_gradients_match(outputs, inputs, ours, theirs, dtype):
         assert_same(a, b, dtype, name)
     seeded_loss([a for _, a, _ in outputs], sg.tensor, dtype).backward()
     seeded_loss([b for _, _, b in outputs], torch.tensor, dtype).backward()
-    pairs = list(inputs) + [(name, p, q) for (name, p), q in zip(ours.named_parameters(), theirs.parameters())]
+    parameters = zip(ours.named_parameters(), theirs.parameters())
+    pairs = list(inputs) + [(name, p, q) for (name, p), q in parameters]
     for name, a, b in pairs:
         assert_same(a.grad, b.grad, dtype, f"gradient of {name}")

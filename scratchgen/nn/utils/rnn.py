@@ -72,8 +72,9 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         raise ValueError(f"pack_padded_sequence: expected lengths in [1, {steps}] (the padded length), "
                          f"got {lengths.tolist()}")
     if enforce_sorted and np.any(np.diff(lengths) > 0):
-        raise ValueError(f"pack_padded_sequence: expected lengths in decreasing order with enforce_sorted=True, "
-                         f"got {lengths.tolist()}; pass enforce_sorted=False to sort them")
+        raise ValueError(f"pack_padded_sequence: expected lengths in decreasing order with "
+                         f"enforce_sorted=True, got {lengths.tolist()}; pass enforce_sorted=False to sort "
+                         "them")
     order = None if enforce_sorted else np.argsort(-lengths, kind="stable")
     batch_sizes = _batch_sizes(lengths if order is None else lengths[order])
     times, columns = packed_positions(batch_sizes)
@@ -120,7 +121,8 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0):
     if not sequences:
         raise ValueError("pad_sequence: expected a non-empty list of sequences")
     longest = max(s.shape[0] for s in sequences)
-    padded = [pad(s, (0, 0) * (s.ndim - 1) + (0, longest - s.shape[0]), value=padding_value) for s in sequences]
+    padded = [pad(s, (0, 0) * (s.ndim - 1) + (0, longest - s.shape[0]), value=padding_value)
+              for s in sequences]
     return stack(padded, dim=0 if batch_first else 1)
 
 
