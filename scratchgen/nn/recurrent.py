@@ -108,12 +108,13 @@ class _RecurrentLayers(_RecurrentParameters):
 
     def _time_major(self, input):
         """(x (T, B, I), lengths per column or None, unbatched)."""
+        name, size = type(self).__name__, self.input_size
         if isinstance(input, PackedSequence):
+            if input.data.ndim != 2 or input.data.shape[1] != size:
+                raise ValueError(f"{name}: expected packed data of shape (steps, {size}), got {input.data.shape}")
             batch_sizes = input.batch_sizes.numpy()
             return scatter_packed(input.data, batch_sizes, len(batch_sizes)), sorted_lengths(input), False
-        name = type(self).__name__
-        if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
-            size = self.input_size
+        if input.ndim not in (2, 3) or input.shape[-1] != size:
             raise ValueError(f"{name}: expected input of shape (T, B, {size}), (B, T, {size}) with "
                              f"batch_first or unbatched (T, {size}), got {input.shape}")
         if input.ndim == 2:

@@ -83,3 +83,14 @@ def test_the_benchmark_suite_says_how_long_is_left(monkeypatch):
     bar.done(3, workload, 20.0, [])
     assert stream.getvalue().splitlines() == ["[  1/4 | 1 thread] conv/forward: 20.0 s  (eta 1:00)",
                                               "[  4/4 | 1 thread] conv/forward: 20.0 s"]
+
+
+def test_a_notebook_redraws_in_place(clock, monkeypatch):
+    import sys
+    notebook_stderr = io.StringIO()   # Jupyter's stderr is no terminal
+    monkeypatch.setattr(sys, "stderr", notebook_stderr)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    bar = ProgressBar(1, 2, total=3)
+    clock.now += 1
+    bar.update(1, {}, examples=8)
+    assert notebook_stderr.getvalue().startswith("\repoch 1/2 [")

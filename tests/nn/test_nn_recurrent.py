@@ -213,6 +213,9 @@ def test_errors_say_what_was_expected():
         layer(sg.zeros(5))
     with pytest.raises(ValueError, match=r"GRU: expected hx of shape \(4, 2, 4\)"):
         nn.GRU(3, 4, num_layers=2, bidirectional=True)(sg.zeros(5, 2, 3), sg.zeros(2, 2, 4))
+    from scratchgen.nn.utils.rnn import pack_sequence
+    with pytest.raises(ValueError, match=r"GRU: expected packed data of shape \(steps, 3\), got \(5, 2\)"):
+        nn.GRU(3, 4)(pack_sequence([sg.zeros(3, 2), sg.zeros(2, 2)]))
     with pytest.raises(ValueError, match="RNN: expected nonlinearity 'tanh' or 'relu', got 'gelu'"):
         nn.RNN(3, 4, nonlinearity="gelu")
     with pytest.raises(ValueError, match=r"lstm_cell: expected cx of shape \(2, 4\), got \(4,\)"):
