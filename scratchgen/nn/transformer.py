@@ -39,9 +39,11 @@ def _activation(op, activation):
     return ACTIVATIONS[activation]
 
 
-class _FeedForwardLayer(Module):
-    """What both layers share: the feed-forward block (``linear1``, ``dropout``, ``linear2``)
-    and the residual wiring around each block, post-norm or pre-norm."""
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: their attentions (``self_attn``, and the
+    decoder's ``multihead_attn``), the feed-forward block (``linear1``, ``dropout``, ``linear2``),
+    one ``norm<i>`` and ``dropout<i>`` per residual block, and the residual wiring, post-norm or
+    pre-norm."""
 
     def __init__(self, attentions, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
                  batch_first, norm_first, bias, device, dtype):
@@ -79,7 +81,7 @@ def _attention_block(attention, key_value, mask, key_padding_mask, is_causal):
     return block
 
 
-class TransformerEncoderLayer(_FeedForwardLayer):
+class TransformerEncoderLayer(_TransformerLayer):
     """``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``; src (S, N, E),
     (N, S, E) with ``batch_first``, or unbatched (S, E)."""
 
@@ -95,7 +97,7 @@ class TransformerEncoderLayer(_FeedForwardLayer):
         return self._residual(x, 2, self._feed_forward)
 
 
-class TransformerDecoderLayer(_FeedForwardLayer):
+class TransformerDecoderLayer(_TransformerLayer):
     """``forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
     memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False)``: self-attention
     on ``tgt``, cross-attention on ``memory`` (``multihead_attn``), then the feed-forward block."""
