@@ -24,6 +24,7 @@ import time
 import traceback
 
 from scratchgen.memory import keep_freed_memory
+from scratchgen.progress import format_duration
 
 from .ceilings import ceilings_from
 from .machine import environment_warnings, machine_info, pin_threads, pinned_threads, thread_environment
@@ -145,12 +146,14 @@ def add_fraction_of_ceiling(row, ceilings):
 
 
 class Progress:
-    """One line per workload on stderr: where the run is, how long each workload took, what failed."""
+    """One line per workload on stderr: where the run is, how long each workload took, what failed,
+    and the time left at the mean pace so far."""
 
     def __init__(self, total, threads, stream=None):
         self.total, self.threads = total, threads
         self.stream = stream or sys.stderr
         self.live = getattr(self.stream, "isatty", lambda: False)()
+        self.started = time.perf_counter()
 
     def start(self, index, workload):
         if self.live:  # a terminal: say what is running now, overwritten when it is done
@@ -161,6 +164,8 @@ class Progress:
         problems = sum("error" in row for row in rows)
         line = f"{self._prefix(index)} {workload.key}: {seconds:.1f} s"
         line += f", {problems} error(s)" if problems else ""
+        left, pace = self.total - index - 1, (time.perf_counter() - self.started) / (index + 1)
+        line += f"  (eta {format_duration(pace * left)})" if left else ""
         self.stream.write(f"\r{line}\033[K\n" if self.live else line + "\n")
         self.stream.flush()
 

@@ -31,6 +31,7 @@ trailing underscore is dropped: ``class_`` is ``--class``).
 Exit status: see ``EXIT_STATUS`` (also shown by ``scratchgen --help``).
 """
 import argparse
+import dataclasses
 import inspect
 import json
 import os
@@ -62,12 +63,15 @@ EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # ---- options from config dataclasses ---------------------------------------------------------------
-def add_config_options(parser, config_class):
-    """One ``--field-name`` option per config field; only options given on the command line
-    reach the namespace (default SUPPRESS), so they can override a resumed run's config."""
+def add_config_options(parser, config_class, title, unused=()):
+    """One ``--field-name`` option per config field (in a help group called ``title``) but the
+    ``unused`` ones; only options given on the command line reach the namespace (default
+    SUPPRESS), so they can override a resumed run's config."""
     helps = config_help(config_class)
-    group = parser.add_argument_group(f"{config_class.__name__} options")
+    group = parser.add_argument_group(title)
     for name, kind, default in config_fields(config_class):
+        if name in unused:
+            continue
         flag = "--" + name.rstrip("_").replace("_", "-")  # class_ (a Python keyword) -> --class
         # argparse %-formats help strings: a literal % must be doubled
         help_text = f"{helps[name]} (default: {default})".strip().replace("%", "%%")
@@ -83,7 +87,7 @@ def add_config_options(parser, config_class):
 def add_sample_options(parser, recipe):
     """The recipe's ``SampleOptions`` fields as flags (``sample MODEL`` and ``eval MODEL``)."""
     if recipe.SampleOptions is not None:
-        add_config_options(parser, recipe.SampleOptions)
+        add_config_options(parser, recipe.SampleOptions, "sampling options")
 
 
 def sample_options(args, model):
@@ -95,8 +99,11 @@ def sample_options(args, model):
 
 
 def _summary(recipe):
-    doc = inspect.getmodule(recipe).__doc__ or ""
-    return doc.strip().splitlines()[0].split(": ", 1)[-1] if doc.strip() else recipe.name
+    """The opening paragraph of the model's module docstring, after its ``scratchgen train MODEL:``."""
+    doc = (inspect.getmodule(recipe).__doc__ or "").strip()
+    if not doc:
+        return recipe.name
+    return " ".join(doc.split("\n\n")[0].split()).split(": ", 1)[-1].replace("``", "")
 
 
 def build_parser():
@@ -110,9 +117,10 @@ def build_parser():
     train_models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name in recipe_names():
         recipe = get_recipe(name)
+        # no abbreviations: `--data` must not quietly mean seq2seq's `--data-seed` (it has no --data)
         model_parser = train_models.add_parser(name, help=_summary(recipe), description=_summary(recipe),
-                                               argument_default=argparse.SUPPRESS)
-        add_config_options(model_parser, recipe.Config)
+                                               argument_default=argparse.SUPPRESS, allow_abbrev=False)
+        add_config_options(model_parser, recipe.Config, f"{name} model options", recipe.unused_options)
         run = model_parser.add_argument_group("run options")
         run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
         run.add_argument("--out", default=None, help="run folder (default: runs/MODEL-<timestamp>)")
@@ -179,7 +187,10 @@ def build_parser():
 
 
 def add_run_safety_options(group):
-    """``--config FILE`` and ``--overwrite`` of ``train MODEL``."""
+    """``--print-config``, ``--config FILE`` and ``--overwrite`` of ``train MODEL``."""
+    group.add_argument("--print-config", action="store_true", default=False,
+                       help="print the config the run would use (after --resume, --config and options) as "
+                            "JSON, loadable with --config, and exit")
     group.add_argument("--config", default=None, metavar="FILE.json", dest="config_file",
                        help="config fields as a JSON object (or a run's config.json); precedence: defaults < "
                             "the resumed run's config < this file < options on the command line")
@@ -227,12 +238,26 @@ def add_study_commands(commands):
 
 
 # ---- commands --------------------------------------------------------------------------------------
+def _config_overrides(args):
+    """The config fields given on the command line (the others are absent from ``args``)."""
+    return {name: getattr(args, name) for name, _, _ in config_fields(get_recipe(args.model).Config)
+            if hasattr(args, name)}
+
+
+def _print_config(args):
+    config, _, _ = runner.effective_config(args.model, _config_overrides(args), args.resume, args.dry_run,
+                                           args.config_file)
+    print(json.dumps({"model": args.model, "config": dataclasses.asdict(config)}, indent=2))
+    return 0
+
+
 def _train(args):
-    fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
-    overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if args.print_config:
+        return _print_config(args)
     if args.collective_timeout is not None and not args.collective_timeout > 0:
-        raise runner.UsageError(f"--collective-timeout: expected a number of seconds > 0, got {args.collective_timeout}")
-    summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
+        raise runner.UsageError(f"--collective-timeout: expected a number of seconds > 0, "
+                                f"got {args.collective_timeout}")
+    summary = runner.train(args.model, _config_overrides(args), out=args.out, resume=args.resume, device=args.device,
                            dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite,
                            distributed=args.distributed, collective_timeout=args.collective_timeout)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0

@@ -622,6 +622,23 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
 
 
 # ---- the three entry points ------------------------------------------------------------------------
+def effective_config(model, overrides=None, resume=None, dry_run=False, config_file=None):
+    """``(config, checkpoint or None, resolved resume path or None)``: the config ``train`` would
+    run with, merged as defaults < the resumed run's config < ``config_file`` < ``overrides``
+    (``scratchgen train MODEL --print-config`` prints it; ``train`` then refuses changes a resumed
+    run cannot honour)."""
+    overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
+    checkpoint = None
+    if resume is not None:
+        resume = resolve_checkpoint(resume)
+        checkpoint = serialize.load(resume, expected_kind=model)
+        serialize.check_weights(checkpoint, resume)
+    elif dry_run:
+        overrides.setdefault("epochs", 1)
+    saved = checkpoint["meta"]["config"] if checkpoint else {}
+    return make_recipe_config(get_recipe(model), {**saved, **overrides}), checkpoint, resume
+
+
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
           config_file=None, overwrite=False, distributed=False, collective_timeout=None):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
@@ -638,16 +655,8 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     world = join_world(model, collective_timeout, echo) if distributed else SingleProcess()
     echo = echo if world.rank == 0 else _silent
     recipe_class = get_recipe(model)
-    overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
-    checkpoint = None
-    if resume is not None:
-        resume = resolve_checkpoint(resume)
-        checkpoint = serialize.load(resume, expected_kind=model)
-        serialize.check_weights(checkpoint, resume)
-    elif dry_run:
-        overrides.setdefault("epochs", 1)
+    config, checkpoint, resume = effective_config(model, overrides, resume, dry_run, config_file)
     saved = checkpoint["meta"]["config"] if checkpoint else {}
-    config = make_recipe_config(recipe_class, {**saved, **overrides})
     if checkpoint:
         check_resume_changes(saved, config, checkpoint["meta"]["loader"], checkpoint["meta"].get("world_size", 1),
                              world.size)

@@ -86,6 +86,8 @@ class Recipe:
     samples_are_images = True  # False for text models: ``sample`` returns a list of strings
     final_samples = None       # samples drawn at the end of training (None: the runner's 1000 for FID)
     plot_keys = ("loss",)      # metrics.jsonl keys that loss.png draws against the epoch
+    unused_options = ()        # config fields this model ignores (e.g. image_size of a text model):
+                               # the command line does not offer them
     evaluate_from_scratch = None  # or a classmethod: what `eval MODEL` does without --checkpoint
     SampleOptions = None       # a dataclass: its fields become flags of `sample MODEL` / `eval MODEL`,
                                # passed to ``sample(n, **options)`` (e.g. the diffusion's sampler)

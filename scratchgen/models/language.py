@@ -68,6 +68,7 @@ class TextRecipe(Recipe):
     samples_are_images = False
     final_samples = 3                # samples.txt at the end of training: three of sample_length characters
     plot_keys = ("bpc", "valid_bpc")
+    unused_options = ("image_size",)
 
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)

@@ -174,6 +174,7 @@ class KneserNey(nn.Module):
 @register
 class NGramRecipe(TextRecipe):
     name = "ngram"
+    unused_options = ("image_size", "lr", "batch_size")   # counting: no optimizer, one batch
     Config = NGramConfig
     plot_keys = ("valid_bpc",)
     has_gradient_step = False   # it counts n-grams

@@ -310,6 +310,7 @@ class Seq2SeqRecipe(Recipe):
     Config = Seq2SeqConfig
     generative = False
     plot_keys = ("loss", "valid_loss")
+    unused_options = ("image_size", "data")   # its data are generated number words
     evaluation_batch = 500
 
     def __init__(self, config, data, device="cpu"):

@@ -8,7 +8,9 @@ from .layers import Dropout, Embedding, Flatten, Identity, Linear, Unflatten  # 
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
-from .recurrent import LSTM, LSTMCell  # noqa: F401
+from .recurrent import GRU, LSTM, RNN, LSTMCell  # noqa: F401
+from .transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,  # noqa: F401
+                          TransformerEncoderLayer)
 from .conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample  # noqa: F401
 from .attention import MultiheadAttention  # noqa: F401
 from . import functional  # noqa: E402,F401  (torch.nn.functional's path: scratchgen.functional itself)

@@ -1,5 +1,6 @@
-"""LSTM and LSTMCell against PyTorch: the same state_dict gives the same outputs, final states and
-every gradient (drawn layer counts, layouts, biases, initial states, dtypes); PyTorch's init;
+"""LSTM, GRU, RNN and LSTMCell against PyTorch: the same state_dict gives the same outputs, final
+states and every gradient (drawn layer counts, directions, layouts, biases, initial states, dtypes,
+packed sequences of drawn lengths); PyTorch's init;
 dropout between layers; a decoding loop of cells equals the sequence layer; BPTT through 1,000
 steps; and the fused op refuses a second derivative."""
 import numpy as np
@@ -11,66 +12,87 @@ import scratchgen as sg
 from conftest import require_torch
 from scratchgen import nn
 from scratchgen.nn.recurrent import LAYER_PARAMETERS
+from torch_twins import assert_outputs_and_gradients_match, assert_same, leaves, seeded_loss, twins, values
 
-TOLERANCES = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-9, atol=1e-10)}
-
-
-def twins(torch, make_ours, make_theirs, dtype):
-    """A scratchgen layer and its PyTorch twin holding the same (randomised) weights."""
-    theirs = make_theirs().to(getattr(torch, np.dtype(dtype).name))
-    ours = make_ours(dtype)
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.load_state_dict({name: value.numpy() for name, value in theirs.state_dict().items()})
-    return ours, theirs
+# kind -> (our class, torch's class name, extra constructor options, does the state hold c as well)
+KINDS = {"LSTM": (nn.LSTM, "LSTM", {}, True), "GRU": (nn.GRU, "GRU", {}, False),
+         "RNN": (nn.RNN, "RNN", {}, False), "RNN-relu": (nn.RNN, "RNN", {"nonlinearity": "relu"}, False)}
 
 
-def leaves(torch, *arrays):
-    return ([sg.tensor(a, requires_grad=True) for a in arrays],
-            [torch.tensor(a, requires_grad=True) for a in arrays])
+def recurrent_twins(torch, kind, input_size, hidden, dtype, **options):
+    ours_class, torch_name, extra, _ = KINDS[kind]
+    return twins(torch, lambda d: ours_class(input_size, hidden, dtype=d, **extra, **options),
+                 lambda: getattr(torch.nn, torch_name)(input_size, hidden, **extra, **options), dtype)
 
 
-def values(tensor):
-    return tensor.detach().numpy()
+def as_pairs(kind, states):
+    """(h, c) for the LSTM, (h,) for GRU and RNN: the states a layer takes and returns."""
+    return tuple(states) if KINDS[kind][3] else (states,)
 
 
-def assert_same(ours, theirs, dtype, what):
-    np.testing.assert_allclose(values(ours), values(theirs), **TOLERANCES[dtype], err_msg=what)
+def from_pairs(kind, states):
+    return tuple(states) if KINDS[kind][3] else states[0]
 
 
-def seeded_loss(outputs, tensor_type, dtype):
-    """sum(output * fixed random weights) over every output: each gets a distinct gradient."""
-    rng = np.random.default_rng(0)
-    return sum((o * tensor_type(rng.standard_normal(tuple(o.shape)).astype(dtype))).sum() for o in outputs)
-
-
-@settings(max_examples=25)
-@given(layers=st.integers(1, 3), batch_first=st.booleans(), bias=st.booleans(), given_state=st.booleans(),
-       unbatched=st.booleans(), steps=st.sampled_from([1, 2, 5]), batch=st.integers(1, 3),
-       hidden=st.sampled_from([1, 3, 5]), dtype=st.sampled_from([np.float32, np.float64]),
-       seed=st.integers(0, 2**16))
-def test_lstm_matches_torch(layers, batch_first, bias, given_state, unbatched, steps, batch, hidden, dtype,
-                            seed):
+@settings(max_examples=40)
+@given(kind=st.sampled_from(sorted(KINDS)), layers=st.integers(1, 3), bidirectional=st.booleans(),
+       batch_first=st.booleans(), bias=st.booleans(), given_state=st.booleans(), unbatched=st.booleans(),
+       steps=st.sampled_from([1, 2, 5]), batch=st.integers(1, 3), hidden=st.sampled_from([1, 3, 5]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_recurrent_layers_match_torch(kind, layers, bidirectional, batch_first, bias, given_state, unbatched,
+                                      steps, batch, hidden, dtype, seed):
+    """LSTM, GRU and RNN (tanh, relu): outputs, final states and every gradient as PyTorch's."""
     torch = require_torch()
     torch.manual_seed(seed)
-    options = dict(num_layers=layers, bias=bias, batch_first=batch_first)
-    ours, theirs = twins(torch, lambda d: nn.LSTM(4, hidden, dtype=d, **options),
-                         lambda: torch.nn.LSTM(4, hidden, **options), dtype)
+    ours, theirs = recurrent_twins(torch, kind, 4, hidden, dtype, num_layers=layers, bias=bias,
+                                   batch_first=batch_first, bidirectional=bidirectional)
     rng = np.random.default_rng(seed)
+    stacked = layers * (2 if bidirectional else 1)
     x_shape = (steps, 4) if unbatched else ((batch, steps, 4) if batch_first else (steps, batch, 4))
-    state_shape = (layers, hidden) if unbatched else (layers, batch, hidden)
+    state_shape = (stacked, hidden) if unbatched else (stacked, batch, hidden)
     arrays = [rng.standard_normal(s).astype(dtype) for s in (x_shape, state_shape, state_shape)]
-    (x, h0, c0), (tx, th0, tc0) = leaves(torch, *arrays)
-    y, (h_n, c_n) = ours(x, (h0, c0) if given_state else None)
-    ty, (th_n, tc_n) = theirs(tx, (th0, tc0) if given_state else None)
-    for name, a, b in (("output", y, ty), ("h_n", h_n, th_n), ("c_n", c_n, tc_n)):
-        assert a.shape == tuple(b.shape), name
-        assert_same(a, b, dtype, name)
-    seeded_loss([y, h_n, c_n], sg.tensor, dtype).backward()
-    seeded_loss([ty, th_n, tc_n], torch.tensor, dtype).backward()
-    pairs = [("x", x, tx)] + ([("h0", h0, th0), ("c0", c0, tc0)] if given_state else [])
-    pairs += [(name, p, q) for (name, p), q in zip(ours.named_parameters(), theirs.parameters())]
-    for name, a, b in pairs:
-        assert_same(a.grad, b.grad, dtype, f"gradient of {name}")
+    (x, *states), (tx, *tstates) = leaves(torch, *arrays[:2 + KINDS[kind][3]])
+    y, finals = ours(x, from_pairs(kind, states) if given_state else None)
+    ty, tfinals = theirs(tx, from_pairs(kind, tstates) if given_state else None)
+    outputs = [("output", y, ty)] + list(zip(("h_n", "c_n"), as_pairs(kind, finals), as_pairs(kind, tfinals)))
+    inputs = [("x", x, tx)] + (list(zip(("h0", "c0"), states, tstates)) if given_state else [])
+    assert_outputs_and_gradients_match(outputs, inputs, ours, theirs, dtype)
+
+
+@settings(max_examples=30)
+@given(kind=st.sampled_from(sorted(KINDS)), layers=st.integers(1, 2), bidirectional=st.booleans(),
+       enforce_sorted=st.booleans(), lengths=st.lists(st.integers(1, 5), min_size=1, max_size=4),
+       given_state=st.booleans(), batch_first=st.booleans(), seed=st.integers(0, 2**16))
+def test_packed_sequences_match_torch(kind, layers, bidirectional, enforce_sorted, lengths, given_state,
+                                      batch_first, seed):
+    """pack_padded_sequence -> layer -> pad_packed_sequence: each sequence runs for its own length
+    (final states at its last real step, zeros past it), in float32, as PyTorch."""
+    torch = require_torch()
+    from scratchgen.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    if enforce_sorted:
+        lengths = sorted(lengths, reverse=True)
+    torch.manual_seed(seed)
+    dtype, hidden, batch = np.float32, 3, len(lengths)
+    ours, theirs = recurrent_twins(torch, kind, 2, hidden, dtype, num_layers=layers,
+                                   bidirectional=bidirectional, batch_first=batch_first)
+    rng = np.random.default_rng(seed)
+    stacked = layers * (2 if bidirectional else 1)
+    x_shape = (batch, max(lengths), 2) if batch_first else (max(lengths), batch, 2)
+    state_shape = (stacked, batch, hidden)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in (x_shape, state_shape, state_shape)]
+    (x, *states), (tx, *tstates) = leaves(torch, *arrays[:2 + KINDS[kind][3]])
+    packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
+    tpacked = torch.nn.utils.rnn.pack_padded_sequence(tx, lengths, batch_first=batch_first,
+                                                      enforce_sorted=enforce_sorted)
+    np.testing.assert_array_equal(values(packed.data), values(tpacked.data))
+    y, finals = ours(packed, from_pairs(kind, states) if given_state else None)
+    ty, tfinals = theirs(tpacked, from_pairs(kind, tstates) if given_state else None)
+    (y, y_lengths), (ty, ty_lengths) = (pad_packed_sequence(y, batch_first=batch_first),
+                                        torch.nn.utils.rnn.pad_packed_sequence(ty, batch_first=batch_first))
+    np.testing.assert_array_equal(values(y_lengths), values(ty_lengths))
+    outputs = [("output", y, ty)] + list(zip(("h_n", "c_n"), as_pairs(kind, finals), as_pairs(kind, tfinals)))
+    inputs = [("x", x, tx)] + (list(zip(("h0", "c0"), states, tstates)) if given_state else [])
+    assert_outputs_and_gradients_match(outputs, inputs, ours, theirs, dtype)
 
 
 @settings(max_examples=15)
@@ -183,13 +205,60 @@ def test_reference_and_cpu_kernels_agree_through_the_layer():
 
 def test_errors_say_what_was_expected():
     layer = nn.LSTM(3, 4, num_layers=2)
-    with pytest.raises(ValueError, match=r"lstm: expected input with 3 features \(the last dim\), got shape"):
+    with pytest.raises(ValueError, match=r"LSTM: expected input of shape \(T, B, 3\).*got \(5, 2, 6\)"):
         layer(sg.zeros(5, 2, 6))
-    with pytest.raises(ValueError, match=r"lstm: expected h0 of shape \(2, 2, 4\), got \(1, 2, 4\)"):
+    with pytest.raises(ValueError, match=r"LSTM: expected h0 of shape \(2, 2, 4\), got \(1, 2, 4\)"):
         layer(sg.zeros(5, 2, 3), (sg.zeros(1, 2, 4), sg.zeros(2, 2, 4)))
-    with pytest.raises(ValueError, match="lstm: expected input of shape"):
+    with pytest.raises(ValueError, match="LSTM: expected input of shape"):
         layer(sg.zeros(5))
+    with pytest.raises(ValueError, match=r"GRU: expected hx of shape \(4, 2, 4\)"):
+        nn.GRU(3, 4, num_layers=2, bidirectional=True)(sg.zeros(5, 2, 3), sg.zeros(2, 2, 4))
+    from scratchgen.nn.utils.rnn import pack_sequence
+    with pytest.raises(ValueError, match=r"GRU: expected packed data of shape \(steps, 3\), got \(5, 2\)"):
+        nn.GRU(3, 4)(pack_sequence([sg.zeros(3, 2), sg.zeros(2, 2)]))
+    with pytest.raises(ValueError, match="RNN: expected nonlinearity 'tanh' or 'relu', got 'gelu'"):
+        nn.RNN(3, 4, nonlinearity="gelu")
     with pytest.raises(ValueError, match=r"lstm_cell: expected cx of shape \(2, 4\), got \(4,\)"):
         nn.LSTMCell(3, 4)(sg.zeros(2, 3), (sg.zeros(2, 4), sg.zeros(4)))
-    with pytest.raises(NotImplementedError, match="bidirectional"):
-        nn.LSTM(3, 4, bidirectional=True)
+    with pytest.raises(NotImplementedError, match="proj_size"):
+        nn.LSTM(3, 4, proj_size=2)
+
+
+def test_packing_utilities_match_torch():
+    """pad_sequence, pack_sequence and pad_packed_sequence (padding_value, total_length, batch_first)
+    give PyTorch's tensors, and packing passes gradients back to the padded input."""
+    torch = require_torch()
+    from scratchgen.nn.utils import rnn
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((length, 2)) for length in (2, 4, 1)]
+    ours, theirs = leaves(torch, *arrays)
+    padded, their_padded = rnn.pad_sequence(ours, padding_value=-1.0), torch.nn.utils.rnn.pad_sequence(
+        theirs, padding_value=-1.0)
+    np.testing.assert_array_equal(values(padded), values(their_padded))
+    packed = rnn.pack_sequence(ours, enforce_sorted=False)
+    their_packed = torch.nn.utils.rnn.pack_sequence(theirs, enforce_sorted=False)
+    for field in ("data", "batch_sizes", "sorted_indices", "unsorted_indices"):
+        np.testing.assert_array_equal(values(getattr(packed, field)), values(getattr(their_packed, field)),
+                                      field)
+    unpacked, lengths = rnn.pad_packed_sequence(packed, batch_first=True, padding_value=9.0, total_length=6)
+    their_unpacked, their_lengths = torch.nn.utils.rnn.pad_packed_sequence(
+        their_packed, batch_first=True, padding_value=9.0, total_length=6)
+    np.testing.assert_array_equal(values(unpacked), values(their_unpacked))
+    np.testing.assert_array_equal(values(lengths), values(their_lengths))
+    seeded_loss([unpacked], sg.tensor, np.float64).backward()
+    seeded_loss([their_unpacked], torch.tensor, np.float64).backward()
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+def test_packing_refuses_lengths_it_cannot_pack():
+    from scratchgen.nn.utils.rnn import pack_padded_sequence
+    x = sg.zeros(4, 3, 2)
+    with pytest.raises(ValueError, match=r"expected lengths in decreasing order with enforce_sorted=True, "
+                                         r"got \[1, 3, 2\]"):
+        pack_padded_sequence(x, [1, 3, 2])
+    with pytest.raises(ValueError, match=r"expected lengths in \[1, 4\] \(the padded length\), got "
+                                         r"\[5, 3, 0\]"):
+        pack_padded_sequence(x, [5, 3, 0], enforce_sorted=False)
+    with pytest.raises(ValueError, match=r"expected one length per sequence \(3 for input of shape"):
+        pack_padded_sequence(x, [2, 1])

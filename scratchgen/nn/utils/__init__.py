@@ -2,8 +2,9 @@
 ``load_torch_state_dict``, PyTorch weights into a module."""
 import math
 
-from ..backend import get_array_module
-from ..tensor import Tensor
+from ...backend import get_array_module
+from ...tensor import Tensor
+from . import rnn  # noqa: F401  (nn.utils.rnn, as in PyTorch)
 
 
 def _gradients(parameters):
