@@ -202,7 +202,7 @@ def add_distributed_options(group):
     """``--distributed`` and ``--collective-timeout`` of ``train MODEL`` (docs/distributed.md)."""
     group.add_argument("--distributed", action="store_true", default=False,
                        help="data-parallel over the ranks of mpirun (mpirun -n 2 scratchgen train MODEL "
-                            "--distributed): --batch-size is per rank, rank 0 alone writes and prints")
+                            "--distributed): the batch size is per rank, rank 0 alone writes and prints")
     group.add_argument("--collective-timeout", type=float, default=None, metavar="SECONDS",
                        help="with --distributed: end the job when a collective waits longer than this "
                             "(a dead or stalled rank) (default: $SCRATCHGEN_COLLECTIVE_TIMEOUT or 300)")
