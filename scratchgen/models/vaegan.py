@@ -33,14 +33,13 @@ statistics estimated afresh for them, exactly as the DCGAN's (``gan.py``).
 import dataclasses
 import typing
 
-from .. import functional as F
 from .. import nn, optim
 from ..autograd import grad, no_grad
 from ..eval.metrics import digits_metrics
 from ..tensor import randn, tensor
 from .base import Recipe, TrainConfig, option, register
-from .gan import dcgan_init_, discriminator, estimate_batch_norm_statistics, generator, to_image_range, \
-    to_model_range
+from .gan import dcgan_init_, discriminator, estimate_batch_norm_statistics, fake_loss, fooling_loss, generator, \
+    linearly_decayed, real_loss, to_image_range, to_model_range
 from .vae import NormalPrior, conv_encoder, interleaved_rows, mlp_encoder
 
 NETWORKS = ("encoder", "decoder", "discriminator")
@@ -52,6 +51,9 @@ class VAEGANConfig(TrainConfig):
     batch_size: int = option(32, "images per step")
     lr: float = option(2e-4, "Adam, all three networks")
     beta1: float = option(0.5, "Adam's beta1 (DCGAN: 0.5)")
+    decay_from: float = option(1.0, "share of training after which lr falls linearly to 0 (1: never)")
+    loss: typing.Literal["nonsat", "hinge"] = option("nonsat", "the adversarial loss: the paper's "
+                                                     "cross-entropy, or the DCGAN's hinge")
     architecture: typing.Literal["conv", "mlp"] = option("conv", "the encoder: the VAE's conv or MLP one")
     latent_dim: int = option(32, "dimensions of z")
     channels: int = option(16, "discriminator's first layer (x2 per layer; decoder and encoder x2)")
@@ -64,6 +66,10 @@ class VAEGANConfig(TrainConfig):
     def __post_init__(self):
         if self.architecture not in ("conv", "mlp"):
             raise ValueError(f"vaegan: expected architecture 'conv' or 'mlp', got {self.architecture!r}")
+        if self.loss not in ("nonsat", "hinge"):
+            raise ValueError(f"vaegan: expected loss 'nonsat' or 'hinge', got {self.loss!r}")
+        if not 0 <= self.decay_from <= 1:
+            raise ValueError(f"vaegan: expected decay_from in [0, 1], got {self.decay_from}")
         if self.latent_dim < 1 or self.channels < 1 or self.gamma < 0 or self.kl_weight < 0 or self.grid_every < 0:
             raise ValueError(f"vaegan: expected latent_dim >= 1, channels >= 1, gamma >= 0, kl_weight >= 0 and "
                              f"grid_every >= 0, got {self.latent_dim}, {self.channels}, {self.gamma}, "
@@ -76,6 +82,7 @@ class VAEGAN(nn.Module):
     def __init__(self, config, side):
         super().__init__()
         self.latent_dim, self.gamma, self.kl_weight = config.latent_dim, config.gamma, config.kl_weight
+        self.loss = config.loss
         self.encoder = mlp_encoder(side * side, config.hidden, config.latent_dim) if config.architecture == "mlp" \
             else conv_encoder(side, 2 * config.channels, config.latent_dim)
         self.decoder = dcgan_init_(generator(config.latent_dim, config.channels, side))
@@ -114,8 +121,8 @@ def vaegan_step(model, optimizers, images, noise, prior_noise):
     reconstructed, sampled = model.decode(z), model.decode(prior_noise)
 
     real_features, real_scores = model.features_and_scores(images)
-    gan = (F.softplus(-real_scores).mean() + F.softplus(model.score(reconstructed.detach())).mean()
-           + F.softplus(model.score(sampled.detach())).mean())
+    gan = (real_loss(model.loss, real_scores) + fake_loss(model.loss, model.score(reconstructed.detach()))
+           + fake_loss(model.loss, model.score(sampled.detach())))
     gradients = {"discriminator": grad(gan, list(model.discriminator.parameters()))}
 
     model.discriminator.requires_grad_(False)
@@ -123,7 +130,7 @@ def vaegan_step(model, optimizers, images, noise, prior_noise):
         reconstructed_features, reconstructed_scores = model.features_and_scores(reconstructed)
         difference = (reconstructed_features - real_features.detach()).reshape(images.shape[0], -1)
         like = 0.5 * (difference * difference).sum(dim=1).mean()
-        fooling = F.softplus(-reconstructed_scores).mean() + F.softplus(-model.score(sampled)).mean()
+        fooling = fooling_loss(model.loss, reconstructed_scores) + fooling_loss(model.loss, model.score(sampled))
     finally:
         model.discriminator.requires_grad_(True)
     kl = model.prior.kl(mu, log_variance, z, noise).mean()
@@ -160,6 +167,9 @@ class VAEGANRecipe(Recipe):
 
     def train_step(self, batch, clock):
         self.epoch = clock.epoch + 1
+        for optimizer in self.optimizers.values():
+            optimizer.param_groups[0]["lr"] = linearly_decayed(self.config.lr, clock.epochs_done / self.config.epochs,
+                                                               self.config.decay_from)
         images = to_model_range(batch[0])
         count, latent = images.shape[0], self.config.latent_dim
         losses = vaegan_step(self.model, self.optimizers, images, randn(count, latent, device=self.device),
