@@ -15,15 +15,17 @@ blurred one costs much (a Gaussian of unit variance on the features, summed over
 
     L_prior = KL(q(z|x) || N(0, I))                               (closed form, as the VAE's)
     L_like  = 1/2 |Dis_l(x~) - Dis_l(x)|^2
-    L_GAN   = softplus(-s(x)) + softplus(s(x~)) + softplus(s(x_p))  (cross-entropy on logits:
-                                                                   x real, x~ and x_p generated)
+    L_GAN   = real(s(x)) + fake(s(x~)) + fake(s(x_p))         x real, x~ and x_p both generated
+    L_fool  = fool(s(x~)) + fool(s(x_p))                      the decoder's side of the game
 
-each averaged over the batch. The three losses train their own networks with their own Adam,
-all from the same forward pass (the paper's Algorithm 1):
+each averaged over the batch, with the DCGAN's terms (``gan.real_loss``, ``fake_loss``,
+``fooling_loss``): ``--loss nonsat``, the paper's cross-entropy on logits, real = softplus(-s),
+fake = softplus(s), fool = softplus(-s) (the non-saturating form of -L_GAN); ``--loss hinge``
+(the default), real = relu(1 - s), fake = relu(1 + s), fool = -s. The three losses train their
+own networks with their own Adam, all from the same forward pass (the paper's Algorithm 1):
 
     encoder        L_prior + L_like
-    decoder        gamma L_like + softplus(-s(x~)) + softplus(-s(x_p))   (the non-saturating form
-                                                                           of -L_GAN)
+    decoder        gamma L_like + L_fool
     discriminator  L_GAN
 
 The discriminator is never trained on L_like (it would learn features that make every image
@@ -47,20 +49,20 @@ NETWORKS = ("encoder", "decoder", "discriminator")
 
 @dataclasses.dataclass
 class VAEGANConfig(TrainConfig):
-    epochs: int = option(300, "43 steps per epoch at batch 32")
+    epochs: int = option(100, "43 steps per epoch at batch 32")
     batch_size: int = option(32, "images per step")
-    lr: float = option(2e-4, "Adam, all three networks")
+    lr: float = option(5e-4, "Adam, all three networks (DCGAN: 2e-4)")
     beta1: float = option(0.5, "Adam's beta1 (DCGAN: 0.5)")
     decay_from: float = option(1.0, "share of training after which lr falls linearly to 0 (1: never)")
-    loss: typing.Literal["nonsat", "hinge"] = option("nonsat", "the adversarial loss: the paper's "
-                                                     "cross-entropy, or the DCGAN's hinge")
+    loss: typing.Literal["nonsat", "hinge"] = option("hinge", "the adversarial loss: the DCGAN's hinge, or "
+                                                     "the paper's cross-entropy")
     architecture: typing.Literal["conv", "mlp"] = option("conv", "the encoder: the VAE's conv or MLP one")
     latent_dim: int = option(32, "dimensions of z")
     channels: int = option(16, "discriminator's first layer (x2 per layer; decoder and encoder x2)")
     hidden: int = option(256, "MLP encoder: width of its hidden layers")
     gamma: float = option(1.0, "weight of the feature reconstruction in the decoder's loss")
     kl_weight: float = option(1.0, "weight of KL(q(z|x) || p(z)) in the encoder's loss")
-    ema_decay: float = option(0.998, "samples come from averaged decoder weights (0: off)")
+    ema_decay: float = option(0.999, "samples come from averaged decoder weights (0: off)")
     grid_every: int = option(10, "epochs between FID checks of 1,000 samples (0: none)")
 
     def __post_init__(self):
