@@ -28,6 +28,7 @@ class TorchVAEGAN(nn.Module):
         self.decoder = generator(config.latent_dim, config.channels, side)
         self.discriminator = discriminator(config.channels, side)
         self.latent_dim, self.gamma, self.kl_weight = config.latent_dim, config.gamma, config.kl_weight
+        self.loss = config.loss
 
     def decode(self, z):
         return self.decoder(z[:, :, None, None])
@@ -35,6 +36,23 @@ class TorchVAEGAN(nn.Module):
     def features_and_scores(self, images):
         features = self.discriminator[:-1](images)
         return features, self.discriminator[-1](features).view(-1)
+
+
+def real_loss(loss, scores):
+    if loss == "nonsat":
+        return F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores))
+    return F.relu(1 - scores).mean()
+
+
+def fake_loss(loss, scores):
+    if loss == "nonsat":
+        return F.binary_cross_entropy_with_logits(scores, torch.zeros_like(scores))
+    return F.relu(1 + scores).mean()
+
+
+def fooling_loss(loss, scores):
+    """The decoder's adversarial loss: -log D(x) (non-saturating), or -s for the hinge loss."""
+    return real_loss(loss, scores) if loss == "nonsat" else -scores.mean()
 
 
 def build(config, side):
@@ -52,15 +70,15 @@ def training_step(twin, optimizers, images, noise, prior_noise):
     reconstructed, sampled = twin.decode(z), twin.decode(prior_noise)
 
     real_features, real_scores = twin.features_and_scores(images)
-    gan = (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
-           + F.softplus(twin.features_and_scores(reconstructed.detach())[1]).mean()
-           + F.softplus(twin.features_and_scores(sampled.detach())[1]).mean())
+    gan = (real_loss(twin.loss, real_scores) + fake_loss(twin.loss, twin.features_and_scores(reconstructed.detach())[1])
+           + fake_loss(twin.loss, twin.features_and_scores(sampled.detach())[1]))
     gradients = {"discriminator": torch.autograd.grad(gan, list(twin.discriminator.parameters()))}
 
     twin.discriminator.requires_grad_(False)
     reconstructed_features, reconstructed_scores = twin.features_and_scores(reconstructed)
     like = 0.5 * (reconstructed_features - real_features.detach()).flatten(1).pow(2).sum(dim=1).mean()
-    fooling = F.softplus(-reconstructed_scores).mean() + F.softplus(-twin.features_and_scores(sampled)[1]).mean()
+    fooling = (fooling_loss(twin.loss, reconstructed_scores)
+               + fooling_loss(twin.loss, twin.features_and_scores(sampled)[1]))
     twin.discriminator.requires_grad_(True)
     kl = 0.5 * (mu.pow(2) + log_variance.exp() - 1 - log_variance).sum(dim=-1).mean()
     losses = {"encoder": twin.kl_weight * kl + like, "decoder": twin.gamma * like + fooling, "discriminator": gan}

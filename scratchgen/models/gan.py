@@ -158,12 +158,12 @@ class DCGAN(nn.Module):
         fake = fake.detach()
         real_scores, fake_scores = self.score(real), self.score(fake)
         if self.loss == "nonsat":
-            loss = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+            loss = real_loss("nonsat", real_scores) + fake_loss("nonsat", fake_scores)
             # D(x) and D(G(z)) as probabilities, as the DCGAN papers plot them
             return {"d_loss": loss, "d_real": real_scores.sigmoid().mean(),
                     "d_fake": fake_scores.sigmoid().mean()}
         if self.loss == "hinge":
-            loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+            loss = real_loss("hinge", real_scores) + fake_loss("hinge", fake_scores)
             return {"d_loss": loss, "d_real": real_scores.mean(), "d_fake": fake_scores.mean()}
         penalty = gradient_penalty(self.score, real, fake, mix)
         loss = fake_scores.mean() - real_scores.mean() + gp_weight * penalty
@@ -172,8 +172,25 @@ class DCGAN(nn.Module):
 
     def generator_loss(self, fake):
         """L_G of generated images (differentiable through ``fake`` into the generator)."""
-        scores = self.score(fake)
-        return F.softplus(-scores).mean() if self.loss == "nonsat" else -scores.mean()
+        return fooling_loss(self.loss, self.score(fake))
+
+
+def real_loss(loss, scores):
+    """The discriminator's loss on real images' scores, a mean over the batch: softplus(-s)
+    ("nonsat": -log D(x)) or relu(1 - s) ("hinge")."""
+    return F.softplus(-scores).mean() if loss == "nonsat" else F.relu(1 - scores).mean()
+
+
+def fake_loss(loss, scores):
+    """The discriminator's loss on generated images' scores: softplus(s) ("nonsat":
+    -log(1 - D(G(z)))) or relu(1 + s) ("hinge")."""
+    return F.softplus(scores).mean() if loss == "nonsat" else F.relu(1 + scores).mean()
+
+
+def fooling_loss(loss, scores):
+    """The generator's loss on its images' scores: softplus(-s) ("nonsat": -log D(G(z)), the
+    non-saturating form) or -s ("hinge", "wgan-gp")."""
+    return F.softplus(-scores).mean() if loss == "nonsat" else -scores.mean()
 
 
 def gradient_penalty(critic, real, fake, mix):
@@ -225,6 +242,12 @@ def estimate_batch_norm_statistics(generator, latent_dim, count=1024):
     generator.train(training)
 
 
+def linearly_decayed(lr, done, decay_from):
+    """``lr`` while the share of training ``done`` is at most ``decay_from``, then falling
+    linearly to 0 at ``done`` = 1."""
+    return lr if done <= decay_from else lr * (1 - done) / (1 - decay_from)
+
+
 def to_model_range(images):
     """(N, S, S) images in [0, 1] -> (N, 1, S, S) in [-1, 1], the generator's tanh range."""
     return images.reshape(images.shape[0], 1, *images.shape[1:]) * 2 - 1
@@ -265,8 +288,7 @@ class GANRecipe(Recipe):
     def learning_rate(self, clock):
         """lr until ``decay_from`` of the epochs are done, then falling linearly to 0 at the end
         (read off the clock, so a resumed run needs no scheduler state)."""
-        done, start = clock.epochs_done / self.config.epochs, self.config.decay_from
-        return self.config.lr if done <= start else self.config.lr * (1 - done) / (1 - start)
+        return linearly_decayed(self.config.lr, clock.epochs_done / self.config.epochs, self.config.decay_from)
 
     def is_grid_epoch(self, epoch):
         """After epoch 1 and every ``grid_every`` epochs: draw the fixed noise, score samples."""

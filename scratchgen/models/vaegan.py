@@ -15,15 +15,17 @@ blurred one costs much (a Gaussian of unit variance on the features, summed over
 
     L_prior = KL(q(z|x) || N(0, I))                               (closed form, as the VAE's)
     L_like  = 1/2 |Dis_l(x~) - Dis_l(x)|^2
-    L_GAN   = softplus(-s(x)) + softplus(s(x~)) + softplus(s(x_p))  (cross-entropy on logits:
-                                                                   x real, x~ and x_p generated)
+    L_GAN   = real(s(x)) + fake(s(x~)) + fake(s(x_p))         x real, x~ and x_p both generated
+    L_fool  = fool(s(x~)) + fool(s(x_p))                      the decoder's side of the game
 
-each averaged over the batch. The three losses train their own networks with their own Adam,
-all from the same forward pass (the paper's Algorithm 1):
+each averaged over the batch, with the DCGAN's terms (``gan.real_loss``, ``fake_loss``,
+``fooling_loss``): ``--loss nonsat``, the paper's cross-entropy on logits, real = softplus(-s),
+fake = softplus(s), fool = softplus(-s) (the non-saturating form of -L_GAN); ``--loss hinge``
+(the default), real = relu(1 - s), fake = relu(1 + s), fool = -s. The three losses train their
+own networks with their own Adam, all from the same forward pass (the paper's Algorithm 1):
 
     encoder        L_prior + L_like
-    decoder        gamma L_like + softplus(-s(x~)) + softplus(-s(x_p))   (the non-saturating form
-                                                                           of -L_GAN)
+    decoder        gamma L_like + L_fool
     discriminator  L_GAN
 
 The discriminator is never trained on L_like (it would learn features that make every image
@@ -33,14 +35,13 @@ statistics estimated afresh for them, exactly as the DCGAN's (``gan.py``).
 import dataclasses
 import typing
 
-from .. import functional as F
 from .. import nn, optim
 from ..autograd import grad, no_grad
 from ..eval.metrics import digits_metrics
 from ..tensor import randn, tensor
 from .base import Recipe, TrainConfig, option, register
-from .gan import dcgan_init_, discriminator, estimate_batch_norm_statistics, generator, to_image_range, \
-    to_model_range
+from .gan import dcgan_init_, discriminator, estimate_batch_norm_statistics, fake_loss, fooling_loss, generator, \
+    linearly_decayed, real_loss, to_image_range, to_model_range
 from .vae import NormalPrior, conv_encoder, interleaved_rows, mlp_encoder
 
 NETWORKS = ("encoder", "decoder", "discriminator")
@@ -48,22 +49,29 @@ NETWORKS = ("encoder", "decoder", "discriminator")
 
 @dataclasses.dataclass
 class VAEGANConfig(TrainConfig):
-    epochs: int = option(300, "43 steps per epoch at batch 32")
+    epochs: int = option(100, "43 steps per epoch at batch 32")
     batch_size: int = option(32, "images per step")
-    lr: float = option(2e-4, "Adam, all three networks")
+    lr: float = option(5e-4, "Adam, all three networks (DCGAN: 2e-4)")
     beta1: float = option(0.5, "Adam's beta1 (DCGAN: 0.5)")
+    decay_from: float = option(1.0, "share of training after which lr falls linearly to 0 (1: never)")
+    loss: typing.Literal["nonsat", "hinge"] = option("hinge", "the adversarial loss: the DCGAN's hinge, or "
+                                                     "the paper's cross-entropy")
     architecture: typing.Literal["conv", "mlp"] = option("conv", "the encoder: the VAE's conv or MLP one")
     latent_dim: int = option(32, "dimensions of z")
     channels: int = option(16, "discriminator's first layer (x2 per layer; decoder and encoder x2)")
     hidden: int = option(256, "MLP encoder: width of its hidden layers")
     gamma: float = option(1.0, "weight of the feature reconstruction in the decoder's loss")
     kl_weight: float = option(1.0, "weight of KL(q(z|x) || p(z)) in the encoder's loss")
-    ema_decay: float = option(0.998, "samples come from averaged decoder weights (0: off)")
+    ema_decay: float = option(0.999, "samples come from averaged decoder weights (0: off)")
     grid_every: int = option(10, "epochs between FID checks of 1,000 samples (0: none)")
 
     def __post_init__(self):
         if self.architecture not in ("conv", "mlp"):
             raise ValueError(f"vaegan: expected architecture 'conv' or 'mlp', got {self.architecture!r}")
+        if self.loss not in ("nonsat", "hinge"):
+            raise ValueError(f"vaegan: expected loss 'nonsat' or 'hinge', got {self.loss!r}")
+        if not 0 <= self.decay_from <= 1:
+            raise ValueError(f"vaegan: expected decay_from in [0, 1], got {self.decay_from}")
         if self.latent_dim < 1 or self.channels < 1 or self.gamma < 0 or self.kl_weight < 0 or self.grid_every < 0:
             raise ValueError(f"vaegan: expected latent_dim >= 1, channels >= 1, gamma >= 0, kl_weight >= 0 and "
                              f"grid_every >= 0, got {self.latent_dim}, {self.channels}, {self.gamma}, "
@@ -76,6 +84,7 @@ class VAEGAN(nn.Module):
     def __init__(self, config, side):
         super().__init__()
         self.latent_dim, self.gamma, self.kl_weight = config.latent_dim, config.gamma, config.kl_weight
+        self.loss = config.loss
         self.encoder = mlp_encoder(side * side, config.hidden, config.latent_dim) if config.architecture == "mlp" \
             else conv_encoder(side, 2 * config.channels, config.latent_dim)
         self.decoder = dcgan_init_(generator(config.latent_dim, config.channels, side))
@@ -114,8 +123,8 @@ def vaegan_step(model, optimizers, images, noise, prior_noise):
     reconstructed, sampled = model.decode(z), model.decode(prior_noise)
 
     real_features, real_scores = model.features_and_scores(images)
-    gan = (F.softplus(-real_scores).mean() + F.softplus(model.score(reconstructed.detach())).mean()
-           + F.softplus(model.score(sampled.detach())).mean())
+    gan = (real_loss(model.loss, real_scores) + fake_loss(model.loss, model.score(reconstructed.detach()))
+           + fake_loss(model.loss, model.score(sampled.detach())))
     gradients = {"discriminator": grad(gan, list(model.discriminator.parameters()))}
 
     model.discriminator.requires_grad_(False)
@@ -123,7 +132,7 @@ def vaegan_step(model, optimizers, images, noise, prior_noise):
         reconstructed_features, reconstructed_scores = model.features_and_scores(reconstructed)
         difference = (reconstructed_features - real_features.detach()).reshape(images.shape[0], -1)
         like = 0.5 * (difference * difference).sum(dim=1).mean()
-        fooling = F.softplus(-reconstructed_scores).mean() + F.softplus(-model.score(sampled)).mean()
+        fooling = fooling_loss(model.loss, reconstructed_scores) + fooling_loss(model.loss, model.score(sampled))
     finally:
         model.discriminator.requires_grad_(True)
     kl = model.prior.kl(mu, log_variance, z, noise).mean()
@@ -160,6 +169,9 @@ class VAEGANRecipe(Recipe):
 
     def train_step(self, batch, clock):
         self.epoch = clock.epoch + 1
+        for optimizer in self.optimizers.values():
+            optimizer.param_groups[0]["lr"] = linearly_decayed(self.config.lr, clock.epochs_done / self.config.epochs,
+                                                               self.config.decay_from)
         images = to_model_range(batch[0])
         count, latent = images.shape[0], self.config.latent_dim
         losses = vaegan_step(self.model, self.optimizers, images, randn(count, latent, device=self.device),

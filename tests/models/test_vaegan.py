@@ -24,11 +24,11 @@ def optimizers_of(model, config):
             for name in NETWORKS}
 
 
-@pytest.mark.parametrize("architecture", ["conv", "mlp"])
-def test_two_steps_equal_the_pytorch_twin(torch, architecture):
+@pytest.mark.parametrize("architecture, loss", [("conv", "nonsat"), ("mlp", "nonsat"), ("conv", "hinge")])
+def test_two_steps_equal_the_pytorch_twin(torch, architecture, loss):
     """Losses, every gradient, every parameter after the update and BatchNorm's running statistics."""
     from scratchgen.benchmarks.peers.vaegan import build, training_step
-    config = small_config(architecture=architecture, lr=1e-2)
+    config = small_config(architecture=architecture, loss=loss, lr=1e-2)
     sg.manual_seed(0)
     model = VAEGAN(config, side=8).double()
     twin, twin_optimizers = build(config, side=8)
@@ -86,7 +86,19 @@ def test_training_step_samples_and_reconstructions():
     ({"architecture": "rnn"}, "architecture 'conv' or 'mlp'"),
     ({"gamma": -1.0}, "gamma >= 0"),
     ({"ema_decay": 1.0}, "ema_decay in"),
+    ({"loss": "wgan-gp"}, "loss 'nonsat' or 'hinge'"),
+    ({"decay_from": 1.5}, "decay_from in"),
 ])
 def test_bad_config_values_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         VAEGANConfig(**changes)
+
+
+def test_learning_rate_of_all_three_falls_linearly_after_decay_from():
+    sg.manual_seed(0)
+    recipe = VAEGANRecipe(small_config(epochs=4, decay_from=0.5), load_digits_split())
+    batch = (sg.tensor(IMAGES),)
+    for clock, expected in [(Clock(0, 0, 0, 10), 1.0), (Clock(20, 2, 0, 10), 1.0), (Clock(30, 3, 0, 10), 0.5)]:
+        recipe.train_step(batch, clock)
+        assert [optimizer.param_groups[0]["lr"] for optimizer in recipe.optimizers.values()] == \
+            pytest.approx([expected * recipe.config.lr] * 3)
