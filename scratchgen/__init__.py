@@ -35,3 +35,4 @@ from . import init, nn, optim  # noqa: E402,F401  (subpackages that build on eve
 from . import viz  # noqa: E402,F401  (graph pictures, gradient flow)
 from .anomaly import AnomalyError, detect_anomaly  # noqa: E402,F401
 from .profiler import profile  # noqa: E402,F401
+from .compiler import UncapturableError, compile  # noqa: E402,F401  (trace-and-replay; docs/compile.md)

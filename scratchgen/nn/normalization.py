@@ -12,6 +12,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import init
+from ..autograd import host_operation
 from ..tensor import Tensor
 from .module import Module, new_parameter
 
@@ -96,6 +97,10 @@ class _BatchNorm(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
+    @host_operation  # a write outside the graph: the compiler replays the call (autograd.host_operation)
+    def _count_batch(self):
+        self.num_batches_tracked.data += 1
+
     def forward(self, x):
         if x.ndim not in self.input_ranks or x.shape[1] != self.num_features:
             expected = " or ".join(f"{rank}-D" for rank in self.input_ranks)
@@ -103,7 +108,7 @@ class _BatchNorm(Module):
                              f"channels in dim 1, got shape {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self._count_batch()
             if self.momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.data)
         # Batch statistics while training, or always when there are no running ones to use; the

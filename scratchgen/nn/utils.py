@@ -1,6 +1,7 @@
 """Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_``, in place on ``param.grad``."""
 import math
 
+from ..autograd import host_operation
 from ..backend import get_array_module
 from ..tensor import Tensor
 
@@ -20,6 +21,7 @@ def _vector_norm(array, norm_type):
     return (xp.abs(array) ** norm_type).sum() ** (1.0 / norm_type)
 
 
+@host_operation  # (the compiler replays the call: see autograd.host_operation)
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so that their joint ``norm_type``-norm is at most ``max_norm``.
 
@@ -48,6 +50,7 @@ def scale_to_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     return Tensor(xp.asarray(total))
 
 
+@host_operation
 def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [-clip_value, clip_value]."""
     for g in _gradients(parameters):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..random import generator
+from .random import DropoutMask
 from ..tensor import Tensor
 
 
@@ -470,6 +470,4 @@ def dropout(x, p=0.5, training=True):
         return x
     if p == 1:
         return x * 0.0
-    keep = generator().random(x.shape) >= p
-    mask = backend.to_device((keep / (1 - p)).astype(x.dtype), x.device)
-    return x * Tensor(mask)
+    return x * DropoutMask.apply(shape=x.shape, p=p, dtype=x.dtype, device=x.device)

@@ -21,7 +21,7 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad, host_operation, no_grad
 from ..kernels.optim import reference as reference_kernels
 from ..nn.module import zero_grads  # nn and optim are one layer: a sideways import
 from ..tensor import Tensor
@@ -64,6 +64,7 @@ class Optimizer:
         if self.fused is not None:
             self.fused.forget_layout()
 
+    @host_operation  # (the compiler replays the call: see autograd.host_operation)
     def zero_grad(self, set_to_none=True):
         if self.fused is not None:
             self.fused.flat_parameters().zero_grad(set_to_none)
@@ -71,6 +72,7 @@ class Optimizer:
         for group in self.param_groups:
             zero_grads(group["params"], set_to_none)
 
+    @host_operation
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (re-evaluates the model
         and returns the loss) is called first, with gradients on, and its loss returned."""

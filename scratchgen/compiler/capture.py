@@ -1,0 +1,393 @@
+"""Capture: run a function eagerly once while an autograd observer writes down every array operation.
+
+The ``Recorder`` is an observer (``scratchgen.autograd.observe``), so the engine pays nothing for it
+outside a capture. What it sees, and what it writes into the ``Program``:
+
+    on_forward_call / on_forward   a Function's forward (forward pass, a backward formula's ops, the
+                                   engine's un-broadcasting, random draws): ``forward(*reads, **params)``
+                                   on a fresh node, array-valued params read as buffers too
+    on_backward_begin / _backward  a bracket; inside it an array no op made is either an attribute of
+                                   the node (ReLU's mask: the forward then keeps its node, and an
+                                   ``attribute`` op reads it) or, for a once-differentiable node whose
+                                   backward is a raw kernel, one of the gradients of a ``backward`` op
+    on_leaf_grad                   ``grad`` accumulated into a leaf's ``.grad`` (a fresh array, as eagerly)
+    on_host_begin / _end           a ``host_operation`` (optimizer step, zero_grad, clipping, running
+                                   statistics): one op that calls it again; the ops inside are its own
+
+Any other array an op reads becomes a constant of the program. Whether that was right is checked by
+capturing twice (see ``compiler.compile``): a constant that changes between captures is data the
+program cannot know, and is reported with the line that read it.
+"""
+import contextlib
+
+import numpy as np
+
+from ..autograd import enable_grad, no_grad, observe
+from ..backend import is_cupy_array
+from ..tensor import Tensor
+from .errors import UncapturableError, user_line
+from .program import Op, Program
+from .scalars import Item, TracedFloat
+
+
+def is_array(value):
+    return hasattr(value, "__array_interface__") or is_cupy_array(value)
+
+
+def memory_root(array):
+    """The array that owns ``array``'s memory (itself unless it is a view)."""
+    while getattr(array, "base", None) is not None and is_array(array.base):
+        array = array.base
+    return array
+
+
+class Recorder:
+    def __init__(self):
+        self.program = Program()
+        self.buffer_of = {}     # id(array) -> buffer index (the newest buffer holding that array)
+        self.group_of = {}      # id(memory root) -> the buffer index that stands for that memory
+        self.values = []        # buffer index -> its value in this capture (also keeps ids unique)
+        self.alive = []         # memory roots seen (kept alive for the same reason)
+        self.calls = {}         # id(node) -> (arrays, params, line) between on_forward_call and on_forward
+        self.forward_op = {}    # id(node) -> the forward Op that made it
+        self.node_buffer = {}   # id(node) -> the buffer that holds the node on a replay (kept nodes)
+        self.brackets = []      # open backward brackets: [node, backward Op or None, pending {id: buffer}]
+        self.host_depth = 0
+
+    # ---- buffers -----------------------------------------------------------------------------------
+    def _new(self, kind, value):
+        index = self.program.add_buffer(kind, value)
+        buffer = self.program.buffers[index]
+        self.values.append(value)
+        if is_array(value):
+            self.buffer_of[id(value)] = index
+            root = memory_root(value)
+            self.alive.append(root)
+            buffer.group = self.group_of.setdefault(id(root), index)
+        else:
+            buffer.group = index
+        return index
+
+    def add_input(self, array):
+        return self._new("input", array)
+
+    def read(self, value, line=""):
+        """The buffer holding ``value`` for an op to read: a known one, or a new constant."""
+        if is_array(value):
+            index = self.buffer_of.get(id(value))
+            return index if index is not None else self._unknown(value, line)
+        return self._new("constant", value)
+
+    def write(self, value):
+        return self._new("op", value)
+
+    def kind(self, value):
+        index = self.buffer_of.get(id(value)) if is_array(value) else None
+        return None if index is None else self.program.buffers[index].kind
+
+    def _unknown(self, array, line):
+        if self.brackets:
+            node, backward_op, pending = self.brackets[-1]
+            if backward_op is not None:   # a raw kernel's gradient, claimed when its backward ends
+                pending[id(array)] = index = self.write(array)
+                return index
+            found = _attribute_holding(node, array)
+            if found is not None:
+                return self._attribute_op(node, found, array, line)
+        source = self.group_of.get(id(memory_root(array)))
+        if source is not None and self.program.buffers[source].kind in ("input", "op"):
+            view = view_call(self.values[source], array)
+            if view is not None:   # NumPy on .data made a view of a traced array (target.data.reshape(-1))
+                index = self.write(array)
+                self._add(Op("view", "view", view, [source], [index], line,
+                             f"shape={list(array.shape)}, strides={list(array.strides)}"))
+                return index
+        return self._new("constant", array)
+
+    # ---- ops -----------------------------------------------------------------------------------------
+    def _add(self, op):
+        self.program.ops.append(op)
+        return op
+
+    def on_forward_call(self, node, arrays, params):
+        if not self.host_depth:
+            self.calls[id(node)] = (arrays, params, user_line())
+
+    def on_forward(self, node, arrays, outputs, seconds):
+        if self.host_depth:
+            return
+        arrays, params, line = self.calls.pop(id(node))
+        slots = array_slots(params)
+        reads = [self.read(a, line) for a in arrays]
+        reads += [self.read(_at(params, slot), line) for slot in slots]
+        writes = [self.write(out) for out in outputs]
+        detail = ", ".join(f"{name}={_short(value)}" for name, value in params.items()
+                           if all(slot[0] != name for slot in slots))
+        op = self._add(Op("forward", node.name, forward_call(type(node), params, slots, len(arrays)),
+                          reads, writes, line, detail))
+        op.node_class, op.params, op.slots, op.input_count = type(node), params, slots, len(arrays)
+        op.needs_input_grad = getattr(node, "needs_input_grad", None)
+        self.forward_op[id(node)] = op
+
+    def _keep_node(self, node, line, with_graph):
+        """Make ``node``'s forward op also return a node for later ops (its attributes, its backward)."""
+        if id(node) in self.node_buffer:
+            return self.node_buffer[id(node)]
+        op = self.forward_op.get(id(node))
+        if op is None:
+            raise UncapturableError(f"{node.name}: its forward ran before the compiled function was called, "
+                                    f"so its backward (at {line}) cannot be replayed; build the graph inside it")
+        index = self._new("op", node)
+        op.writes.append(index)
+        op.call = keeping_call(op, with_graph)
+        op.kind = "forward+"  # keeps its node
+        self.node_buffer[id(node)] = index
+        return index
+
+    def _attribute_op(self, node, found, array, line):
+        name, position = found
+        node_index = self._keep_node(node, line, with_graph=False)
+        index = self.write(array)
+        where = name if position is None else f"{name}[{position}]"
+        self._add(Op("attr", f"{node.name}.{where}", attribute_call(name, position), [node_index], [index], line))
+        return index
+
+    def on_backward_begin(self, node):
+        if self.host_depth:
+            return
+        backward_op = None
+        if node.once_differentiable:  # a raw kernel: one op, filled in when the backward ends
+            backward_op = self._add(Op("backward", f"{node.name}.backward", None, [], [], user_line()))
+        self.brackets.append([node, backward_op, {}])
+
+    def on_backward(self, node, grads_out, grads_in, seconds):
+        if self.host_depth:
+            return
+        node, op, pending = self.brackets.pop()
+        if op is None:
+            return
+        node_index = self._keep_node(node, op.line, with_graph=True)
+        op.reads = [node_index] + [self.read(g.data, op.line) for g in grads_out]
+        present = [g is not None for g in grads_in]
+        for g in grads_in:
+            if g is not None:
+                op.writes.append(pending.pop(id(g.data), None) or self.write(g.data))
+        for index in pending.values():   # read in the bracket but not a gradient: a constant after all
+            self.program.buffers[index].kind = "constant"
+        op.call = backward_call(present)
+
+    def on_leaf_grad(self, leaf, grad):
+        if not self.host_depth:
+            self._add(Op("grad", "accumulate_grad", accumulate_call(leaf), [self.read(grad.data)], [],
+                         user_line(), _leaf_name(leaf)))
+
+    def on_host_begin(self, method, args, kwargs):
+        self.host_depth += 1
+
+    def on_host_end(self, method, args, kwargs, result):
+        self.host_depth -= 1
+        if self.host_depth:
+            return
+        traced = [(position, value) for position, value in enumerate(args)
+                  if self.kind(value.data if isinstance(value, Tensor) else value) == "op"]
+        reads = [self.buffer_of[id(value.data if isinstance(value, Tensor) else value)] for _, value in traced]
+        writes = [self.write(result.data)] if isinstance(result, Tensor) else []
+        name = getattr(method, "__qualname__", repr(method))
+        self._add(Op("host", name, host_call(method, args, kwargs, traced, bool(writes)), reads, writes,
+                     user_line()))
+
+    # ---- values read into Python ---------------------------------------------------------------------
+    def is_traced(self, tensor):
+        return self.kind(tensor.data) in ("input", "op")
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Observe the engine and watch what reads tensors into Python, for the ``with`` block."""
+        with observe(self), _reads_watched(self):
+            yield self
+
+
+def _leaf_name(leaf):
+    return leaf.name or f"leaf{list(leaf.shape)}"
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _attribute_holding(node, array):
+    """``(name, position)`` of the attribute of ``node`` that is ``array`` (position: in a tuple)."""
+    for name, value in vars(node).items():
+        if value is array:
+            return name, None
+        if isinstance(value, (tuple, list)):
+            for position, item in enumerate(value):
+                if item is array:
+                    return name, position
+    return None
+
+
+# ---- the calls a replay makes ---------------------------------------------------------------------------
+def array_slots(params):
+    """Where ``params`` hold arrays: ``(name, None)`` for an array value, ``(name, i)`` for an array at
+    position i of a tuple or list (an index such as ``(rows, labels)``). They are read as buffers, so
+    a replay passes this call's arrays rather than the captured ones."""
+    slots = []
+    for name, value in params.items():
+        if is_array(value):
+            slots.append((name, None))
+        elif isinstance(value, (tuple, list)):
+            slots.extend((name, i) for i, item in enumerate(value) if is_array(item))
+    return slots
+
+
+def _at(params, slot):
+    name, position = slot
+    return params[name] if position is None else params[name][position]
+
+
+def with_arrays(params, slots, arrays):
+    """``params`` with the arrays at ``slots`` replaced by ``arrays``."""
+    params = dict(params)
+    for (name, position), array in zip(slots, arrays):
+        if position is None:
+            params[name] = array
+        else:
+            items = list(params[name])
+            items[position] = array
+            params[name] = type(params[name])(items)
+    return params
+
+
+def forward_call(cls, params, slots, input_count):
+    """``cls().forward(*inputs, **params)`` on a fresh node; array params come after the inputs."""
+    if not slots:
+        def call(*arrays):
+            return cls().forward(*arrays, **params)
+        return call
+
+    def call_with_arrays(*arrays):
+        return cls().forward(*arrays[:input_count], **with_arrays(params, slots, arrays[input_count:]))
+    return call_with_arrays
+
+
+def keeping_call(op, with_graph):
+    """The forward of ``op`` that also returns its node: a fresh node's forward (its attributes are
+    what later ops read) or, ``with_graph``, the op applied to leaves that require grad, so that its
+    saved tensors are in place for a raw backward kernel."""
+    cls, count = op.node_class, op.input_count
+    needs = op.needs_input_grad or (False,) * count
+
+    def call(*arrays):
+        params = with_arrays(op.params, op.slots, arrays[count:])
+        if with_graph:
+            with enable_grad():
+                out = cls.apply(*[Tensor(a, requires_grad=True) if need else a
+                                  for a, need in zip(arrays[:count], needs)], **params)
+            outs = out if isinstance(out, tuple) else (out,)
+            return (*[o.data for o in outs], outs[0].creator)
+        node = cls()
+        out = node.forward(*arrays[:count], **params)
+        return (*(out if isinstance(out, tuple) else (out,)), node)
+    return call
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+def view_call(source, array):
+    """A call making, from this replay's ``source``, the view ``array`` is of the captured one (same
+    offset from the start of the source, shape and strides); None if it cannot (not NumPy)."""
+    if not (hasattr(source, "__array_interface__") and hasattr(array, "__array_interface__")):
+        return None
+    offset = _address(array) - _address(source)
+    shape, strides, dtype = array.shape, array.strides, array.dtype
+
+    def call(base):
+        root = memory_root(base)
+        start = _address(base) - _address(root) + offset
+        return np.ndarray(shape, dtype, buffer=root, offset=start, strides=strides)
+    try:
+        made = call(source)
+    except (TypeError, ValueError):  # a root that exports no buffer (not contiguous)
+        return None
+    return call if _address(made) == _address(array) else None
+
+
+def attribute_call(name, position):
+    if position is None:
+        return lambda node: getattr(node, name)
+    return lambda node: getattr(node, name)[position]
+
+
+def backward_call(present):
+    """A kept node's backward on the replay's gradients; the gradients that were there when captured."""
+    def call(node, *grads):
+        with no_grad():
+            result = node.backward(*[Tensor(g) for g in grads])
+        node.release()
+        result = result if isinstance(result, tuple) else (result,)
+        arrays = tuple(g.data for g, there in zip(result, present) if there)
+        return arrays if len(arrays) != 1 else arrays[0]
+    return call
+
+
+def accumulate_call(leaf):
+    def call(grad):
+        with no_grad():
+            leaf._accumulate_grad(Tensor(grad))
+    return call
+
+
+def host_call(method, args, kwargs, traced, returns):
+    """``method(*args, **kwargs)`` again, traced arguments replaced by this replay's arrays."""
+    positions = [position for position, _ in traced]
+    wraps = [isinstance(value, Tensor) for _, value in traced]
+
+    def call(*arrays):
+        current = list(args)
+        for position, wrap, array in zip(positions, wraps, arrays):
+            current[position] = Tensor(array) if wrap else array
+        result = method(*current, **kwargs)
+        return result.data if returns else None
+    return call
+
+
+# ---- reading tensors into Python --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _reads_watched(recorder):
+    """While capturing: ``item()`` of a traced tensor gives a ``TracedFloat``; ``numpy()``, ``tolist()``,
+    ``bool()``, ``float()``, ``int()`` of one raise ``UncapturableError`` naming the line. (Reading a value
+    is not an op, so the engine has no observer hook for it; the methods are swapped for the capture only.)"""
+    originals = {name: getattr(Tensor, name) for name in ("item", "numpy", "tolist", "__bool__", "__float__",
+                                                          "__int__")}
+
+    def item(tensor):
+        value = originals["item"](tensor)
+        if not recorder.is_traced(tensor):
+            return value
+        if not isinstance(value, float):
+            raise UncapturableError(f"item() of a traced {tensor.dtype} tensor gives a Python int, which "
+                                    f"the compiled step cannot return or decide with; at {user_line()}")
+        return TracedFloat(value, Item(recorder.buffer_of[id(tensor.data)]))
+
+    def refusing(name, label):
+        def method(tensor, *args, **kwargs):
+            if recorder.is_traced(tensor):
+                raise UncapturableError(
+                    f"{label} reads a traced tensor's values into Python at {user_line()}; a replay does not run "
+                    "Python, so what is done with them would be fixed at capture time. Keep it outside the "
+                    "compiled function (return the tensor and read it after the call)")
+            return originals[name](tensor, *args, **kwargs)
+        return method
+
+    try:
+        Tensor.item = item
+        for name in ("numpy", "tolist", "__bool__", "__float__", "__int__"):
+            setattr(Tensor, name, refusing(name, name if name.startswith("_") else f"{name}()"))
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(Tensor, name, method)
