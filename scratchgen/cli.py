@@ -19,6 +19,7 @@
                                                         the autograd graph of one training step
     scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
                                                         where a training step spends its time, op by op
+    scratchgen compile MODEL [--steps 3] [--explain]    the training step captured by scratchgen.compile
     scratchgen bench [--quick] [--only PATTERN] [--threads 1,2] [--out DIR] [...]
                                                         the benchmark suite against PyTorch
                                                         (python -m benchmarks; scratchgen bench --help)
@@ -120,6 +121,9 @@ def build_parser():
         run.add_argument("--dry-run", action="store_true", default=False,
                          help="a smoke test: 3 batches, 64 test examples and samples, "
                               "1 epoch unless --epochs")
+        run.add_argument("--compile", action="store_true", default=False, dest="compiled",
+                         help="run the training step through scratchgen.compile (capture once, replay); "
+                              "the same metrics as without it (docs/compile.md)")
 
     sample = commands.add_parser("sample", help="draw samples from a checkpoint into a .png grid or .npy")
     sample_models = sample.add_subparsers(dest="model", required=True, metavar="MODEL")
@@ -208,7 +212,14 @@ def add_study_commands(commands):
     profile.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
     profile.add_argument("--trace", default=None, metavar="PATH",
                          help="also write a Chrome trace (open in chrome://tracing or ui.perfetto.dev)")
-    for parser in (graph, profile):
+    compiled = commands.add_parser("compile", help="capture one training step with scratchgen.compile",
+                                   description="Run MODEL's training step through scratchgen.compile for a few "
+                                   "steps (the first capture, the rest replay) and, with --explain, print the "
+                                   "captured program, its memory plan and what it returns (docs/compile.md).")
+    compiled.add_argument("model", choices=recipe_names(), metavar="MODEL")
+    compiled.add_argument("--steps", type=int, default=3, help="steps to run (default: 3)")
+    compiled.add_argument("--explain", action="store_true", default=False, help="print the captured program")
+    for parser in (graph, profile, compiled):
         parser.add_argument("--batch-size", type=int, default=None, help="override the model's batch size")
         parser.add_argument("--device", default="cpu")
 
@@ -217,8 +228,12 @@ def add_study_commands(commands):
 def _train(args):
     fields = [name for name, _, _ in config_fields(get_recipe(args.model).Config)]
     overrides = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if args.compiled and getattr(args, "distributed", False):
+        raise runner.UsageError("--compile --distributed: a compiled step does not record the gradient "
+                                "allreduce, so its replay would skip it; drop one of the two flags")
     summary = runner.train(args.model, overrides, out=args.out, resume=args.resume, device=args.device,
-                           dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite)
+                           dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite,
+                           compiled=args.compiled)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 
 
@@ -317,6 +332,14 @@ def _profile(args):
     return 0
 
 
+def _compile(args):
+    from . import study
+    step = study.compile_steps(args.model, args.steps, _study_overrides(args), args.device)
+    print(step.explain() if args.explain else f"{args.model}: {step.captures} captures, {step.replays} replays; "
+          "--explain prints the program")
+    return 0
+
+
 def _bench(args):
     from .benchmarks.__main__ import main as benchmarks_main
     return benchmarks_main(args.forwarded, prog="scratchgen bench")
@@ -324,7 +347,7 @@ def _bench(args):
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
             "retrain-classifier": _retrain_classifier,
-            "profile": _profile, "translate": _translate, "bench": _bench}
+            "profile": _profile, "translate": _translate, "bench": _bench, "compile": _compile}
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ import typing
 
 import numpy as np
 
-from . import serialize
+from . import compiler, serialize
 from ._faults import fault_point
 from .eval.classifier import weights_path
 from .eval.metrics import MIN_FID_SAMPLES, digits_metrics
@@ -323,8 +323,9 @@ class StopOnInterrupt:
 class Run:
     """One run folder: the recipe, its data and loader, and where training stands."""
 
-    def __init__(self, recipe, data, folder, dry_run=False, plots=True, echo=print):
+    def __init__(self, recipe, data, folder, dry_run=False, plots=True, echo=print, compiled=False):
         self.recipe, self.data, self.folder = recipe, data, folder
+        self.train_step = compiled_step(recipe) if compiled else recipe.train_step
         self.config = recipe.config
         self.dry_run, self.plots, self.echo = dry_run, plots, echo
         self.loader = recipe.make_loader(data, seed=(self.config.seed, DATA_ORDER_STREAM))
@@ -428,7 +429,7 @@ class Run:
         recipe.model.train()
         for batch in self.loader:
             clock = Clock(self.step, self.epoch, self.loader.position - 1, batches)
-            losses = recipe.train_step(recipe.to_tensors(batch), clock)
+            losses = self.train_step(recipe.to_tensors(batch), clock)
             fault_point("step")
             self._check_finite(losses)
             self.step += 1
@@ -585,9 +586,26 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
     return recipe, data
 
 
+def compiled_step(recipe):
+    """``recipe.train_step`` through ``scratchgen.compile`` (``--compile``): the first steps run eagerly
+    and capture, the rest replay. A step that cannot be captured is a usage error (exit 2) naming why."""
+    if not recipe.optimizers:
+        raise UsageError(f"--compile: {recipe.name} has no gradient step to compile (it trains without an "
+                         "optimizer); train it without --compile")
+    step = compiler.compile(recipe.train_step)
+
+    def compiled(batch, clock):
+        try:
+            return step(batch, clock)
+        except compiler.UncapturableError as error:
+            raise UsageError(f"--compile: the {recipe.name} training step cannot be compiled: {error}") from None
+    compiled.program = step
+    return compiled
+
+
 # ---- the three entry points ------------------------------------------------------------------------
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
-          config_file=None, overwrite=False):
+          config_file=None, overwrite=False, compiled=False):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
 
     The config is merged as defaults < the resumed run's config < ``config_file`` (JSON) <
@@ -595,7 +613,8 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     (the optimizer takes the new values too), and one that cannot be honoured is refused.
     ``out`` must not hold a run already unless it is the one resumed, or ``overwrite``.
     ``dry_run`` trains on 3 batches, evaluates on 64 test examples and ``MIN_FID_SAMPLES``
-    samples, and runs 1 epoch unless ``epochs`` is given.
+    samples, and runs 1 epoch unless ``epochs`` is given. ``compiled``: the step through
+    ``scratchgen.compile`` (``--compile``).
     """
     recipe_class = get_recipe(model)
     overrides = {**(read_config_file(config_file, model) if config_file else {}), **(overrides or {})}
@@ -614,7 +633,7 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
 
     recipe, data = build_recipe(recipe_class, config, device, dry_run)
     folder = _run_folder(model, out, resume, overwrite)
-    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo)
+    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo, compiled=compiled)
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model, recipe, checkpoint)
         run.reconcile_metrics()

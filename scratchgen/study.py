@@ -3,6 +3,7 @@
 
     graph_step("vae").render("step.svg")        # the autograd graph(s) of one training step
     print(profile_steps("vae", steps=20).table())
+    print(compile_steps("mlp").explain())       # the step as scratchgen.compile captured it
 
 Both build the model as ``scratchgen train`` does (same config defaults, same seeding, same data
 order) and call its recipe's own ``train_step`` — the optimizer update included — so what you see
@@ -11,7 +12,7 @@ is exactly what training runs.
 import itertools
 import time
 
-from . import viz
+from . import compiler, viz
 from .models import Clock, get_recipe
 from .profiler import profile, synchronized_timer
 from .runner import DATA_ORDER_STREAM, UsageError, build_recipe, check_device, make_recipe_config
@@ -62,3 +63,19 @@ def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", timer
         for batch, position in itertools.islice(batches, steps):
             recipe.train_step(batch, position)
     return profiler
+
+
+def compile_steps(model, steps=3, overrides=None, device="cpu"):
+    """``model``'s training step through ``scratchgen.compile``, after ``steps`` calls (two capture,
+    the rest replay); its ``explain()`` prints the program. A step that cannot be captured is a
+    usage error naming why."""
+    if steps < 1:
+        raise UsageError(f"compile: expected steps >= 1, got {steps}")
+    recipe, batches = prepare(model, overrides, device)
+    step = compiler.compile(recipe.train_step)
+    try:
+        for batch, position in itertools.islice(batches, steps):
+            step(batch, position)
+    except compiler.UncapturableError as error:
+        raise UsageError(f"compile: the {model} training step cannot be compiled: {error}") from None
+    return step

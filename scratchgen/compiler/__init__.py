@@ -66,7 +66,9 @@ class CompiledFunction:
         if not callable(fn):
             raise TypeError(f"compile: expected a callable, got {type(fn).__name__}")
         self.fn, self.cache_size, self.poisoning = fn, cache_size, poisoning
-        self.modules = list(modules) + [m for m in reachable_modules(fn) if all(m is not n for n in modules)]
+        found = reachable(fn)
+        self.modules = list(modules) + [m for m in found if isinstance(m, Module) and all(m is not n for n in modules)]
+        self.optimizers = [o for o in found if hasattr(o, "param_groups")]
         self.cache = collections.OrderedDict()
         self.captures = self.replays = 0
 
@@ -85,11 +87,12 @@ class CompiledFunction:
 
     def _capture(self, key, entry, tensors, args, kwargs):
         started = time.perf_counter()
-        recorder = Recorder()
+        recorder = Recorder([p for m in self.modules for p in m.parameters()], self.optimizers)
         for t in tensors:
             recorder.add_input(t.data)
         with recorder.recording():
             result = self.fn(*args, **kwargs)
+        recorder.check_constants("after it was read")
         program = recorder.program
         program.outputs = _pack(result, recorder)
         program.finish(protected=_buffers_of(program.outputs))
@@ -143,15 +146,16 @@ def _name(fn):
 
 
 # ---- finding what guards the program -------------------------------------------------------------------
-def reachable_modules(fn):
-    """Modules ``fn`` can reach: itself, its bound object, closure cells, and their attributes (one
-    level, dict values included: a recipe's ``model``, a trainer's ``{"model": ...}``)."""
+def reachable(fn):
+    """Modules and optimizers ``fn`` can reach: its bound object, closure cells, and their attributes
+    (one level, dict values included: a recipe's ``model``, its ``{"model": Adam}``)."""
     roots = [getattr(fn, "__self__", None)] + [cell.cell_contents for cell in getattr(fn, "__closure__", None) or ()
                                                if _cell_is_set(cell)]
     found = []
 
     def add(value):
-        if isinstance(value, Module) and all(value is not m for m in found):
+        wanted = isinstance(value, Module) or hasattr(value, "param_groups")
+        if wanted and all(value is not m for m in found):
             found.append(value)
 
     for root in roots:

@@ -42,7 +42,11 @@ def memory_root(array):
 
 
 class Recorder:
-    def __init__(self):
+    def __init__(self, parameters=(), optimizers=()):
+        self.parameters, self.optimizers = list(parameters), list(optimizers)
+        self.assigned = set()   # (id(parameter), id(array)): gradients assigned to .grad, recorded once
+        self.snapshots = {}     # constant buffer -> a copy, to notice writes no op records
+        self.hyperparameters = _hyperparameters(self.optimizers)
         self.program = Program()
         self.buffer_of = {}     # id(array) -> buffer index (the newest buffer holding that array)
         self.group_of = {}      # id(memory root) -> the buffer index that stands for that memory
@@ -102,7 +106,27 @@ class Recorder:
                 self._add(Op("view", "view", view, [source], [index], line,
                              f"shape={list(array.shape)}, strides={list(array.strides)}"))
                 return index
-        return self._new("constant", array)
+        index = self._new("constant", array)
+        self.snapshots[index] = (array, array.copy(), line)
+        return index
+
+    def check_constants(self, when):
+        """Raise if a constant array changed since it was last seen (a write in place that no op
+        and no host operation records, e.g. ``x.data[...] = ...``), or an optimizer's hyperparameters
+        were changed in Python during the capture."""
+        for index, (array, copy, line) in self.snapshots.items():
+            if not _equal(array, copy):
+                raise UncapturableError(f"an array the step reads (constant %{index}, {list(array.shape)}, first read at "
+                                        f"{line}) was written in place {when} by code that no op records "
+                                        "(writing into .data, NumPy on a tensor's array); a replay would not write it. "
+                                        "Write through a host operation (see autograd.host_operation) or outside the step")
+        if _hyperparameters(self.optimizers) != self.hyperparameters:
+            raise UncapturableError("the step changes an optimizer's hyperparameters (learning rate, ...) in Python; "
+                                    "a replay would keep the values of its capture. Set them outside the step")
+
+    def _refresh_snapshots(self):
+        for index, (array, _, line) in self.snapshots.items():
+            self.snapshots[index] = (array, array.copy(), line)
 
     # ---- ops -----------------------------------------------------------------------------------------
     def _add(self, op):
@@ -126,7 +150,6 @@ class Recorder:
         op = self._add(Op("forward", node.name, forward_call(type(node), params, slots, len(arrays)),
                           reads, writes, line, detail))
         op.node_class, op.params, op.slots, op.input_count = type(node), params, slots, len(arrays)
-        op.needs_input_grad = getattr(node, "needs_input_grad", None)
         self.forward_op[id(node)] = op
 
     def _keep_node(self, node, line, with_graph):
@@ -138,6 +161,7 @@ class Recorder:
             raise UncapturableError(f"{node.name}: its forward ran before the compiled function was called, "
                                     f"so its backward (at {line}) cannot be replayed; build the graph inside it")
         index = self._new("op", node)
+        op.needs_input_grad = getattr(node, "needs_input_grad", None)  # set once the node joined the graph
         op.writes.append(index)
         op.call = keeping_call(op, with_graph)
         op.kind = "forward+"  # keeps its node
@@ -182,7 +206,22 @@ class Recorder:
                          user_line(), _leaf_name(leaf)))
 
     def on_host_begin(self, method, args, kwargs):
+        if not self.host_depth:
+            self.check_constants("before it")
+            self._record_assigned_gradients()
         self.host_depth += 1
+
+    def _record_assigned_gradients(self):
+        """``param.grad = gradient`` with a traced gradient (from ``scratchgen.grad``) is a Python
+        assignment, invisible to observers: found here, before a host operation (the optimizer step)
+        that may read it, and recorded as an op that assigns a copy."""
+        for param in self.parameters:
+            grad = param.grad
+            if grad is None or self.kind(grad.data) != "op" or (id(param), id(grad.data)) in self.assigned:
+                continue
+            self.assigned.add((id(param), id(grad.data)))
+            self._add(Op("grad", "assign_grad", assign_call(param), [self.read(grad.data)], [], user_line(),
+                         _leaf_name(param)))
 
     def on_host_end(self, method, args, kwargs, result):
         self.host_depth -= 1
@@ -192,6 +231,7 @@ class Recorder:
                   if self.kind(value.data if isinstance(value, Tensor) else value) == "op"]
         reads = [self.buffer_of[id(value.data if isinstance(value, Tensor) else value)] for _, value in traced]
         writes = [self.write(result.data)] if isinstance(result, Tensor) else []
+        self._refresh_snapshots()   # what the host operation wrote is written again on a replay
         name = getattr(method, "__qualname__", repr(method))
         self._add(Op("host", name, host_call(method, args, kwargs, traced, bool(writes)), reads, writes,
                      user_line()))
@@ -332,6 +372,22 @@ def backward_call(present):
         arrays = tuple(g.data for g, there in zip(result, present) if there)
         return arrays if len(arrays) != 1 else arrays[0]
     return call
+
+
+def assign_call(param):
+    def call(grad):
+        param.grad = Tensor(grad.copy())
+    return call
+
+
+def _hyperparameters(optimizers):
+    return [[{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+            for optimizer in optimizers]
+
+
+def _equal(a, b):
+    return a.shape == b.shape and bool((a == b).all() if a.dtype.kind not in "fc" else
+                                       ((a == b) | ((a != a) & (b != b))).all())
 
 
 def accumulate_call(leaf):
