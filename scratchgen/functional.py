@@ -147,16 +147,18 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                          f"shape {input.shape}")
     out, average, variance = standardize(input, (0,) + tuple(range(2, input.ndim)), eps)
-    unbiased_variance = variance * (count / (count - 1))
-    for running, batch in ((running_mean, average), (running_var, unbiased_variance)):
+    for running, batch, factor in ((running_mean, average, 1), (running_var, variance, count / (count - 1))):
         if running is not None:
-            _update_running(running, batch, momentum)
+            _update_running(running, batch, momentum, factor)
     return _channel_affine(out, weight, bias)
 
 
 @host_operation  # a write outside the graph: the compiler replays the call (autograd.host_operation)
-def _update_running(running, batch, momentum):
-    """running = (1 - momentum) running + momentum batch, in place (``batch`` an array)."""
+def _update_running(running, batch, momentum, factor):
+    """running = (1 - momentum) running + momentum factor batch, in place (``batch`` an array; the
+    factor count / (count - 1) makes the variance unbiased)."""
+    if factor != 1:
+        batch = batch * factor
     running.data *= 1 - momentum
     running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)
 

@@ -227,6 +227,9 @@ class Recorder:
         self.host_depth -= 1
         if self.host_depth:
             return
+        for value in args:   # a raw array nobody recorded making: a constant, so two captures compare it
+            if is_array(value) and id(value) not in self.buffer_of:
+                self.read(value, user_line())
         traced = [(position, value) for position, value in enumerate(args)
                   if self.kind(value.data if isinstance(value, Tensor) else value) == "op"]
         reads = [self.buffer_of[id(value.data if isinstance(value, Tensor) else value)] for _, value in traced]
