@@ -81,15 +81,14 @@ class CompiledFunction:
         if entry is not None and entry.trusted:
             self.cache.move_to_end(key)
             self.replays += 1
-            slots = entry.program.run([t.data for t in tensors], self.poisoning)
+            slots = entry.program.run([t.data for t in tensors] + tensors, self.poisoning)
             return _unpack(entry.program.outputs, slots)
         return self._capture(key, entry, tensors, args, kwargs)
 
     def _capture(self, key, entry, tensors, args, kwargs):
         started = time.perf_counter()
         recorder = Recorder([p for m in self.modules for p in m.parameters()], self.optimizers)
-        for t in tensors:
-            recorder.add_input(t.data)
+        recorder.add_inputs(tensors)
         with recorder.recording():
             result = self.fn(*args, **kwargs)
         recorder.check_constants("after it was read")

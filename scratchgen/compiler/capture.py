@@ -72,8 +72,12 @@ class Recorder:
             buffer.group = index
         return index
 
-    def add_input(self, array):
-        return self._new("input", array)
+    def add_inputs(self, tensors):
+        """The call's tensors: their arrays, then the tensors themselves (a gradient accumulates into
+        the tensor of *this* call when an argument requires grad)."""
+        for tensor in tensors:
+            self._new("input", tensor.data)
+        self.input_tensor = {id(tensor): self._new("input", tensor) for tensor in tensors}
 
     def read(self, value, line=""):
         """The buffer holding ``value`` for an op to read: a known one, or a new constant."""
@@ -201,9 +205,12 @@ class Recorder:
         op.call = backward_call(present)
 
     def on_leaf_grad(self, leaf, grad):
+        """The leaf's new ``.grad`` array is the op's output, so that the step may return it."""
         if not self.host_depth:
-            self._add(Op("grad", "accumulate_grad", accumulate_call(leaf), [self.read(grad.data)], [],
-                         user_line(), _leaf_name(leaf)))
+            argument = self.input_tensor.get(id(leaf))
+            reads = [self.read(grad.data)] + ([] if argument is None else [argument])
+            self._add(Op("grad", "accumulate_grad", accumulate_call(None if argument is not None else leaf), reads,
+                         [self.write(leaf.grad.data)], user_line(), _leaf_name(leaf)))
 
     def on_host_begin(self, method, args, kwargs):
         if not self.host_depth:
@@ -394,9 +401,12 @@ def _equal(a, b):
 
 
 def accumulate_call(leaf):
-    def call(grad):
+    """Accumulate into ``leaf`` (a parameter), or, when None, into the argument tensor read second."""
+    def call(grad, argument=None):
+        target = leaf if leaf is not None else argument
         with no_grad():
-            leaf._accumulate_grad(Tensor(grad))
+            target._accumulate_grad(Tensor(grad))
+        return target.grad.data
     return call
 
 

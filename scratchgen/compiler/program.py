@@ -29,14 +29,13 @@ class Buffer:
 
     def __init__(self, index, kind, value):
         self.index, self.kind = index, kind
-        self.shape = getattr(value, "shape", None)
-        self.dtype = getattr(value, "dtype", None)
-        self.nbytes = int(getattr(value, "nbytes", 0)) if self.shape is not None else 0
-        self.is_array = self.shape is not None and hasattr(value, "__array_interface__") or \
-            backend.is_cupy_array(value)
+        self.is_array = hasattr(value, "__array_interface__") or backend.is_cupy_array(value)
+        self.shape = value.shape if self.is_array else None
+        self.dtype = value.dtype if self.is_array else None
+        self.nbytes = int(value.nbytes) if self.is_array else 0
 
     def describe(self):
-        if self.shape is None:
+        if not self.is_array:
             return "object"
         return f"{np.dtype(self.dtype).name}{list(self.shape)}"
 
