@@ -32,6 +32,7 @@ from .. import kernels
 from ..autograd import is_grad_enabled
 from ..nn.module import Module
 from ..tensor import Tensor
+from . import fusion
 from .capture import Recorder, is_array
 from .errors import UncapturableError
 from .scalars import TracedFloat
@@ -42,15 +43,16 @@ PLAIN = (int, float, str, bool, type(None))
 CAPTURES_BEFORE_GIVING_UP = 3
 
 
-def compile(fn=None, *, modules=(), cache_size=4, poisoning=False):  # noqa: A001 (torch.compile's name)
+def compile(fn=None, *, modules=(), cache_size=4, poisoning=False, fuse=True):  # noqa: A001 (torch's name)
     """A ``CompiledFunction`` of ``fn`` (also usable as ``@compile`` or ``@compile(...)``).
 
     ``modules``: modules whose flags and parameters guard the program, beside those found through
     ``fn`` (its bound object's attributes and its closure); ``poisoning``: fill every freed buffer
-    with NaN during replays (a use after free then shows as NaN)."""
+    with NaN during replays (a use after free then shows as NaN); ``fuse``: generate one Numba kernel
+    per run of elementwise arithmetic once a program is trusted (fusion.py)."""
     if fn is None:
-        return lambda function: CompiledFunction(function, modules, cache_size, poisoning)
-    return CompiledFunction(fn, modules, cache_size, poisoning)
+        return lambda function: CompiledFunction(function, modules, cache_size, poisoning, fuse)
+    return CompiledFunction(fn, modules, cache_size, poisoning, fuse)
 
 
 class Entry:
@@ -62,10 +64,10 @@ class Entry:
 
 
 class CompiledFunction:
-    def __init__(self, fn, modules, cache_size, poisoning):
+    def __init__(self, fn, modules, cache_size, poisoning, fuse):
         if not callable(fn):
             raise TypeError(f"compile: expected a callable, got {type(fn).__name__}")
-        self.fn, self.cache_size, self.poisoning = fn, cache_size, poisoning
+        self.fn, self.cache_size, self.poisoning, self.fuse = fn, cache_size, poisoning, fuse
         found = reachable(fn)
         self.modules = list(modules) + [m for m in found if isinstance(m, Module) and all(m is not n for n in modules)]
         self.optimizers = [o for o in found if hasattr(o, "param_groups")]
@@ -94,7 +96,8 @@ class CompiledFunction:
         recorder.check_constants("after it was read")
         program = recorder.program
         program.outputs = _pack(result, recorder)
-        program.finish(protected=_buffers_of(program.outputs))
+        protected = _buffers_of(program.outputs)
+        program.finish(protected)
         seconds = time.perf_counter() - started
         self.captures += 1
         if entry is None:
@@ -106,6 +109,9 @@ class CompiledFunction:
             entry.captures += 1
             entry.program, entry.capture_seconds = program, seconds
             entry.trusted = difference is None
+            if entry.trusted and self.fuse:
+                program.fused_sources = fusion.fuse(program, protected)
+                program.finish(protected)
             if difference is not None and entry.captures >= CAPTURES_BEFORE_GIVING_UP:
                 del self.cache[key]
                 raise UncapturableError(f"{_name(self.fn)}: {entry.captures} captures with one signature "
@@ -136,6 +142,7 @@ class CompiledFunction:
                       f"signature: ({inputs}) plain args {key[1]}",
                       f"{len(program.ops)} ops over {len(program.buffers)} buffers",
                       program.listing(), program.plan.describe(),
+                      f"fused kernels: {len(program.fused_sources)}", *program.fused_sources,
                       f"returns: {_describe_outputs(program.outputs)}"]
         return "\n".join(parts)
 

@@ -61,7 +61,8 @@ def plan_memory(program, protected=()):
             produced.setdefault(index, k)
     born, dies = {}, {}
     for buffer in buffers:
-        if buffer.kind == "op" and buffer.index == buffer.group and buffer.group not in pinned:
+        if buffer.kind == "op" and buffer.index == buffer.group and buffer.group not in pinned \
+                and buffer.index in produced:   # (a fused group's intermediates are never made)
             born.setdefault(produced[buffer.index], []).append(buffer.nbytes)
             dies.setdefault(group_end.get(buffer.index, end), []).append(buffer.nbytes)
     peak, peak_op, live = 0, 0, 0

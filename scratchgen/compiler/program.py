@@ -33,6 +33,7 @@ class Buffer:
         self.shape = value.shape if self.is_array else None
         self.dtype = value.dtype if self.is_array else None
         self.nbytes = int(value.nbytes) if self.is_array else 0
+        self.is_scalar = isinstance(value, np.generic)   # NumPy's 0-d results are scalars, not arrays
 
     def describe(self):
         if not self.is_array:
@@ -68,6 +69,7 @@ class Program:
         self.outputs = None
         self.steps = None
         self.plan = None
+        self.fused_sources = []   # the generated kernels' source, one per fused group (fusion.py)
 
     def add_buffer(self, kind, value):
         buffer = Buffer(len(self.buffers), kind, value)
