@@ -89,7 +89,7 @@ class CompiledFunction:
 
     def _capture(self, key, entry, tensors, args, kwargs):
         started = time.perf_counter()
-        recorder = Recorder([p for m in self.modules for p in m.parameters()], self.optimizers)
+        recorder = Recorder([named for m in self.modules for named in m.named_parameters()], self.optimizers)
         recorder.add_inputs(tensors)
         with recorder.recording():
             result = self.fn(*args, **kwargs)

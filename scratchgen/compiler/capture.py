@@ -42,8 +42,9 @@ def memory_root(array):
 
 
 class Recorder:
-    def __init__(self, parameters=(), optimizers=()):
-        self.parameters, self.optimizers = list(parameters), list(optimizers)
+    def __init__(self, named_parameters=(), optimizers=()):
+        self.names = {id(param): name for name, param in named_parameters}
+        self.parameters, self.optimizers = [param for _, param in named_parameters], list(optimizers)
         self.assigned = set()   # (id(parameter), id(array)): gradients assigned to .grad, recorded once
         self.snapshots = {}     # constant buffer -> a copy, to notice writes no op records
         self.hyperparameters = _hyperparameters(self.optimizers)
@@ -210,7 +211,8 @@ class Recorder:
             argument = self.input_tensor.get(id(leaf))
             reads = [self.read(grad.data)] + ([] if argument is None else [argument])
             self._add(Op("grad", "accumulate_grad", accumulate_call(None if argument is not None else leaf), reads,
-                         [self.write(leaf.grad.data)], user_line(), _leaf_name(leaf)))
+                         [self.write(leaf.grad.data)], user_line(), self._leaf_name(leaf)))
+            self.assigned.add((id(leaf), id(leaf.grad.data)))   # bound by the op above, not assigned
 
     def on_host_begin(self, method, args, kwargs):
         if not self.host_depth:
@@ -228,7 +230,7 @@ class Recorder:
                 continue
             self.assigned.add((id(param), id(grad.data)))
             self._add(Op("grad", "assign_grad", assign_call(param), [self.read(grad.data)], [], user_line(),
-                         _leaf_name(param)))
+                         self._leaf_name(param)))
 
     def on_host_end(self, method, args, kwargs, result):
         self.host_depth -= 1
@@ -246,6 +248,9 @@ class Recorder:
         self._add(Op("host", name, host_call(method, args, kwargs, traced, bool(writes)), reads, writes,
                      user_line()))
 
+    def _leaf_name(self, leaf):
+        return self.names.get(id(leaf)) or leaf.name or f"leaf{list(leaf.shape)}"
+
     # ---- values read into Python ---------------------------------------------------------------------
     def is_traced(self, tensor):
         return self.kind(tensor.data) in ("input", "op")
@@ -257,8 +262,6 @@ class Recorder:
             yield self
 
 
-def _leaf_name(leaf):
-    return leaf.name or f"leaf{list(leaf.shape)}"
 
 
 def _short(value):
