@@ -213,9 +213,10 @@ def add_study_commands(commands):
     profile.add_argument("--trace", default=None, metavar="PATH",
                          help="also write a Chrome trace (open in chrome://tracing or ui.perfetto.dev)")
     compiled = commands.add_parser("compile", help="capture one training step with scratchgen.compile",
-                                   description="Run MODEL's training step through scratchgen.compile for a few "
-                                   "steps (the first capture, the rest replay) and, with --explain, print the "
-                                   "captured program, its memory plan and what it returns (docs/compile.md).")
+                                   description="Run MODEL's training step through scratchgen.compile for a "
+                                   "few steps (the first capture, the rest replay) and, with --explain, print "
+                                   "the captured program, its memory plan and what it returns "
+                                   "(docs/compile.md).")
     compiled.add_argument("model", choices=recipe_names(), metavar="MODEL")
     compiled.add_argument("--steps", type=int, default=3, help="steps to run (default: 3)")
     compiled.add_argument("--explain", action="store_true", default=False, help="print the captured program")
@@ -335,8 +336,8 @@ def _profile(args):
 def _compile(args):
     from . import study
     step = study.compile_steps(args.model, args.steps, _study_overrides(args), args.device)
-    print(step.explain() if args.explain else f"{args.model}: {step.captures} captures, {step.replays} replays; "
-          "--explain prints the program")
+    counts = f"{args.model}: {step.captures} captures, {step.replays} replays; --explain prints the program"
+    print(step.explain() if args.explain else counts)
     return 0
 
 

@@ -598,7 +598,8 @@ def compiled_step(recipe):
         try:
             return step(batch, clock)
         except compiler.UncapturableError as error:
-            raise UsageError(f"--compile: the {recipe.name} training step cannot be compiled: {error}") from None
+            raise UsageError(f"--compile: the {recipe.name} training step cannot be compiled: "
+                             f"{error}") from None
     compiled.program = step
     return compiled
 

@@ -69,7 +69,8 @@ class CompiledFunction:
             raise TypeError(f"compile: expected a callable, got {type(fn).__name__}")
         self.fn, self.cache_size, self.poisoning, self.fuse = fn, cache_size, poisoning, fuse
         found = reachable(fn)
-        self.modules = list(modules) + [m for m in found if isinstance(m, Module) and all(m is not n for n in modules)]
+        self.modules = list(modules) + [m for m in found if isinstance(m, Module)
+                                        and all(m is not given for given in modules)]
         self.optimizers = [o for o in found if hasattr(o, "param_groups")]
         self.cache = collections.OrderedDict()
         self.captures = self.replays = 0
@@ -138,7 +139,9 @@ class CompiledFunction:
             inputs = ", ".join(f"{list(shape)} {dtype} {device}{' grad' if grad else ''}"
                                for shape, dtype, device, grad, _ in key[0])
             program = entry.program
-            parts += [f"== program {number} of {_name(self.fn)} ({state}; capture {entry.capture_seconds:.3f} s)",
+            seconds = f"capture {entry.capture_seconds:.3f} s"
+            title = f"== program {number} of {_name(self.fn)} ({state}; {seconds})"
+            parts += [title,
                       f"signature: ({inputs}) plain args {key[1]}",
                       f"{len(program.ops)} ops over {len(program.buffers)} buffers",
                       program.listing(), program.plan.describe(),
@@ -155,8 +158,8 @@ def _name(fn):
 def reachable(fn):
     """Modules and optimizers ``fn`` can reach: its bound object, closure cells, and their attributes
     (one level, dict values included: a recipe's ``model``, its ``{"model": Adam}``)."""
-    roots = [getattr(fn, "__self__", None)] + [cell.cell_contents for cell in getattr(fn, "__closure__", None) or ()
-                                               if _cell_is_set(cell)]
+    cells = getattr(fn, "__closure__", None) or ()
+    roots = [getattr(fn, "__self__", None)] + [cell.cell_contents for cell in cells if _cell_is_set(cell)]
     found = []
 
     def add(value):
@@ -275,11 +278,12 @@ def _describe_outputs(template):
     return repr(content)
 
 
-# ---- comparing two captures ---------------------------------------------------------------------------------
+# ---- comparing two captures ---------------------------------------------------------------------------
 def differences(old, new):
     """None if two programs are the same; otherwise what differs first, with its line."""
     if len(old.ops) != len(new.ops):
-        return f"the step ran {len(old.ops)} operations once and {len(new.ops)} the next time{_first_op_change(old, new)}"
+        return (f"the step ran {len(old.ops)} operations once and {len(new.ops)} the next time"
+                f"{_first_op_change(old, new)}")
     for a, b in zip(old.ops, new.ops):
         if (a.name, a.reads, a.writes, a.detail) != (b.name, b.reads, b.writes, b.detail):
             return f"operation {a.name} became {b.name} at {b.line}"
@@ -288,7 +292,8 @@ def differences(old, new):
         if not _same_value(value, other):
             reader = next((op for op in new.ops if index in op.reads), None)
             where = f"read by {reader.name} at {reader.line}" if reader else "unused"
-            return (f"an array no recorded operation made (constant %{index}, {where}) changed between calls: "
+            return (f"an array no recorded operation made (constant %{index}, {where}) changed between "
+                    "calls: "
                     "data made outside the engine's ops (NumPy on .data, Python state) cannot be replayed")
     if not _same_template(old.outputs, new.outputs):
         return ("the values returned differ between calls in a part not computed from tensors "
@@ -332,4 +337,3 @@ def _same_template(a, b):
         return [k for k, _ in a[1]] == [k for k, _ in b[1]] and all(
             _same_template(x, y) for (_, x), (_, y) in zip(a[1], b[1]))
     return len(a[1]) == len(b[1]) and all(_same_template(x, y) for x, y in zip(a[1], b[1]))
-

@@ -121,13 +121,15 @@ class Recorder:
         were changed in Python during the capture."""
         for index, (array, copy, line) in self.snapshots.items():
             if not _equal(array, copy):
-                raise UncapturableError(f"an array the step reads (constant %{index}, {list(array.shape)}, first read at "
-                                        f"{line}) was written in place {when} by code that no op records "
-                                        "(writing into .data, NumPy on a tensor's array); a replay would not write it. "
-                                        "Write through a host operation (see autograd.host_operation) or outside the step")
+                raise UncapturableError(
+                    f"an array the step reads (constant %{index}, {list(array.shape)}, first read at {line}) "
+                    f"was written in place {when} by code that no op records (writing into .data, NumPy on a "
+                    "tensor's array); a replay would not write it. Write through a host operation (see "
+                    "autograd.host_operation) or outside the step")
         if _hyperparameters(self.optimizers) != self.hyperparameters:
-            raise UncapturableError("the step changes an optimizer's hyperparameters (learning rate, ...) in Python; "
-                                    "a replay would keep the values of its capture. Set them outside the step")
+            raise UncapturableError("the step changes an optimizer's hyperparameters (learning rate, ...) in "
+                                    "Python; a replay would keep the values of its capture. Set them outside "
+                                    "the step")
 
     def _refresh_snapshots(self):
         for index, (array, _, line) in self.snapshots.items():
@@ -164,7 +166,8 @@ class Recorder:
         op = self.forward_op.get(id(node))
         if op is None:
             raise UncapturableError(f"{node.name}: its forward ran before the compiled function was called, "
-                                    f"so its backward (at {line}) cannot be replayed; build the graph inside it")
+                                    f"so its backward (at {line}) cannot be replayed; build the graph inside "
+                                    "it")
         index = self._new("op", node)
         op.needs_input_grad = getattr(node, "needs_input_grad", None)  # set once the node joined the graph
         op.writes.append(index)
@@ -178,7 +181,8 @@ class Recorder:
         node_index = self._keep_node(node, line, with_graph=False)
         index = self.write(array)
         where = name if position is None else f"{name}[{position}]"
-        self._add(Op("attr", f"{node.name}.{where}", attribute_call(name, position), [node_index], [index], line))
+        self._add(Op("attr", f"{node.name}.{where}", attribute_call(name, position), [node_index], [index],
+                     line))
         return index
 
     def on_backward_begin(self, node):
@@ -210,8 +214,9 @@ class Recorder:
         if not self.host_depth:
             argument = self.input_tensor.get(id(leaf))
             reads = [self.read(grad.data)] + ([] if argument is None else [argument])
-            self._add(Op("grad", "accumulate_grad", accumulate_call(None if argument is not None else leaf), reads,
-                         [self.write(leaf.grad.data)], user_line(), self._leaf_name(leaf)))
+            call = accumulate_call(None if argument is not None else leaf)
+            self._add(Op("grad", "accumulate_grad", call, reads, [self.write(leaf.grad.data)], user_line(),
+                         self._leaf_name(leaf)))
             self.assigned.add((id(leaf), id(leaf.grad.data)))   # bound by the op above, not assigned
 
     def on_host_begin(self, method, args, kwargs):
@@ -241,7 +246,8 @@ class Recorder:
                 self.read(value, user_line())
         traced = [(position, value) for position, value in enumerate(args)
                   if self.kind(value.data if isinstance(value, Tensor) else value) == "op"]
-        reads = [self.buffer_of[id(value.data if isinstance(value, Tensor) else value)] for _, value in traced]
+        reads = [self.buffer_of[id(value.data if isinstance(value, Tensor) else value)]
+                 for _, value in traced]
         writes = [self.write(result.data)] if isinstance(result, Tensor) else []
         self._refresh_snapshots()   # what the host operation wrote is written again on a replay
         name = getattr(method, "__qualname__", repr(method))
@@ -260,8 +266,6 @@ class Recorder:
         """Observe the engine and watch what reads tensors into Python, for the ``with`` block."""
         with observe(self), _reads_watched(self):
             yield self
-
-
 
 
 def _short(value):
@@ -449,9 +453,9 @@ def _reads_watched(recorder):
         def method(tensor, *args, **kwargs):
             if recorder.is_traced(tensor):
                 raise UncapturableError(
-                    f"{label} reads a traced tensor's values into Python at {user_line()}; a replay does not run "
-                    "Python, so what is done with them would be fixed at capture time. Keep it outside the "
-                    "compiled function (return the tensor and read it after the call)")
+                    f"{label} reads a traced tensor's values into Python at {user_line()}; a replay does not "
+                    "run Python, so what is done with them would be fixed at capture time. Keep it outside "
+                    "the compiled function (return the tensor and read it after the call)")
             return originals[name](tensor, *args, **kwargs)
         return method
 

@@ -85,7 +85,8 @@ class Program:
         """Plan memory (liveness: which buffers die after which op) once the program is complete.
         ``protected`` buffers (those the step returns) are never freed."""
         self.plan = plan_memory(self, protected)
-        self.steps = [(op.call, op.reads, op.writes, dead) for op, dead in zip(self.ops, self.plan.dead_after)]
+        self.steps = [(op.call, op.reads, op.writes, dead)
+                      for op, dead in zip(self.ops, self.plan.dead_after)]
 
     def run(self, input_arrays, poisoning=False):
         """Replay on ``input_arrays`` (one per input buffer); returns the slots of returned buffers

@@ -14,7 +14,8 @@ def _records(folder):
 
 def test_compiled_training_writes_the_eager_metrics(tmp_path):
     for name, flags in (("eager", []), ("compiled", ["--compile"])):
-        assert cli.main(["train", "mlp", "--dry-run", "--epochs", "2", "--out", str(tmp_path / name), *flags]) == 0
+        arguments = ["train", "mlp", "--dry-run", "--epochs", "2", "--out", str(tmp_path / name), *flags]
+        assert cli.main(arguments) == 0
     assert _records(tmp_path / "compiled") == _records(tmp_path / "eager")
 
 
@@ -32,5 +33,5 @@ def test_a_step_that_cannot_be_compiled_is_a_usage_error(args, reason, tmp_path,
 def test_compile_explain_prints_the_program(capsys):
     assert cli.main(["compile", "mlp", "--steps", "3", "--explain"]) == 0
     shown = capsys.readouterr().out
-    for part in ("trusted", "MatMul", "accumulate_grad", "Optimizer.step", "peak", "returns: {'loss': item(%"):
+    for part in ("trusted", "MatMul", "accumulate_grad", "Optimizer.step", "peak", "{'loss': item(%"):
         assert part in shown, part
