@@ -181,9 +181,16 @@ class Recorder:
         node_index = self._keep_node(node, line, with_graph=False)
         index = self.write(array)
         where = name if position is None else f"{name}[{position}]"
-        self._add(Op("attr", f"{node.name}.{where}", attribute_call(name, position), [node_index], [index],
-                     line))
+        op = self._add(Op("attr", f"{node.name}.{where}", attribute_call(name, position), [node_index], [index],
+                          line))
+        op.extra_uses = self._kept_arrays(node)
         return index
+
+    def _kept_arrays(self, node):
+        """What a kept node may hold (its forward's inputs and outputs, saved or viewed): they must stay
+        live, unpoisoned, until every op that reads the node has run."""
+        forward = self.forward_op[id(node)]
+        return [i for i in forward.reads + forward.writes if i != self.node_buffer[id(node)]]
 
     def on_backward_begin(self, node):
         if self.host_depth:
@@ -208,6 +215,7 @@ class Recorder:
         for index in pending.values():   # read in the bracket but not a gradient: a constant after all
             self.program.buffers[index].kind = "constant"
         op.call = backward_call(present)
+        op.extra_uses = self._kept_arrays(node)
 
     def on_leaf_grad(self, leaf, grad):
         """The leaf's new ``.grad`` array is the op's output, so that the step may return it."""
