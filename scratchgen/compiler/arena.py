@@ -4,7 +4,8 @@ Liveness: a buffer is live from the op that writes it to the last op that reads 
 memory, so buffers are grouped by the array that owns the memory (``Buffer.group``, found at capture
 by following ``.base``): a group's memory is free only after its *last* member's last use, and it is
 freed (and, in poisoning mode, filled with NaN) through its owner. Groups that hold an input or a
-constant (a parameter and its views) are never freed: the step does not own them.
+constant (a parameter and its views) are never freed: the step does not own them; nor are arrays
+that escape into Python state (a gradient bound to ``.grad``, which the optimizer reads).
 
     dead_after[k]   buffers whose slot is dropped after op k (their last use)
     owner_of        the buffers that own an op's memory (the ones poisoning may fill)
@@ -38,7 +39,7 @@ def plan_memory(program, protected=()):
     for index in protected:
         last_use[index] = end
     buffers = program.buffers
-    pinned = {b.group for b in buffers if b.kind != "op"}
+    pinned = {b.group for b in buffers if b.kind != "op" or b.escapes}
     group_end = {}
     for index, k in last_use.items():
         group = buffers[index].group

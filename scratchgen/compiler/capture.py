@@ -181,8 +181,8 @@ class Recorder:
         node_index = self._keep_node(node, line, with_graph=False)
         index = self.write(array)
         where = name if position is None else f"{name}[{position}]"
-        op = self._add(Op("attr", f"{node.name}.{where}", attribute_call(name, position), [node_index], [index],
-                          line))
+        call = attribute_call(name, position)
+        op = self._add(Op("attr", f"{node.name}.{where}", call, [node_index], [index], line))
         op.extra_uses = self._kept_arrays(node)
         return index
 
@@ -223,8 +223,9 @@ class Recorder:
             argument = self.input_tensor.get(id(leaf))
             reads = [self.read(grad.data)] + ([] if argument is None else [argument])
             call = accumulate_call(None if argument is not None else leaf)
-            self._add(Op("grad", "accumulate_grad", call, reads, [self.write(leaf.grad.data)], user_line(),
-                         self._leaf_name(leaf)))
+            index = self.write(leaf.grad.data)
+            self.program.buffers[index].escapes = True
+            self._add(Op("grad", "accumulate_grad", call, reads, [index], user_line(), self._leaf_name(leaf)))
             self.assigned.add((id(leaf), id(leaf.grad.data)))   # bound by the op above, not assigned
 
     def on_host_begin(self, method, args, kwargs):

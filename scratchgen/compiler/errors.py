@@ -28,5 +28,16 @@ def user_line():
         frame = frame.f_back
     if frame is None:
         return "an unknown line"
-    source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-    return f"{os.path.relpath(frame.f_code.co_filename)}:{frame.f_lineno}: {source}"
+    line = _line_of(frame)
+    source = linecache.getline(frame.f_code.co_filename, line).strip()
+    return f"{os.path.relpath(frame.f_code.co_filename)}:{line}: {source}"
+
+
+def _line_of(frame):
+    """The line of the instruction running in ``frame``. (``f_lineno`` can already name the next line
+    while a tracer, such as Hypothesis's, is installed.)"""
+    positions = list(frame.f_code.co_positions())
+    index = frame.f_lasti // 2   # f_lasti counts bytes; instructions are two bytes wide
+    if 0 <= index < len(positions) and positions[index][0] is not None:
+        return positions[index][0]
+    return frame.f_lineno

@@ -34,6 +34,7 @@ class Buffer:
         self.dtype = value.dtype if self.is_array else None
         self.nbytes = int(value.nbytes) if self.is_array else 0
         self.is_scalar = isinstance(value, np.generic)   # NumPy's 0-d results are scalars, not arrays
+        self.escapes = False   # held by Python state after the op (a leaf's .grad): never freed or poisoned
 
     def describe(self):
         if not self.is_array:
