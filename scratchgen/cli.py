@@ -17,7 +17,7 @@
     scratchgen retrain-classifier [--out FILE.npz]      retrain the digits metrics' classifier (mlp)
     scratchgen graph MODEL [--out step.svg] [--collapse-modules [DEPTH]]
                                                         the autograd graph of one training step
-    scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
+    scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH] [--compile]
                                                         where a training step spends its time, op by op
     scratchgen compile MODEL [--steps 3] [--explain]    the training step captured by scratchgen.compile
     scratchgen bench [--quick] [--only PATTERN] [--threads 1,2] [--out DIR] [...]
@@ -212,10 +212,13 @@ def add_study_commands(commands):
     profile.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
     profile.add_argument("--trace", default=None, metavar="PATH",
                          help="also write a Chrome trace (open in chrome://tracing or ui.perfetto.dev)")
+    profile.add_argument("--compile", action="store_true", default=False, dest="compiled",
+                         help="profile the replay of the step compiled by scratchgen.compile: time "
+                              "per op of the program (docs/compile.md)")
     compiled = commands.add_parser("compile", help="capture one training step with scratchgen.compile",
                                    description="Run MODEL's training step through scratchgen.compile for a "
-                                   "few steps (the first capture, the rest replay) and, with --explain, print "
-                                   "the captured program, its memory plan and what it returns "
+                                   "few steps (the first capture, the rest replay) and, with --explain, "
+                                   "print the captured program, its memory plan and what it returns "
                                    "(docs/compile.md).")
     compiled.add_argument("model", choices=recipe_names(), metavar="MODEL")
     compiled.add_argument("--steps", type=int, default=3, help="steps to run (default: 3)")
@@ -322,6 +325,8 @@ def _graph(args):
 
 def _profile(args):
     from . import study
+    if args.compiled:
+        return _profile_compiled(args)
     profiler = study.profile_steps(args.model, args.steps, args.warmup, _study_overrides(args), args.device)
     print(f"{args.model}: {args.steps} training steps after {args.warmup} warm-up, "
           f"{profiler.total_seconds / args.steps * 1e3:.1f} ms per step")
@@ -338,6 +343,17 @@ def _compile(args):
     step = study.compile_steps(args.model, args.steps, _study_overrides(args), args.device)
     counts = f"{args.model}: {step.captures} captures, {step.replays} replays; --explain prints the program"
     print(step.explain() if args.explain else counts)
+    return 0
+
+
+def _profile_compiled(args):
+    from . import study
+    seconds, rows = study.profile_compiled(args.model, args.steps, _study_overrides(args), args.device)
+    print(f"{args.model}: {args.steps} replays of the compiled training step, "
+          f"{seconds * 1e3:.2f} ms per step")
+    print(f"{'op':40s} {'calls':>7s} {'ms':>10s}")
+    for label, calls, total in rows:
+        print(f"{label[:40]:40s} {calls:7d} {total * 1e3:10.3f}")
     return 0
 
 

@@ -69,6 +69,11 @@ def compile_steps(model, steps=3, overrides=None, device="cpu"):
     """``model``'s training step through ``scratchgen.compile``, after ``steps`` calls (two capture,
     the rest replay); its ``explain()`` prints the program. A step that cannot be captured is a
     usage error naming why."""
+    return _compiled(model, steps, overrides, device)[0]
+
+
+def _compiled(model, steps, overrides, device):
+    """(the compiled step after ``steps`` calls, the iterator of the steps after them)."""
     if steps < 1:
         raise UsageError(f"compile: expected steps >= 1, got {steps}")
     recipe, batches = prepare(model, overrides, device)
@@ -78,4 +83,18 @@ def compile_steps(model, steps=3, overrides=None, device="cpu"):
             step(batch, position)
     except compiler.UncapturableError as error:
         raise UsageError(f"compile: the {model} training step cannot be compiled: {error}") from None
-    return step
+    return step, batches
+
+
+def profile_compiled(model, steps=20, overrides=None, device="cpu"):
+    """``(seconds per step, rows)``: ``steps`` replays of ``model``'s compiled training step, each op
+    of the program timed (``Program.timed``); rows ``(label, calls, seconds)``, slowest first."""
+    step, batches = _compiled(model, 3, overrides, device)
+    (entry,) = [entry for entry in step.cache.values() if entry.trusted][:1]
+    started = time.perf_counter()
+    with entry.program.timed() as totals:
+        for batch, position in itertools.islice(batches, steps):
+            step(batch, position)
+    seconds = (time.perf_counter() - started) / steps
+    rows = [(label, calls, total) for label, (calls, total) in totals.items()]
+    return seconds, sorted(rows, key=lambda row: -row[2])

@@ -18,6 +18,9 @@ Replay is a loop over ``steps``, each ``(call, input buffers, output buffers, bu
 so no node, edge or topological sort is made: what is left per op is one Python call and the array
 work itself. ``explain()`` prints the program, the liveness plan and the fusion groups.
 """
+import contextlib
+import time
+
 import numpy as np
 
 from .. import backend
@@ -111,6 +114,20 @@ class Program:
                 slots[index] = None
         return slots
 
+    @contextlib.contextmanager
+    def timed(self, timer=time.perf_counter):
+        """Time every op of the replays run inside the ``with`` block; yields ``{label: [calls,
+        seconds]}``, one label per kind of op (``forward MatMul``, ``fused Mul+Neg``, ``host
+        Optimizer.step``). The replay loop itself is untouched: each call is wrapped for the block."""
+        totals = {}
+        original = self.steps
+        self.steps = [(_timing(call, _label(op), totals, timer), reads, writes, dead)
+                      for op, (call, reads, writes, dead) in zip(self.ops, original)]
+        try:
+            yield totals
+        finally:
+            self.steps = original
+
     # ---- explain -------------------------------------------------------------------------------------
     def listing(self):
         """The program as text: buffers by kind, then one line per op with its user line."""
@@ -122,3 +139,20 @@ class Program:
             where = f"    # {op.line}" if op.line else ""
             lines.append(f"{number:4d} {op.kind:8s} {op.describe()}  -> {shapes or '-'}{where}")
         return "\n".join(lines)
+
+
+def _label(op):
+    name = op.name.split("[", 1)[1].rstrip("]") if op.kind == "fused" else op.name
+    return f"{op.kind} {name}"
+
+
+def _timing(call, label, totals, timer):
+    entry = totals.setdefault(label, [0, 0.0])
+
+    def timed_call(*arrays):
+        started = timer()
+        result = call(*arrays)
+        entry[0] += 1
+        entry[1] += timer() - started
+        return result
+    return timed_call

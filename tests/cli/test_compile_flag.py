@@ -35,3 +35,11 @@ def test_compile_explain_prints_the_program(capsys):
     shown = capsys.readouterr().out
     for part in ("trusted", "MatMul", "accumulate_grad", "Optimizer.step", "peak", "{'loss': item(%"):
         assert part in shown, part
+
+
+def test_profile_compile_times_the_replayed_ops(capsys):
+    assert cli.main(["profile", "mlp", "--compile", "--steps", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "3 replays of the compiled training step" in shown
+    for row in ("forward MatMul", "host Optimizer.step", "grad accumulate_grad", "fused "):
+        assert row in shown, row
