@@ -11,7 +11,7 @@ function, is reported as such rather than timed.
 import dataclasses
 import importlib
 
-from .workload import Skip, Work, Workload, implementation_contenders, peer_contender
+from .workload import Skip, Work, Workload, guarded, implementation_contenders, peer_contender
 
 SAMPLES, QUICK_SAMPLES = 32, 2                    # images: one batch of this many
 TEXT_LENGTH, QUICK_TEXT_LENGTH = 64, 8            # text: one sample of this many characters (sample_length)
@@ -90,7 +90,32 @@ def training_contenders(name, options):
         recipe, batch, _ = prepared(name, options)
         return {"training step": build(recipe, tuple(part.numpy() for part in batch))}
     return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin) \
-        | other_peer_contenders(name, options)
+        | other_peer_contenders(name, options) | compiled_contender(name, options)
+
+
+def compiled_contender(name, options):
+    """``scratchgen compiled``: the same step through ``scratchgen.compile`` with the cpu kernels,
+    captured (two calls) before the timing starts; a step it cannot capture is a ``Skip`` saying why."""
+    if "cpu" not in options.impls:
+        return {}
+    import scratchgen
+    from scratchgen.kernels import use_kernels
+
+    def build():
+        with use_kernels("cpu"):
+            recipe, batch, clock = prepared(name, options)
+            step = scratchgen.compile(recipe.train_step)
+            try:
+                for _ in range(2):
+                    step(batch, clock)
+            except scratchgen.UncapturableError as error:
+                return Skip(f"not capturable: {str(error)[:160]}")
+
+        def compiled_step():
+            with use_kernels("cpu"):
+                return step(batch, clock)
+        return {"training step": compiled_step}
+    return {"scratchgen compiled[cpu]": guarded(build)}
 
 
 def sampling_contenders(name, n, sample_options, options):

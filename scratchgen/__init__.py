@@ -42,4 +42,4 @@ from .ops.linalg import einsum  # noqa: E402,F401
 from .ops.shape import clone, repeat, scatter_add, tril, triu  # noqa: E402,F401
 from .random import Generator  # noqa: E402,F401
 from .tensor import as_tensor, from_dlpack, from_numpy  # noqa: E402,F401
-from . import utils  # noqa: E402,F401  (scratchgen.utils.data: Dataset, TensorDataset, DataLoader)
+from .compiler import UncapturableError, compile  # noqa: E402,F401  (trace-and-replay; docs/compile.md)

@@ -21,7 +21,9 @@ Saved arrays
     other arrays (masks, indices) come back as constants. After a backward without
     ``retain_graph`` the saved arrays are dropped; a second backward raises a clear error.
 """
+import collections.abc
 import contextlib
+import functools
 import threading
 import time
 
@@ -38,9 +40,12 @@ def observe(observer):
     inside the ``with`` block. The engine pays nothing for this when nobody watches.
 
     An observer may also define ``on_forward_begin(node)`` and ``on_backward_begin(node)``, called
-    just before. Between ``on_backward_begin`` and ``on_backward`` run the ops of the node's
-    backward formula *and* the engine's un-broadcasting and accumulation of its gradients (they
-    are forward calls of ``SumTo``, ``Add``...): that bracket is how the profiler and anomaly mode
+    just before; ``on_forward_call(node, input_arrays, params)`` (what a replay of the op needs, the
+    compiler's view), ``on_leaf_grad(leaf, grad)`` after the backward pass accumulates ``grad`` into
+    ``leaf.grad``, and ``on_host_begin`` / ``on_host_end`` around a ``host_operation``.
+    Between ``on_backward_begin`` and ``on_backward`` run the ops of the node's backward formula
+    *and* the engine's un-broadcasting and accumulation of its gradients (they are forward calls
+    of ``SumTo``, ``Add``...): that bracket is how the profiler and anomaly mode
     attribute them to the backward they serve rather than to the forward pass."""
     _observers.append(observer)
     try:
@@ -49,11 +54,30 @@ def observe(observer):
         _observers.remove(observer)
 
 
-def _notify_begin(event, node):
+def _notify_begin(event, node, *details):
     for observer in _observers:
         begin = getattr(observer, event, None)
         if begin is not None:
-            begin(node)
+            begin(node, *details)
+
+
+def host_operation(method):
+    """Mark a function that changes state outside the graph, in place (an optimizer's step,
+    ``zero_grad``, gradient clipping, a running statistic): observers see each call as one operation,
+    ``on_host_begin(method, args, kwargs)`` before and ``on_host_end(method, args, kwargs, result)``
+    after, and the ops it runs inside come between. The compiler replays such a call by calling it
+    again. Iterators among the arguments (``model.parameters()``) are made lists first when someone
+    watches, so a second call sees the same values. Costs one ``if`` when nobody watches."""
+    @functools.wraps(method)
+    def observed(*args, **kwargs):
+        if not _observers:
+            return method(*args, **kwargs)
+        args = tuple(list(a) if isinstance(a, collections.abc.Iterator) else a for a in args)
+        _notify_begin("on_host_begin", method, args, kwargs)
+        result = method(*args, **kwargs)
+        _notify_begin("on_host_end", method, args, kwargs, result)
+        return result
+    return observed
 
 
 def is_grad_enabled():
@@ -144,6 +168,7 @@ class Function:
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         if _observers:
             _notify_begin("on_forward_begin", node)
+            _notify_begin("on_forward_call", node, arrays, params)
             started = time.perf_counter()
         outputs = node.forward(*arrays, **params)
         single = not isinstance(outputs, tuple)
@@ -350,6 +375,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             grad = _run_hooks(leaf._hooks, grad)
             if capture is None:
                 leaf._accumulate_grad(grad)
+                if _observers:
+                    _notify_begin("on_leaf_grad", leaf, grad)
             elif id(leaf) in capture:
                 capture[id(leaf)] = grad
 

@@ -17,8 +17,9 @@
     scratchgen retrain-classifier [--out FILE.npz]      retrain the digits metrics' classifier (mlp)
     scratchgen graph MODEL [--out step.svg] [--collapse-modules [DEPTH]]
                                                         the autograd graph of one training step
-    scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH]
+    scratchgen profile MODEL [--steps 20] [--json PATH] [--trace PATH] [--compile]
                                                         where a training step spends its time, op by op
+    scratchgen compile MODEL [--steps 3] [--explain]    the training step captured by scratchgen.compile
     scratchgen bench [--quick] [--only PATTERN] [--threads 1,2] [--out DIR] [...]
                                                         the benchmark suite against PyTorch
                                                         (python -m benchmarks; scratchgen bench --help)
@@ -131,6 +132,9 @@ def build_parser():
         run.add_argument("--dry-run", action="store_true", default=False,
                          help="a smoke test: 3 batches, 64 test examples and samples, "
                               "1 epoch unless --epochs")
+        run.add_argument("--compile", action="store_true", default=False, dest="compiled",
+                         help="run the training step through scratchgen.compile (capture once, replay); "
+                              "the same metrics as without it (docs/compile.md)")
 
     sample = commands.add_parser("sample", help="draw samples from a checkpoint into a .png grid or .npy")
     sample_models = sample.add_subparsers(dest="model", required=True, metavar="MODEL")
@@ -232,7 +236,18 @@ def add_study_commands(commands):
     profile.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
     profile.add_argument("--trace", default=None, metavar="PATH",
                          help="also write a Chrome trace (open in chrome://tracing or ui.perfetto.dev)")
-    for parser in (graph, profile):
+    profile.add_argument("--compile", action="store_true", default=False, dest="compiled",
+                         help="profile the replay of the step compiled by scratchgen.compile: time "
+                              "per op of the program (docs/compile.md)")
+    compiled = commands.add_parser("compile", help="capture one training step with scratchgen.compile",
+                                   description="Run MODEL's training step through scratchgen.compile for a "
+                                   "few steps (the first capture, the rest replay) and, with --explain, "
+                                   "print the captured program, its memory plan and what it returns "
+                                   "(docs/compile.md).")
+    compiled.add_argument("model", choices=recipe_names(), metavar="MODEL")
+    compiled.add_argument("--steps", type=int, default=3, help="steps to run (default: 3)")
+    compiled.add_argument("--explain", action="store_true", default=False, help="print the captured program")
+    for parser in (graph, profile, compiled):
         parser.add_argument("--batch-size", type=int, default=None, help="override the model's batch size")
         parser.add_argument("--device", default="cpu")
 
@@ -257,9 +272,13 @@ def _train(args):
     if args.collective_timeout is not None and not args.collective_timeout > 0:
         raise runner.UsageError(f"--collective-timeout: expected a number of seconds > 0, "
                                 f"got {args.collective_timeout}")
+    if args.compiled and args.distributed:
+        raise runner.UsageError("--compile --distributed: a compiled step does not record the gradient "
+                                "allreduce, so its replay would skip it; drop one of the two flags")
     summary = runner.train(args.model, _config_overrides(args), out=args.out, resume=args.resume, device=args.device,
                            dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite,
-                           distributed=args.distributed, collective_timeout=args.collective_timeout)
+                           distributed=args.distributed, collective_timeout=args.collective_timeout,
+                           compiled=args.compiled)
     return EXIT_BY_SIGNAL.get(summary["signal"], 130) if summary["interrupted"] else 0
 
 
@@ -347,6 +366,8 @@ def _graph(args):
 
 def _profile(args):
     from . import study
+    if args.compiled:
+        return _profile_compiled(args)
     profiler = study.profile_steps(args.model, args.steps, args.warmup, _study_overrides(args), args.device)
     print(f"{args.model}: {args.steps} training steps after {args.warmup} warm-up, "
           f"{profiler.total_seconds / args.steps * 1e3:.1f} ms per step")
@@ -358,6 +379,25 @@ def _profile(args):
     return 0
 
 
+def _compile(args):
+    from . import study
+    step = study.compile_steps(args.model, args.steps, _study_overrides(args), args.device)
+    counts = f"{args.model}: {step.captures} captures, {step.replays} replays; --explain prints the program"
+    print(step.explain() if args.explain else counts)
+    return 0
+
+
+def _profile_compiled(args):
+    from . import study
+    seconds, rows = study.profile_compiled(args.model, args.steps, _study_overrides(args), args.device)
+    print(f"{args.model}: {args.steps} replays of the compiled training step, "
+          f"{seconds * 1e3:.2f} ms per step")
+    print(f"{'op':40s} {'calls':>7s} {'ms':>10s}")
+    for label, calls, total in rows:
+        print(f"{label[:40]:40s} {calls:7d} {total * 1e3:10.3f}")
+    return 0
+
+
 def _bench(args):
     from .benchmarks.__main__ import main as benchmarks_main
     return benchmarks_main(args.forwarded, prog="scratchgen bench")
@@ -365,7 +405,7 @@ def _bench(args):
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models, "graph": _graph,
             "retrain-classifier": _retrain_classifier,
-            "profile": _profile, "translate": _translate, "bench": _bench}
+            "profile": _profile, "translate": _translate, "bench": _bench, "compile": _compile}
 
 
 def main(argv=None):

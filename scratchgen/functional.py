@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from . import backend
+from .autograd import Function, host_operation
 from .ops.attention import scaled_dot_product_attention  # noqa: F401
 from .ops.conv import avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d  # noqa: F401
 from .ops.elementwise import (abs, clamp, dropout, erf, exp, log, maximum, minimum, relu, sigmoid,  # noqa: F401
@@ -146,12 +147,20 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                          f"shape {input.shape}")
     out, average, variance = standardize(input, (0,) + tuple(range(2, input.ndim)), eps)
-    unbiased_variance = variance * (count / (count - 1))
-    for running, batch in ((running_mean, average), (running_var, unbiased_variance)):
+    for running, batch, factor in ((running_mean, average, 1), (running_var, variance, count / (count - 1))):
         if running is not None:
-            running.data *= 1 - momentum
-            running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)
+            _update_running(running, batch, momentum, factor)
     return _channel_affine(out, weight, bias)
+
+
+@host_operation  # a write outside the graph: the compiler replays the call (autograd.host_operation)
+def _update_running(running, batch, momentum, factor):
+    """running = (1 - momentum) running + momentum factor batch, in place (``batch`` an array; the
+    factor count / (count - 1) makes the variance unbiased)."""
+    if factor != 1:
+        batch = batch * factor
+    running.data *= 1 - momentum
+    running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)
 
 
 # ---- losses -------------------------------------------------------------------------------------
@@ -205,6 +214,21 @@ def _class_targets(op, input, target):
     return input.reshape(-1, input.shape[-1]), index.reshape(-1)
 
 
+class TargetWeights(Function):
+    """(safe, weights) of class targets: ``weights`` 1 (or ``weight[target]``) where the target is not
+    ``ignore_index`` and 0 where it is; ``safe`` the targets with ignored ones read as class 0. No
+    gradient; an op so that a compiled step computes them again from every batch's targets."""
+
+    def forward(self, index, *, ignore_index, dtype, weight):
+        valid = index != ignore_index
+        safe = index * valid  # ignored positions read class 0 and are then weighted by 0
+        weights = valid.astype(dtype) if weight is None else weight[safe] * valid
+        return safe, weights
+
+    def backward(self, *grads):
+        return (None,)
+
+
 def nll_loss(input, target, ignore_index=-100, reduction="mean", weight=None):
     """-input[n, target[n]] averaged over the targets that are not ``ignore_index``."""
     log_probs, index = _class_targets("nll_loss", input, target)
@@ -213,13 +237,12 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean", weight=None):
     if ((index[valid] < 0) | (index[valid] >= classes)).any():
         raise IndexError(f"nll_loss: target values must lie in [0, {classes}) (or be ignore_index), "
                          f"got {index[valid].min()}..{index[valid].max()}")
-    safe = index * valid  # ignored positions read class 0 and are then weighted by 0
-    xp = log_probs.xp
-    picked = getitem(log_probs, (xp.arange(index.shape[0]), safe))
-    weights = valid.astype(log_probs.dtype) if weight is None else weight.data[safe] * valid
-    loss = -picked * Tensor(weights)
+    safe, weights = TargetWeights.apply(index, ignore_index=ignore_index, dtype=log_probs.dtype,
+                                        weight=None if weight is None else weight.data)
+    picked = getitem(log_probs, (log_probs.xp.arange(index.shape[0]), safe.data))
+    loss = -picked * weights
     if reduction == "mean":
-        return sum(loss) / float(weights.sum())
+        return sum(loss) / sum(weights)
     return _reduce(loss.reshape(target.shape) if reduction == "none" else loss, reduction, "nll_loss")
 
 

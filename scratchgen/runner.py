@@ -32,7 +32,7 @@ import typing
 
 import numpy as np
 
-from . import serialize
+from . import compiler, serialize
 from ._faults import fault_point
 from .distributed import SingleProcess
 from .eval.classifier import weights_path
@@ -325,8 +325,10 @@ class StopOnInterrupt:
 class Run:
     """One run folder: the recipe, its data and loader, and where training stands."""
 
-    def __init__(self, recipe, data, folder, dry_run=False, plots=True, echo=print, world=None):
+    def __init__(self, recipe, data, folder, dry_run=False, plots=True, echo=print, world=None,
+                 compiled=False):
         self.recipe, self.data, self.folder = recipe, data, folder
+        self.train_step = compiled_step(recipe) if compiled else recipe.train_step
         self.config = recipe.config
         # data-parallel: every rank trains; rank 0 alone writes, logs and shows progress
         self.world = world or SingleProcess()
@@ -448,7 +450,7 @@ class Run:
         recipe.model.train()
         for batch in self.loader:
             clock = Clock(self.step, self.epoch, self.loader.position - 1, batches)
-            losses = recipe.train_step(recipe.to_tensors(batch), clock)
+            losses = self.train_step(recipe.to_tensors(batch), clock)
             fault_point("step")
             self._check_finite(losses)
             self.step += 1
@@ -621,6 +623,24 @@ def build_recipe(recipe_class, config, device="cpu", dry_run=False):
     return recipe, data
 
 
+def compiled_step(recipe):
+    """``recipe.train_step`` through ``scratchgen.compile`` (``--compile``): the first steps run eagerly
+    and capture, the rest replay. A step that cannot be captured is a usage error (exit 2) naming why."""
+    if not recipe.optimizers:
+        raise UsageError(f"--compile: {recipe.name} has no gradient step to compile (it trains without an "
+                         "optimizer); train it without --compile")
+    step = compiler.compile(recipe.train_step)
+
+    def compiled(batch, clock):
+        try:
+            return step(batch, clock)
+        except compiler.UncapturableError as error:
+            raise UsageError(f"--compile: the {recipe.name} training step cannot be compiled: "
+                             f"{error}") from None
+    compiled.program = step
+    return compiled
+
+
 # ---- the three entry points ------------------------------------------------------------------------
 def effective_config(model, overrides=None, resume=None, dry_run=False, config_file=None):
     """``(config, checkpoint or None, resolved resume path or None)``: the config ``train`` would
@@ -640,7 +660,7 @@ def effective_config(model, overrides=None, resume=None, dry_run=False, config_f
 
 
 def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=False, plots=True, echo=print,
-          config_file=None, overwrite=False, distributed=False, collective_timeout=None):
+          config_file=None, overwrite=False, distributed=False, collective_timeout=None, compiled=False):
     """Train ``model`` (a registered name) and return a summary dict (see the module docstring).
 
     The config is merged as defaults < the resumed run's config < ``config_file`` (JSON) <
@@ -650,7 +670,8 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
     ``dry_run`` trains on 3 batches, evaluates on 64 test examples and ``MIN_FID_SAMPLES``
     samples, and runs 1 epoch unless ``epochs`` is given.
     ``distributed``: data-parallel over the ranks of ``mpirun`` (``join_world``); ``batch_size`` is
-    then per rank, and rank 0 alone writes the run folder and prints.
+    then per rank, and rank 0 alone writes the run folder and prints. ``compiled``: the step through
+    ``scratchgen.compile`` (``--compile``).
     """
     world = join_world(model, collective_timeout, echo) if distributed else SingleProcess()
     echo = echo if world.rank == 0 else _silent
@@ -671,7 +692,8 @@ def train(model, overrides=None, out=None, resume=None, device="cpu", dry_run=Fa
         make_recipe_data_parallel(recipe, world, gpus)
     # rank 0 alone claims or creates the folder; the others only name it in messages they never print
     folder = _run_folder(model, out, resume, overwrite) if world.rank == 0 else out or "<rank 0's run folder>"
-    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo, world=world)
+    run = Run(recipe, data, folder, dry_run=dry_run, plots=plots, echo=echo, world=world,
+              compiled=compiled)
     if checkpoint:
         _fitting(lambda: run.restore(checkpoint), resume, model, recipe, checkpoint)
         if run.primary:

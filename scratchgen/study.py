@@ -3,6 +3,7 @@
 
     graph_step("vae").render("step.svg")        # the autograd graph(s) of one training step
     print(profile_steps("vae", steps=20).table())
+    print(compile_steps("mlp").explain())       # the step as scratchgen.compile captured it
 
 Both build the model as ``scratchgen train`` does (same config defaults, same seeding, same data
 order) and call its recipe's own ``train_step`` — the optimizer update included — so what you see
@@ -11,7 +12,7 @@ is exactly what training runs.
 import itertools
 import time
 
-from . import viz
+from . import compiler, viz
 from .models import Clock, get_recipe
 from .profiler import profile, synchronized_timer
 from .runner import DATA_ORDER_STREAM, UsageError, build_recipe, check_device, make_recipe_config
@@ -62,3 +63,38 @@ def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", timer
         for batch, position in itertools.islice(batches, steps):
             recipe.train_step(batch, position)
     return profiler
+
+
+def compile_steps(model, steps=3, overrides=None, device="cpu"):
+    """``model``'s training step through ``scratchgen.compile``, after ``steps`` calls (two capture,
+    the rest replay); its ``explain()`` prints the program. A step that cannot be captured is a
+    usage error naming why."""
+    return _compiled(model, steps, overrides, device)[0]
+
+
+def _compiled(model, steps, overrides, device):
+    """(the compiled step after ``steps`` calls, the iterator of the steps after them)."""
+    if steps < 1:
+        raise UsageError(f"compile: expected steps >= 1, got {steps}")
+    recipe, batches = prepare(model, overrides, device)
+    step = compiler.compile(recipe.train_step)
+    try:
+        for batch, position in itertools.islice(batches, steps):
+            step(batch, position)
+    except compiler.UncapturableError as error:
+        raise UsageError(f"compile: the {model} training step cannot be compiled: {error}") from None
+    return step, batches
+
+
+def profile_compiled(model, steps=20, overrides=None, device="cpu"):
+    """``(seconds per step, rows)``: ``steps`` replays of ``model``'s compiled training step, each op
+    of the program timed (``Program.timed``); rows ``(label, calls, seconds)``, slowest first."""
+    step, batches = _compiled(model, 3, overrides, device)
+    (entry,) = [entry for entry in step.cache.values() if entry.trusted][:1]
+    started = time.perf_counter()
+    with entry.program.timed() as totals:
+        for batch, position in itertools.islice(batches, steps):
+            step(batch, position)
+    seconds = (time.perf_counter() - started) / steps
+    rows = [(label, calls, total) for label, (calls, total) in totals.items()]
+    return seconds, sorted(rows, key=lambda row: -row[2])

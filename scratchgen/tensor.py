@@ -15,7 +15,6 @@ import numpy as np
 from . import backend
 from .autograd import _root_gradients, is_grad_enabled, no_grad, run_backward
 from .backend import DEFAULT_DTYPE, Device, as_dtype, device_of, get_array_module
-from .random import generator
 
 
 class Tensor:
@@ -623,22 +622,29 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     return _make(np.full(_shape_of((size,)), fill_value), dtype, device, requires_grad)
 
 
+def _draw(method, arguments, dtype, device, requires_grad=False):
+    """Numbers from the global generator through the ``RandomDraw`` op (so the compiler sees the draw)."""
+    array = _ops.random.RandomDraw.apply(method=method, arguments=arguments,
+                                         dtype=as_dtype(dtype) or DEFAULT_DTYPE, device=device or "cpu").data
+    return Tensor(array, requires_grad=requires_grad)
+
+
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal samples from the global generator (``manual_seed`` makes them repeat)."""
-    return _make(generator().standard_normal(_shape_of(size)), dtype, device, requires_grad)
+    return _draw("standard_normal", (_shape_of(size),), dtype, device, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform samples on [0, 1) from the global generator."""
-    return _make(generator().random(_shape_of(size)), dtype, device, requires_grad)
+    return _draw("random", (_shape_of(size),), dtype, device, requires_grad)
 
 
 def randint(low, high, size, dtype=np.int64, device=None):
-    return _make(generator().integers(low, high, size=_shape_of((size,))), dtype, device, False)
+    return _draw("integers", (low, high, _shape_of((size,))), dtype, device)
 
 
 def randperm(n, device=None):
-    return _make(generator().permutation(n), np.int64, device, False)
+    return _draw("permutation", (n,), np.int64, device)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):

@@ -20,6 +20,8 @@ NEEDS_A_GPU = {"ToDevice"}
 # Functions of the library that are markers, not ops: SecondOrderBlocked stands in for the
 # gradient of a once-differentiable op, and its backward refuses by design.
 NOT_OPS = {"SecondOrderBlocked"}
+# Random draws and target weights have nothing to differentiate: Functions so that the compiler sees them.
+NOT_OPS |= {"RandomDraw", "DropoutMask", "TargetWeights", "Compare", "Moments", "Test"}
 
 
 def _draw(case, data):

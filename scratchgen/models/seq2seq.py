@@ -132,7 +132,7 @@ class Encoder(nn.Module):
         lengths = to_numpy(mask.sum(axis=1))
         if lengths.min() == 0:
             raise ValueError("seq2seq: expected every source sentence to have at least one word")
-        time_major = self.embedding(tensor(source.data.T, device=source.device))       # (S, B, E)
+        time_major = self.embedding(source.T)       # (S, B, E)
         states, final = self.lstm(time_major, lengths)
         states = F.where(mask.T[:, :, None], states, 0.0).permute(1, 0, 2)            # (B, S, H)
         return states, final, mask

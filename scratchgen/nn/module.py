@@ -14,6 +14,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
+from ..autograd import host_operation
 from ..backend import Device, as_dtype
 from ..tensor import Tensor
 
@@ -268,6 +269,7 @@ class Module:
             param.requires_grad_(requires_grad)
         return self
 
+    @host_operation  # (the compiler replays the call: see autograd.host_operation)
     def zero_grad(self, set_to_none=True):
         zero_grads(self.parameters(), set_to_none)
 

@@ -12,6 +12,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import init
+from ..autograd import host_operation
 from ..tensor import Tensor
 from .module import Module, new_parameter
 
@@ -96,6 +97,10 @@ class _BatchNorm(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
+    @host_operation  # a write outside the graph: the compiler replays the call (autograd.host_operation)
+    def _count_batch(self):
+        self.num_batches_tracked.data += 1
+
     def forward(self, x):
         self._check_input(x)
         momentum = self._momentum_of_this_batch()
@@ -117,7 +122,7 @@ class _BatchNorm(Module):
         """The running statistics' update weight for this call (counting the batch when training)."""
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self._count_batch()
             if self.momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.data)
         return momentum

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..random import generator
+from .random import DropoutMask
 from ..tensor import Tensor
 
 
@@ -426,23 +426,44 @@ _COMPARISONS = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less
                 "gt": np.greater, "ge": np.greater_equal, "and": np.logical_and, "or": np.logical_or}
 
 
+class Compare(Function):
+    """y = a <op> b, a bool array (eq, lt, and...). No gradient; an op so that observers (the compiler)
+    see it. ``apply`` gets the raw arrays, so no graph node is ever made for it."""
+
+    def forward(self, a, b, *, name):
+        return getattr(backend.get_array_module(a), _COMPARISONS[name].__name__)(a, b)
+
+    def backward(self, grad):
+        return None, None
+
+
 def compare(name, a, b):
     """Element-wise comparison or logic as a bool tensor (not differentiable)."""
     a, b = binary_operands(name, a, b)
-    xp = a.xp
-    return Tensor(getattr(xp, _COMPARISONS[name].__name__)(a.data, b.data))
+    return Compare.apply(a.data, b.data, name=name)
 
 
 def eq(a, b):
     return compare("eq", a, b)
 
 
+class Test(Function):
+    """y = isfinite(x) or isnan(x), a bool array. No gradient; an op (on the raw array) so that
+    observers (the compiler) see it."""
+
+    def forward(self, x, *, name):
+        return getattr(backend.get_array_module(x), name)(x)
+
+    def backward(self, grad):
+        return None
+
+
 def isfinite(x):
-    return Tensor(x.xp.isfinite(x.data))
+    return Test.apply(x.data, name="isfinite")
 
 
 def isnan(x):
-    return Tensor(x.xp.isnan(x.data))
+    return Test.apply(x.data, name="isnan")
 
 
 def sign(x):
@@ -470,6 +491,4 @@ def dropout(x, p=0.5, training=True):
         return x
     if p == 1:
         return x * 0.0
-    keep = generator().random(x.shape) >= p
-    mask = backend.to_device((keep / (1 - p)).astype(x.dtype), x.device)
-    return x * Tensor(mask)
+    return x * DropoutMask.apply(shape=x.shape, p=p, dtype=x.dtype, device=x.device)

@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
-from .elementwise import exp, log, sqrt
+from .elementwise import exp, isfinite, log, sqrt, where
 from .shape import expand, normalize_dim, normalize_dims, reshape
 
 
@@ -125,21 +125,34 @@ def standardize(x, dim, eps=1e-5):
     if not backend.is_floating(x.dtype):
         raise TypeError(f"standardize: expected a floating-point tensor, got dtype {x.dtype}")
     axes = normalize_dims("standardize", dim, x.ndim)
-    xp = backend.get_array_module(x.data)
-    average = x.data.mean(axis=axes, keepdims=True)
-    # corrected two-pass: the mean of the centred values is the first mean's rounding error (in
-    # float32, 1e-7 of the values' size: all there is of a spread of 1e-3 around 1000). It is
-    # taken off the centred values, which resolve it, not added to the mean, which cannot.
-    centred = x.data - average
-    error = centred.mean(axis=axes, keepdims=True)
-    centred -= error
-    average = average + error
-    scale = xp.abs(centred).max(axis=axes, keepdims=True) if centred.size else xp.ones_like(average)
-    scale = xp.where(scale > 0, scale, xp.ones_like(scale))   # a constant row: c = 0 anyway
-    with np.errstate(over="ignore"):   # the variance BatchNorm averages may be inf; y never is
-        variance = (centred * centred).mean(axis=axes, keepdims=True)
+    average, centred, variance, scale = (t.data for t in Moments.apply(x.data, axes=axes))
     y = Normalize.apply(x, axes=axes, eps=eps, centred=centred, variance=variance, scale=scale)
     return y, average, variance
+
+
+class Moments(Function):
+    """(mean, x - mean, biased variance, max |x - mean|) over ``axes``, reduced dims kept: what
+    ``Normalize`` and BatchNorm's running averages need. Arrays only, no gradient (``Normalize``'s
+    backward carries it); an op so that observers (the compiler) see the arithmetic."""
+
+    def forward(self, x, *, axes):
+        xp = backend.get_array_module(x)
+        average = x.mean(axis=axes, keepdims=True)
+        # corrected two-pass: the mean of the centred values is the first mean's rounding error (in
+        # float32, 1e-7 of the values' size: all there is of a spread of 1e-3 around 1000). It is
+        # taken off the centred values, which resolve it, not added to the mean, which cannot.
+        centred = x - average
+        error = centred.mean(axis=axes, keepdims=True)
+        centred -= error
+        average = average + error
+        scale = xp.abs(centred).max(axis=axes, keepdims=True) if centred.size else xp.ones_like(average)
+        scale = xp.where(scale > 0, scale, xp.ones_like(scale))   # a constant row: c = 0 anyway
+        with np.errstate(over="ignore"):   # the variance BatchNorm averages may be inf; y never is
+            variance = (centred * centred).mean(axis=axes, keepdims=True)
+        return average, centred, variance, scale
+
+    def backward(self, *grads):
+        return (None,)
 
 
 def amax(x, dim=None, keepdim=False):
@@ -188,7 +201,7 @@ def logsumexp(x, dim, keepdim=False):
     (so nothing overflows and the gradient is the softmax)."""
     axes = normalize_dims("logsumexp", dim, x.ndim)
     shift = amax(x, axes, keepdim=True).detach()
-    shift = Tensor(x.xp.where(x.xp.isfinite(shift.data), shift.data, 0))
+    shift = where(isfinite(shift), shift, 0.0)
     out = log(sum(exp(x - shift), axes, keepdim=True)) + shift
     return out if keepdim else reshape(out, [s for i, s in enumerate(x.shape) if i not in axes])
 

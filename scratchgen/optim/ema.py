@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import backend
+from ..autograd import host_operation
 from ..kernels import implementation
 from ..kernels.optim import reference as reference_kernels
 from ..tensor import Tensor
@@ -52,6 +53,7 @@ class ExponentialMovingAverage:
     def _averaged_names(self):
         return {name for name, _ in self.model.named_parameters(remove_duplicate=False)}
 
+    @host_operation  # (the compiler replays the call: see autograd.host_operation)
     def update(self):
         """Move every shadow towards the model's current weights (in place)."""
         averaged = self._averaged_names()

@@ -21,7 +21,7 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad, host_operation, no_grad
 from ..kernels.optim import reference as reference_kernels
 from ..nn.module import _HookHandle, zero_grads  # nn and optim are one layer: a sideways import
 from ..tensor import Tensor
@@ -65,6 +65,7 @@ class Optimizer:
         if self.fused is not None:
             self.fused.forget_layout()
 
+    @host_operation  # (the compiler replays the call: see autograd.host_operation)
     def zero_grad(self, set_to_none=True):
         if self.fused is not None:
             self.fused.flat_parameters().zero_grad(set_to_none)
@@ -78,6 +79,7 @@ class Optimizer:
         with ``remove()``."""
         return _HookHandle(self._step_pre_hooks, hook)
 
+    @host_operation
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (re-evaluates the model
         and returns the loss) is called first, with gradients on, and its loss returned."""

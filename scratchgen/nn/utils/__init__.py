@@ -2,6 +2,7 @@
 ``load_torch_state_dict``, PyTorch weights into a module."""
 import math
 
+from ...autograd import host_operation
 from ...backend import get_array_module
 from ...tensor import Tensor
 from . import rnn  # noqa: F401  (nn.utils.rnn, as in PyTorch)
@@ -22,6 +23,7 @@ def _vector_norm(array, norm_type):
     return (xp.abs(array) ** norm_type).sum() ** (1.0 / norm_type)
 
 
+@host_operation  # (the compiler replays the call: see autograd.host_operation)
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so that their joint ``norm_type``-norm is at most ``max_norm``.
 
@@ -50,6 +52,7 @@ def scale_to_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     return Tensor(xp.asarray(total))
 
 
+@host_operation
 def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [-clip_value, clip_value]."""
     for g in _gradients(parameters):

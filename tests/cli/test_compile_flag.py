@@ -1,0 +1,45 @@
+"""`--compile` and `scratchgen compile`: the same metrics records as eager at one seed, and usage errors
+(exit 2, no traceback) where a step cannot be compiled."""
+import json
+
+import pytest
+
+from scratchgen import cli
+
+
+def _records(folder):
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in record.items() if k != "time_s"} for record in records]
+
+
+def test_compiled_training_writes_the_eager_metrics(tmp_path):
+    for name, flags in (("eager", []), ("compiled", ["--compile"])):
+        arguments = ["train", "mlp", "--dry-run", "--epochs", "2", "--out", str(tmp_path / name), *flags]
+        assert cli.main(arguments) == 0
+    assert _records(tmp_path / "compiled") == _records(tmp_path / "eager")
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["train", "ngram", "--dry-run", "--compile"], "ngram has no gradient step"),
+    (["compile", "gpt", "--steps", "3"], "optimizer's hyperparameters"),
+])
+def test_a_step_that_cannot_be_compiled_is_a_usage_error(args, reason, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args) == 2
+    error = capsys.readouterr().err
+    assert reason in error and "Traceback" not in error
+
+
+def test_compile_explain_prints_the_program(capsys):
+    assert cli.main(["compile", "mlp", "--steps", "3", "--explain"]) == 0
+    shown = capsys.readouterr().out
+    for part in ("trusted", "MatMul", "accumulate_grad", "Optimizer.step", "peak", "{'loss': item(%"):
+        assert part in shown, part
+
+
+def test_profile_compile_times_the_replayed_ops(capsys):
+    assert cli.main(["profile", "mlp", "--compile", "--steps", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "3 replays of the compiled training step" in shown
+    for row in ("forward MatMul", "host Optimizer.step", "grad accumulate_grad", "fused "):
+        assert row in shown, row

@@ -1,0 +1,38 @@
+"""Fusion: a run of elementwise arithmetic becomes one generated kernel, on disk and readable, with the
+unfused program's bits (forward and backward)."""
+import os
+
+import numpy as np
+
+import scratchgen as sg
+from scratchgen.compiler import fusion
+
+
+def _step(weight, bias):
+    def step(x):
+        y = x @ weight
+        z = ((y * 2.0 - bias) * y + 1.0) / (bias * bias + 1.0)   # Mul Sub Mul Add Div: one group
+        loss = z.sum()
+        loss.backward()
+        return loss, weight.grad
+    return step
+
+
+def test_a_chain_fuses_into_one_kernel_with_the_same_bits():
+    weight, bias = sg.randn(4, 4, requires_grad=True), sg.randn(3, 4)
+    fused, plain = sg.compile(_step(weight, bias)), sg.compile(_step(weight, bias), fuse=False)
+    for _ in range(4):
+        x = sg.randn(3, 4)
+        weight.grad = None
+        ours = fused(x)
+        weight.grad = None
+        theirs = plain(x)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a.data, b.data)
+    (program,) = [entry.program for entry in fused.cache.values()]
+    groups = [op for op in program.ops if op.kind == "fused"]
+    assert len(groups) >= 3 and any("Mul+Sub" in op.name for op in groups)   # (y * 2 - bias) is one
+    assert len(program.ops) < len(next(iter(plain.cache.values())).program.ops)
+    files = os.listdir(fusion.cache_folder())
+    assert any(name.startswith(groups[0].name.split("[")[0]) and name.endswith(".py") for name in files)
+    assert "for i in range(out.size):" in fused.explain()
