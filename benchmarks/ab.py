@@ -6,6 +6,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
 
     python -m benchmarks.ab conv [--repeats 80]            # kernels.conv.cpu: each path against per-sample
     python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
+    python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
 """
 import argparse
 import statistics
@@ -14,6 +15,7 @@ import time
 
 import numpy as np
 
+from . import revisions
 from .machine import pin_threads
 
 # (x shape, weight shape, stride, padding): the U-Net's 3x3 and 1x1 convolutions on 4x4 and 8x8 maps,
@@ -94,18 +96,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("what", choices=("conv", "optim"))
-    parser.add_argument("model", nargs="?",
-                        help="optim: the model whose parameters to update (e.g. diffusion)")
+    parser.add_argument("what", choices=("conv", "optim", "revisions"))
+    parser.add_argument("names", nargs="*", metavar="MODEL | A B",
+                        help="optim: the model whose parameters to update (e.g. diffusion); "
+                             f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
     parser.add_argument("--repeats", type=int, default=80)
+    parser.add_argument("--only", help="revisions: the workloads to time (a regular expression, as the suite's)")
+    parser.add_argument("--rounds", type=int, default=12, help="revisions: interleaved rounds")
     args = parser.parse_args(argv)
-    if args.what == "optim" and not args.model:
+    if args.what == "optim" and len(args.names) != 1:
         parser.error("optim: expected a MODEL, e.g. python -m benchmarks.ab optim diffusion")
+    if args.what == "revisions" and (len(args.names) != 2 or not args.only):
+        parser.error("revisions: expected two revisions and --only, e.g. "
+                     "python -m benchmarks.ab revisions HEAD WORKTREE --only engine/")
+    if args.what == "revisions":
+        revisions.compare_revisions(*args.names, args.only, args.rounds)
+        return 0
     with pin_threads(1):  # the figure that counts is one thread's
         if args.what == "conv":
             compare_conv_paths(args.repeats)
         else:
-            compare_optimizer_step(args.model, args.repeats)
+            compare_optimizer_step(args.names[0], args.repeats)
     return 0
 
 
