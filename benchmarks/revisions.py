@@ -29,6 +29,7 @@ WORKTREE = "WORKTREE"
 # ``all_workloads``, ``select``, ``Options`` and a workload's ``setup``.
 TIMER = r"""
 import json, statistics, sys, time
+import scratchgen
 from scratchgen.benchmarks.machine import pin_threads
 from scratchgen.benchmarks.suite import all_workloads, select
 from scratchgen.benchmarks.workload import Options
@@ -53,6 +54,7 @@ with pin_threads(1):
                     call()
                 samples.append((time.thread_time() - start) / calls)
             medians[f"{workload.key} {name}"] = statistics.median(samples)
+print("FROM " + scratchgen.__file__)
 print("RESULT " + json.dumps(medians))
 """
 
@@ -68,15 +70,23 @@ def export(revision, folder):
 
 
 def time_revision(path, pattern, batches, batch_seconds):
-    """``{"family/name pass": seconds per call}`` measured in a fresh process running ``path``'s code."""
+    """``{"family/name pass": seconds per call}`` measured in a fresh process running ``path``'s code
+    (None: the installed checkout's)."""
     environment = thread_environment(1)
     if path is not None:
         environment["PYTHONPATH"] = path  # ahead of the editable install's finder
-    done = subprocess.run([sys.executable, "-c", TIMER, pattern, str(batches), str(batch_seconds)],
-                          env=environment, capture_output=True, text=True)
-    results = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    # started in a folder with no scratchgen/ of its own: ``python -c`` puts its working directory
+    # first on sys.path, so from a checkout's root it would import that checkout instead
+    with tempfile.TemporaryDirectory(prefix="scratchgen-ab-cwd-") as neutral:
+        done = subprocess.run([sys.executable, "-c", TIMER, pattern, str(batches), str(batch_seconds)],
+                              env=environment, capture_output=True, text=True, cwd=neutral)
+    lines = done.stdout.splitlines()
+    results = [line for line in lines if line.startswith("RESULT ")]
     if done.returncode != 0 or not results:
         raise RuntimeError(f"benchmarks.ab revisions: the timing process failed:\n{done.stderr[-2000:]}")
+    imported = next(line[len("FROM "):] for line in lines if line.startswith("FROM "))
+    if path is not None and not imported.startswith(os.path.join(path, "")):
+        raise RuntimeError(f"benchmarks.ab revisions: expected to time the code in {path}, got {imported}")
     return json.loads(results[-1][len("RESULT "):])
 
 

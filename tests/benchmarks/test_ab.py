@@ -42,6 +42,6 @@ def test_an_exported_revision_is_laid_out_as_installed_and_times_its_workloads(t
     path = revisions.export("HEAD", str(tmp_path))
     for part in ("kernels/conv/__init__.py", "benchmarks/suite.py", "autograd.py"):
         assert (tmp_path / "scratchgen" / part).is_file()
-    times = revisions.time_revision(path, "engine/one tiny op", batches=1, batch_seconds=0.0)
+    times = revisions.time_revision(path, "engine/one tiny op", batches=1, batch_seconds=0.0)  # checks its import
     assert set(times) == {"engine/one tiny op forward", "engine/one tiny op forward+backward"}
     assert all(seconds > 0 for seconds in times.values())
