@@ -31,14 +31,14 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = data if hasattr(data, "__array_interface__") or backend.is_cupy_array(data) \
-            else np.asarray(data)
+        self.data = data if type(data) is np.ndarray or hasattr(data, "__array_interface__") \
+            or backend.is_cupy_array(data) else np.asarray(data)  # (hasattr builds the interface: slow)
         self.grad = None
         self.creator = None
         self.index = 0
         self.name = None
         self._hooks = None
-        self._version, self._view_of = 0, None
+        self._version, self._view_of, self._grad_home = 0, None, None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -102,7 +102,7 @@ class Tensor:
     def _gradient_home(self, array):
         """The flat-buffer slice this leaf's gradient lives in, when ``array`` fits it (the leaf may
         have been moved, cast or rebound since it was laid out: then there is none)."""
-        home = getattr(self, "_grad_home", None)  # unset unless FlatParameters laid the leaf out
+        home = getattr(self, "_grad_home", None)  # (unset on a leaf made by _from_node, e.g. detach())
         if home is None or type(home) is not type(array) or home.dtype != array.dtype or home.shape != array.shape:
             return None
         return home

@@ -5,6 +5,7 @@ Most come in adjoint pairs, and each one's backward *is* its partner: expand <->
 getitem <-> index_add, pad -> getitem, cat -> getitem. So every derivative here is itself
 differentiable, to any order.
 """
+import math
 import numbers
 
 import numpy as np
@@ -72,7 +73,7 @@ def _sizes(op, sizes):
 
 def reshape(x, *shape):
     shape = _sizes("reshape", shape)
-    known = int(np.prod([s for s in shape if s != -1]))
+    known = math.prod(s for s in shape if s != -1)  # (np.prod of a list costs microseconds)
     fits = x.numel() == known if -1 not in shape else known > 0 and x.numel() % known == 0
     if shape.count(-1) > 1 or not fits:
         raise ValueError(f"reshape: shape {shape} is invalid for a tensor of shape {x.shape} "
