@@ -293,7 +293,7 @@ CASES = [
              st.just(None).flatmap(lambda _: arrays((4,))).map(lambda a: ((a,), {})), None, second_order=True),
     GradCase("cat", lambda *parts, dim: sg.cat(parts, dim), cat_draw(), torch_fn("lambda *p, dim: torch.cat(p, dim)"), second_order=True),
     GradCase("stack_split", lambda a: sg.stack(a.split(1, 0)[::-1], dim=-1), one(min_dims=1),
-             torch_fn("lambda a: torch.stack(a.split(1, 0)[::-1], dim=-1)")),
+             torch_fn("lambda a: torch.stack(a.split(1, 0)[::-1], dim=-1)"), second_order=True),
     GradCase("chunk", lambda a: a.chunk(2, -1)[-1] * 2, one(min_dims=1), torch_fn("lambda a: a.chunk(2, -1)[-1] * 2")),
     GradCase("pad", lambda a, pad, value: F.pad(a, pad, value=value), pad_draw(),
              torch_fn("lambda a, pad, value: F.pad(a, pad, value=value)"), second_order=True),
