@@ -15,9 +15,10 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     monkeypatch.setattr(ab, "CONV_SHAPES", [((2, 64, 4, 4), (8, 64, 3, 3), 1, 1)])
     assert ab.main(["conv", "--repeats", "2"]) == 0
     assert ab.main(["optim", "mlp", "--repeats", "2"]) == 0
+    assert ab.main(["step", "mlp", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "[batched] forward: batched/per-sample median" in out
-    assert "fused/per-parameter optimizer step" in out
+    assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
     with pytest.raises(SystemExit):
         ab.main(["optim"])
 
