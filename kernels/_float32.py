@@ -28,9 +28,9 @@ is for gradient checks, where accuracy matters and speed does not.
 
 NaN stays NaN throughout (clamps are compares, not min/max, which would swallow it).
 
-The overloads are inlined into the caller at Numba's IR level (``inline="always"``): as a separate
-function per element the shared exp made attention's exp loop 1.8x slower than attention's own
-private copy had been; inlined, LLVM vectorises the caller's loop with the polynomial in it
+The overloads are inlined into the caller at Numba's IR level (``inline="always"``): called as a
+separate function per element, the shared exp kept attention's exp loop from vectorising as well as
+attention's own private copy had; inlined, LLVM vectorises the caller's loop with the polynomial in it
 (``docs/kernels.md``, "The shared float32 exp", has the measurement and its command).
 """
 import math
