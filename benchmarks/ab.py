@@ -6,6 +6,8 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
 
     python -m benchmarks.ab conv [--repeats 80]            # kernels.conv.cpu: each path against per-sample
     python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
+    python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
+    python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
 """
 import argparse
 import statistics
@@ -14,6 +16,7 @@ import time
 
 import numpy as np
 
+from . import revisions
 from .machine import pin_threads
 
 # (x shape, weight shape, stride, padding): the U-Net's 3x3 and 1x1 convolutions on 4x4 and 8x8 maps,
@@ -90,22 +93,51 @@ def compare_optimizer_step(model, repeats):
           f"{summary(interleaved_ratios(a, b, repeats))}")
 
 
+def compare_training_step(model, repeats):
+    """``model``'s training step with its optimizers rebuilt per-parameter (A) against the recipe's
+    own fused ones (B). A's parameters stay where the recipe left them: in flat buffers only where a
+    fused EMA laid them out at build time (diffusion, GAN, VAE-GAN)."""
+    from .models import prepared
+    from .workload import Options
+
+    def build(fused):
+        recipe, batch, clock = prepared(model, Options())
+        if not fused:
+            recipe.optimizers = {name: type(optimizer)([dict(group) for group in optimizer.param_groups])
+                                 for name, optimizer in recipe.optimizers.items()}
+        return lambda: recipe.train_step(batch, clock)
+
+    print(f"{model}: fused/per-parameter training step "
+          f"{summary(interleaved_ratios(build(False), build(True), repeats))}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("what", choices=("conv", "optim"))
-    parser.add_argument("model", nargs="?",
-                        help="optim: the model whose parameters to update (e.g. diffusion)")
+    parser.add_argument("what", choices=("conv", "optim", "step", "revisions"))
+    parser.add_argument("names", nargs="*", metavar="MODEL | A B",
+                        help="optim, step: the model (e.g. diffusion); "
+                             f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
     parser.add_argument("--repeats", type=int, default=80)
+    parser.add_argument("--only", help="revisions: the workloads to time (a regular expression, as the suite's)")
+    parser.add_argument("--rounds", type=int, default=12, help="revisions: interleaved rounds")
     args = parser.parse_args(argv)
-    if args.what == "optim" and not args.model:
-        parser.error("optim: expected a MODEL, e.g. python -m benchmarks.ab optim diffusion")
+    if args.what in ("optim", "step") and len(args.names) != 1:
+        parser.error(f"{args.what}: expected a MODEL, e.g. python -m benchmarks.ab {args.what} diffusion")
+    if args.what == "revisions" and (len(args.names) != 2 or not args.only):
+        parser.error("revisions: expected two revisions and --only, e.g. "
+                     "python -m benchmarks.ab revisions HEAD WORKTREE --only engine/")
+    if args.what == "revisions":
+        revisions.compare_revisions(*args.names, args.only, args.rounds)
+        return 0
     with pin_threads(1):  # the figure that counts is one thread's
         if args.what == "conv":
             compare_conv_paths(args.repeats)
+        elif args.what == "optim":
+            compare_optimizer_step(args.names[0], args.repeats)
         else:
-            compare_optimizer_step(args.model, args.repeats)
+            compare_training_step(args.names[0], args.repeats)
     return 0
 
 

@@ -152,7 +152,8 @@ def breakdown(workload, repeats):
     bias_columns = np.repeat(a["bias"][:, None], b, axis=1)
     state, cell_grad, recurrent = np.zeros((h, b), np.float32), np.zeros((h, b), np.float32), \
         np.empty((4 * h, b), np.float32)
-    grad_z = np.empty((4 * h, t * b), np.float32)
+    # filled, not np.empty: leftover bytes may read as subnormal floats, which slow a GEMM down many times
+    grad_z = np.random.default_rng(1).uniform(-0.1, 0.1, (4 * h, t * b)).astype(np.float32)
     gates, cells = saved.gates, saved.cells.copy()
     pieces = {  # name: (call, how many times one forward+backward makes it)
         "input projection GEMM": (lambda: np.matmul(a["weight_ih"], a["x"].transpose(0, 2, 1)), 1),

@@ -27,6 +27,11 @@ is for gradient checks, where accuracy matters and speed does not.
                  (absolute error below 2.5e-7 everywhere)
 
 NaN stays NaN throughout (clamps are compares, not min/max, which would swallow it).
+
+The overloads are inlined into the caller at Numba's IR level (``inline="always"``): called as a
+separate function per element, the shared exp kept attention's exp loop from vectorising as well as
+attention's own private copy had; inlined, LLVM vectorises the caller's loop with the polynomial in it
+(``docs/kernels.md``, "The shared float32 exp", has the measurement and its command).
 """
 import math
 
@@ -74,17 +79,17 @@ def erf(x):
     return math.erf(x)
 
 
-@overload(tanh, jit_options=KERNEL_OPTIONS)
+@overload(tanh, inline="always", jit_options=KERNEL_OPTIONS)
 def _tanh_by_dtype(x):
     return tanh_float32 if x == types.float32 else (lambda x: math.tanh(x))
 
 
-@overload(exp, jit_options=KERNEL_OPTIONS)
+@overload(exp, inline="always", jit_options=KERNEL_OPTIONS)
 def _exp_by_dtype(x):
     return exp_float32 if x == types.float32 else (lambda x: math.exp(x))
 
 
-@overload(erf, jit_options=KERNEL_OPTIONS)
+@overload(erf, inline="always", jit_options=KERNEL_OPTIONS)
 def _erf_by_dtype(x):
     return erf_float32 if x == types.float32 else (lambda x: math.erf(x))
 

@@ -27,7 +27,16 @@ import functools
 import threading
 import time
 
-_mode = threading.local()
+import numpy as np
+
+class _GradMode(threading.local):
+    """Whether ops record a graph, per thread. Each thread starts with recording on (the class
+    attribute): a plain ``threading.local`` would make every op before the first ``no_grad`` look
+    the flag up through a failing attribute access, ~0.6 us of an op's ~5."""
+    enabled = True
+
+
+_mode = _GradMode()
 
 # Objects watching every forward and backward call (the profiler, anomaly mode); see ``observe``.
 _observers = []
@@ -81,7 +90,7 @@ def host_operation(method):
 
 
 def is_grad_enabled():
-    return getattr(_mode, "enabled", True)
+    return _mode.enabled
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
@@ -144,6 +153,7 @@ class Function:
     """
 
     once_differentiable = False
+    output_hooks = None  # {output index: [hook]} once a hook is registered on an output (Tensor.register_hook)
 
     def __init_subclass__(cls, **kwargs):
         """PyTorch's style is accepted too: ``@staticmethod forward(ctx, *tensors)`` and
@@ -176,33 +186,47 @@ class Function:
         for observer in _observers:
             observer.on_forward(node, arrays, outputs, time.perf_counter() - started)
         track = False
-        if is_grad_enabled():
+        if _mode.enabled:  # is_grad_enabled(), without the call
             for x in inputs:
                 if isinstance(x, Tensor) and x._requires_grad:
                     track = True
                     break
-        if track:
-            node._connect(inputs, arrays, outputs)
-            node._saved_arrays = ()  # now in ``_saved``; an untracked node is dropped with them
-        creator = node if track else None
+        if not track:
+            if single:
+                return Tensor._from_node(outputs[0])
+            return tuple([Tensor._from_node(out) for out in outputs])
+        node._connect(inputs, arrays, outputs)
+        node._saved_arrays = ()  # now in ``_saved``; an untracked node is dropped with them
         if single:
-            out = Tensor._from_node(outputs[0], creator, 0)
-            if track and getattr(outputs[0], "base", None) is not None:  # a view (transpose, reshape...)
+            out = Tensor._from_node(outputs[0], node, 0)
+            if getattr(outputs[0], "base", None) is not None:  # a view (transpose, reshape...)
                 out._view_of = _viewed_leaf(inputs, outputs[0].base)
             return out
-        return tuple(Tensor._from_node(out, creator, i) for i, out in enumerate(outputs))
+        return tuple([Tensor._from_node(out, node, i) for i, out in enumerate(outputs)])
 
     def save_for_backward(self, *arrays):
         self._saved_arrays = arrays
 
     def _connect(self, inputs, arrays, outputs):
-        self.next_edges = tuple(_edge_to(x) if isinstance(x, Tensor) and x.requires_grad else None
-                                for x in inputs)
-        self.needs_input_grad = tuple(edge is not None for edge in self.next_edges)
-        self.input_meta = tuple((getattr(a, "shape", ()), getattr(a, "dtype", None)) for a in arrays)
-        self.output_meta = tuple((out.shape, out.dtype) for out in outputs)
+        """Record the edges to the inputs, their shapes and dtypes (what backward casts and
+        un-broadcasts to), the outputs' (for missing gradients) and the saved arrays' origins."""
+        edges, needs, input_meta = [], [], []
+        for x, array in zip(inputs, arrays):
+            if isinstance(x, Tensor):
+                input_meta.append((array.shape, array.dtype))
+                if x._requires_grad:
+                    edges.append(x if x.creator is None else (x.creator, x.index))  # _edge_to(x)
+                    needs.append(True)
+                    continue
+            else:  # a non-Tensor positional argument (a Python number, an index array)
+                input_meta.append((getattr(array, "shape", ()), getattr(array, "dtype", None)))
+            edges.append(None)
+            needs.append(False)
+        self.next_edges, self.needs_input_grad, self.input_meta = tuple(edges), tuple(needs), tuple(input_meta)
+        self.output_meta = tuple([(out.shape, out.dtype) for out in outputs])
         self.released = False
-        self._saved = tuple(self._link(saved, inputs, arrays, outputs) for saved in self._saved_arrays)
+        saved = self._saved_arrays
+        self._saved = tuple([self._link(array, inputs, arrays, outputs) for array in saved]) if saved else ()
 
     def _link(self, saved, inputs, arrays, outputs):
         """Remember a saved array with the graph position it came from (see module docstring)."""
@@ -361,7 +385,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 continue  # no gradient reaches this node (e.g. it feeds only an unused output)
             if node.released:
                 raise RuntimeError(node._freed_message())
-            hooks = getattr(node, "output_hooks", None)
+            hooks = node.output_hooks
             if hooks:
                 grads_out = [_run_hooks(hooks.get(i, ()), g) for i, g in enumerate(grads_out)]
             if capture is not None:
@@ -395,7 +419,7 @@ def _backward_step(node, grads_out, create_graph, pending, leaf_grads):
     Observers see the whole step (see ``observe``)."""
     if _observers:
         _notify_begin("on_backward_begin", node)
-    started = time.perf_counter()
+        started = time.perf_counter()
     grads_in = _call_backward(node, grads_out, create_graph)
     for edge, grad, meta in zip(node.next_edges, grads_in, node.input_meta):
         if edge is not None and grad is not None:
@@ -442,14 +466,15 @@ def _fill_missing(node, grads_out):
 def _match_input(grad, meta, node):
     """Un-broadcast and cast a gradient to its input's shape and dtype — the one place it happens."""
     shape, dtype = meta
-    if grad.shape != shape:
+    array = grad.data
+    if array.shape != shape:
         from .ops.shape import sum_to
         try:
             grad = sum_to(grad, shape)
         except ValueError as error:
             raise RuntimeError(f"{node.name}.backward: gradient of shape {grad.shape} does not "
                                f"reduce to the input's shape {shape}") from error
-    if dtype is not None and grad.dtype != dtype:
+    if dtype is not None and array.dtype != dtype:
         grad = grad.to(dtype)
     return grad
 
@@ -460,7 +485,9 @@ def _deliver(edge, grad, pending, leaf_grads):
         entry[1] = grad if entry[1] is None else entry[1] + grad
         return
     node, index = edge
-    slots = pending.setdefault(node, [None] * len(node.output_meta))
+    slots = pending.get(node)
+    if slots is None:
+        slots = pending[node] = [None] * len(node.output_meta)
     slots[index] = grad if slots[index] is None else slots[index] + grad
 
 
@@ -507,13 +534,21 @@ def _root_gradients(outputs, grad_outputs, op):
             if out.numel() != 1:
                 raise RuntimeError(f"{op}: gradient can be implicitly created only for a scalar output; "
                                    f"got shape {out.shape}, pass a gradient of that shape")
-            g = ones_like(out)
+            g = _ones_like(out)
         elif not isinstance(g, Tensor):
             g = Tensor(g)
         if g.shape != out.shape:
             raise RuntimeError(f"{op}: expected a gradient of shape {out.shape}, got {g.shape}")
         seeds.append(g)
     return seeds
+
+
+def _ones_like(out):
+    """The seed of a scalar output's backward (a constant one of its dtype, on its device), made
+    directly on the CPU: it is made once per backward, and ``ones_like`` parses its arguments."""
+    if type(out.data) is np.ndarray:
+        return Tensor._from_node(np.ones(out.data.shape, out.data.dtype))
+    return ones_like(out)
 
 
 # The engine checks for and makes Tensors, and tensor.py builds on this module: importing it last,

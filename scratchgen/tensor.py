@@ -21,9 +21,10 @@ class Tensor:
     # _version counts in-place writes (setitem, init, optimizer steps, load_state_dict): an op that
     # saved this tensor for backward checks it there, so a write in between is an error, not a
     # silently wrong gradient (as PyTorch's version counter); _view_of is the leaf whose array an
-    # op's output views (weight.mT), so a write into the leaf is seen through the view too
+    # op's output views (weight.mT), so a write into the leaf is seen through the view too;
+    # _grad_home (set by optim.FlatParameters only) is where this leaf's gradient is kept
     __slots__ = ("data", "grad", "_requires_grad", "creator", "index", "name", "_hooks", "_version",
-                 "_view_of", "__weakref__")
+                 "_view_of", "_grad_home", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
     # NumPy's ufuncs refuse Tensors (np.exp(t) raises; ndarray + t defers to Tensor.__radd__), so an
     # object array of Tensors is never built; np.asarray(t) goes through __array__ instead
@@ -32,14 +33,14 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = data if hasattr(data, "__array_interface__") or backend.is_cupy_array(data) \
-            else np.asarray(data)
+        self.data = data if type(data) is np.ndarray or hasattr(data, "__array_interface__") \
+            or backend.is_cupy_array(data) else np.asarray(data)  # (hasattr builds the interface: slow)
         self.grad = None
         self.creator = None
         self.index = 0
         self.name = None
         self._hooks = None
-        self._version, self._view_of = 0, None
+        self._version, self._view_of, self._grad_home = 0, None, None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -81,12 +82,32 @@ class Tensor:
         run_backward([self], seeds, retain_graph=retain_graph or create_graph, create_graph=create_graph)
 
     def _accumulate_grad(self, grad):
+        """``.grad += grad``. A first-order gradient of a leaf laid out by ``optim.FlatParameters``
+        goes into its home, its slice of the flat gradient buffer: copied there when ``.grad`` is
+        None, added in place when ``.grad`` already is that slice (as PyTorch accumulates), so the
+        buffer holds every gradient and the optimizer has nothing to gather. Elsewhere a fresh array."""
         if is_grad_enabled():  # create_graph=True: keep the sum differentiable
             self.grad = grad if self.grad is None else self.grad + grad
-        elif self.grad is None:  # copy: the incoming array may be shared or a read-only view
-            self.grad = Tensor(grad.data.copy())
+            return
+        home = self._gradient_home(grad.data)
+        if self.grad is None:  # copy: the incoming array may be shared or a read-only view
+            if home is None:
+                self.grad = Tensor(grad.data.copy())
+            else:
+                home[...] = grad.data
+                self.grad = Tensor(home)
+        elif home is not None and self.grad.data is home:
+            home += grad.data
         else:
             self.grad = Tensor(self.grad.data + grad.data)
+
+    def _gradient_home(self, array):
+        """The flat-buffer slice this leaf's gradient lives in, when ``array`` fits it (the leaf may
+        have been moved, cast or rebound since it was laid out: then there is none)."""
+        home = getattr(self, "_grad_home", None)  # (unset on a leaf made by _from_node, e.g. detach())
+        if home is None or type(home) is not type(array) or home.dtype != array.dtype or home.shape != array.shape:
+            return None
+        return home
 
     def detach(self):
         """The same data, cut from the graph."""

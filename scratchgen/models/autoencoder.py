@@ -90,7 +90,7 @@ class AutoencoderRecipe(Recipe):
         if height != width:
             raise ValueError(f"ae: expected square images, got {data.image_shape}")
         self.model = Autoencoder(height, config.hidden, config.code_dim).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
+        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
 
     @classmethod
     def load_data(cls, config):

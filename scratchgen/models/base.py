@@ -13,7 +13,7 @@ resuming bit for bit, plots, the progress bar, stopping on a non-finite loss, dr
         def __init__(self, config, data, device="cpu"):   # data: what load_data(config) gave
             super().__init__(config, data, device)
             self.model = MyModel(config, data.image_shape).to(self.device)   # one Module
-            self.optimizers = {"model": optim.Adam(self.model.parameters(), config.lr)}
+            self.optimizers = {"model": optim.Adam(self.model.parameters(), config.lr, fused=True)}
 
         def train_step(self, batch, clock):   # batch: Tensors on the device; returns {"loss": float, ...}
         def sample(self, n):                  # (n, H, W) float32 in [0, 1] (or a list of strings)

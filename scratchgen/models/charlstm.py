@@ -97,7 +97,7 @@ class CharLSTMRecipe(TextRecipe):
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
         self.model = CharLSTM.from_config(config, len(data.vocabulary)).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
+        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
         self.carried = None   # (h, c) after the last training window, detached; None: the zero state
 
     @classmethod

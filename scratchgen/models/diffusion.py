@@ -402,8 +402,10 @@ class DiffusionRecipe(Recipe):
         self.class_cumulative_shares = np.cumsum(shares)[:-1]  # p(y) of the "random" labels, as bin edges
         self.diffusion = GaussianDiffusion.from_config(config)
         self.model = UNet.from_config(config).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
-        self.ema = optim.ExponentialMovingAverage(self.model, decay=config.ema_decay)
+        optimizer = optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        self.optimizers = {"model": optimizer}
+        self.ema = optim.ExponentialMovingAverage(self.model, decay=config.ema_decay,
+                                                  flat=optimizer.fused.flat_parameters())
 
     def to_model_scale(self, images):
         """(N, S, S) in [0, 1] -> (N, 1, S, S) in [-1, 1]."""

@@ -276,10 +276,11 @@ class GANRecipe(Recipe):
                              f"got {data.image_shape}")
         self.model = DCGAN(height, config.latent_dim, config.channels, config.loss).to(self.device)
         betas = (config.beta1, config.beta2)
-        self.optimizers = {name: optim.Adam(getattr(self.model, name).parameters(), config.lr, betas)
+        self.optimizers = {name: optim.Adam(getattr(self.model, name).parameters(), config.lr, betas, fused=True)
                            for name in ("discriminator", "generator")}
         if config.ema_decay:
-            self.ema = optim.ExponentialMovingAverage(self.model.generator, config.ema_decay)
+            self.ema = optim.ExponentialMovingAverage(self.model.generator, config.ema_decay,
+                                                      flat=self.optimizers["generator"].fused.flat_parameters())
         fixed = np.random.default_rng((config.seed, FIXED_NOISE_STREAM)).standard_normal(
             (self.grid_size, config.latent_dim, 1, 1))
         self.fixed_noise = tensor(fixed.astype(np.float32), device=self.device)

@@ -172,7 +172,7 @@ class GPTRecipe(TextRecipe):
         super().__init__(config, data, device)
         self.model = GPT(config, len(data.vocabulary)).to(self.device)
         groups = parameter_groups(self.model, config.weight_decay)
-        self.optimizers = {"model": optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))}
+        self.optimizers = {"model": optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=True)}
 
     @classmethod
     def context_length(cls, config):

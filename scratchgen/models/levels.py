@@ -17,7 +17,7 @@ class LevelsRecipe(Recipe):
         for images in (data.train_images, data.test_images):
             to_levels(images, op=self.name)  # refuse data that is not 17 grey levels, with the reason
         self.model = self.build_model(config, data.image_shape).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
+        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
 
     def build_model(self, config, image_shape):
         raise NotImplementedError(f"{type(self).__name__} must implement build_model")

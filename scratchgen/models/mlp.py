@@ -36,7 +36,7 @@ class MLPRecipe(Recipe):
         classes = int(data.train_labels.max()) + 1
         self.model = DigitsClassifier(pixels, config.hidden, config.features, classes).to(self.device)
         self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr,
-                                               weight_decay=config.weight_decay)}
+                                               weight_decay=config.weight_decay, fused=True)}
 
     def train_step(self, batch, clock):
         images, labels = batch

@@ -248,7 +248,7 @@ class RBMRecipe(Recipe):
         model = self.model
         self.optimizers = {"model": optim.SGD([
             {"params": [model.weight], "weight_decay": config.weight_decay},
-            {"params": [model.visible_bias, model.hidden_bias], "weight_decay": 0.0}], lr=config.lr)}
+            {"params": [model.visible_bias, model.hidden_bias], "weight_decay": 0.0}], lr=config.lr, fused=True)}
 
     def binarise(self, images):
         """v ~ Bernoulli(x), a fresh draw for every batch: (N, S, S) -> (N, S*S) of 0s and 1s."""

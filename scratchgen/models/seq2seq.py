@@ -316,7 +316,7 @@ class Seq2SeqRecipe(Recipe):
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
         self.model = Seq2Seq(config, len(data.source_vocabulary), len(data.target_vocabulary)).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
+        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
 
     @classmethod
     def load_data(cls, config):

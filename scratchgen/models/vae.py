@@ -246,7 +246,7 @@ class VAERecipe(Recipe):
         if height != width:
             raise ValueError(f"vae: expected square images, got {data.image_shape}")
         self.model = VAE(config, height).to(self.device)
-        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr)}
+        self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
 
     def kl_weight(self, clock):
         warmup = self.config.kl_warmup_epochs

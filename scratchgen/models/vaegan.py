@@ -161,10 +161,12 @@ class VAEGANRecipe(Recipe):
         if height != width or height not in (8, 16, 32):
             raise ValueError(f"vaegan: expected square images of side 8, 16 or 32, got {data.image_shape}")
         self.model = VAEGAN(config, height).to(self.device)
-        self.optimizers = {name: optim.Adam(getattr(self.model, name).parameters(), config.lr, (config.beta1, 0.999))
+        self.optimizers = {name: optim.Adam(getattr(self.model, name).parameters(), config.lr, (config.beta1, 0.999),
+                                      fused=True)
                            for name in NETWORKS}
         if config.ema_decay:
-            self.ema = optim.ExponentialMovingAverage(self.model.decoder, config.ema_decay)
+            self.ema = optim.ExponentialMovingAverage(self.model.decoder, config.ema_decay,
+                                                      flat=self.optimizers["decoder"].fused.flat_parameters())
         self.epoch = 0
 
     def train_step(self, batch, clock):

@@ -21,29 +21,35 @@ def as_tensor_operand(value, like):
     if isinstance(value, Tensor):
         return value
     if type(value) in (float, int) or isinstance(value, (numbers.Number, np.bool_)):  # ABC check last: slow
-        dtype = backend.scalar_dtype(like.dtype, value)
-        return Tensor._from_node(like.xp.asarray(value, dtype=dtype))  # a constant
+        array = like.data
+        dtype = backend.scalar_dtype(array.dtype, value)
+        xp = np if type(array) is np.ndarray else backend.get_array_module(array)
+        return Tensor._from_node(xp.asarray(value, dtype=dtype))  # a constant
     return Tensor(backend.to_device(np.asarray(value) if not hasattr(value, "dtype") else value, like.device))
 
 
 def binary_operands(op, a, b, elementwise=True):
     """Both operands as Tensors of one dtype (PyTorch's promotion), checked for device and, for
     element-wise ops, for broadcastable shapes."""
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
     if not isinstance(a, Tensor):
+        if not isinstance(b, Tensor):
+            raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
         a = as_tensor_operand(a, b)  # made on b's device
     elif not isinstance(b, Tensor):
         b = as_tensor_operand(b, a)
-    elif a.device != b.device:
+    a_data, b_data = a.data, b.data
+    same_shape = a_data.shape == b_data.shape or not elementwise or not a_data.ndim or not b_data.ndim
+    if same_shape and type(a_data) is np.ndarray and type(b_data) is np.ndarray and a_data.dtype == b_data.dtype:
+        return a, b  # the common case, in every op: nothing to check, promote or broadcast
+    if a.device != b.device:
         raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {b.device}; "
                            "move one with .to(device)")
-    if elementwise and a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand broadcasts to anything
+    if not same_shape:  # a 0-d operand broadcasts to anything
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            np.broadcast_shapes(a_data.shape, b_data.shape)
         except ValueError:
             raise ValueError(f"{op}: shapes {a.shape} and {b.shape} are not broadcastable") from None
-    dtype = backend.result_dtype(a.dtype, b.dtype)
+    dtype = backend.result_dtype(a_data.dtype, b_data.dtype)
     return cast(a, dtype), cast(b, dtype)
 
 

@@ -12,10 +12,12 @@ The invariants, and what keeps them:
       ``param.data`` (``Module.to`` does, to move or cast). ``is_current()`` checks exactly that;
       its owner (an optimizer) builds a new ``FlatParameters`` when it is False. Writing *into*
       ``param.data`` (``load_state_dict``, ``init``) keeps the view.
-    * The engine binds a fresh array to ``param.grad`` when it accumulates a gradient, so gradients
-      are copied into ``buffer.grad`` by ``gather_grads()``, which then binds each ``param.grad`` to
-      its view (it is a no-op for a gradient already there). After it, ``buffer.grad`` holds every
-      gradient, zeros where ``param.grad`` is None (those parameters keep None).
+    * Each parameter's grad view is its gradient's *home* (``param._grad_home``): a backward pass
+      writes the gradient there and binds ``param.grad`` to the view, or adds into it in place when
+      ``param.grad`` already is the view (``Tensor._accumulate_grad``). A gradient that arrived any
+      other way (assigned by hand, a second-order backward) is copied in by ``gather_grads()``, which
+      then binds ``param.grad`` to its view; for one already there it does nothing. After it,
+      ``buffer.grad`` holds every gradient, zeros where ``param.grad`` is None (those keep None).
     * Buffers are grouped by (dtype, device) in the order parameters are first seen, and parameters
       keep the order they were given in: the layout is a pure function of the parameter list, so two
       processes with the same model agree on it (what an allreduce of ``buffer.grad`` needs).
@@ -41,9 +43,10 @@ class FlatBuffer:
         self.grad = xp.zeros(stops[-1], dtype=params[0].dtype)
         self.data_views = self.views(self.data)
         self.grad_views = self.views(self.grad)
-        for param, view in zip(params, self.data_views):
+        for param, view, grad_view in zip(params, self.data_views, self.grad_views):
             view[...] = param.data
             param.data = view
+            param._grad_home = grad_view
 
     @property
     def dtype(self):

@@ -15,8 +15,34 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     monkeypatch.setattr(ab, "CONV_SHAPES", [((2, 64, 4, 4), (8, 64, 3, 3), 1, 1)])
     assert ab.main(["conv", "--repeats", "2"]) == 0
     assert ab.main(["optim", "mlp", "--repeats", "2"]) == 0
+    assert ab.main(["step", "mlp", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "[batched] forward: batched/per-sample median" in out
-    assert "fused/per-parameter optimizer step" in out
+    assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
     with pytest.raises(SystemExit):
         ab.main(["optim"])
+
+
+def test_revisions_alternate_the_processes_and_report_b_over_a(monkeypatch, capsys):
+    from scratchgen.benchmarks import revisions
+    started = []
+
+    def fake_time(path, pattern, batches, batch_seconds):
+        started.append(path)
+        return {"engine/x forward": 2.0 if path is None else 1.0}
+    monkeypatch.setattr(revisions, "time_revision", fake_time)
+    ratios = revisions.compare_revisions("HEAD", revisions.WORKTREE, "engine/", rounds=2)
+    exported = started[0]
+    assert exported is not None and started == [exported, None, None, exported]  # A B, then B A
+    assert ratios == {"engine/x forward": [2.0, 2.0]}
+    assert "engine/x forward: 2.000" in capsys.readouterr().out
+
+
+def test_an_exported_revision_is_laid_out_as_installed_and_times_its_workloads(tmp_path):
+    from scratchgen.benchmarks import revisions
+    path = revisions.export("HEAD", str(tmp_path))
+    for part in ("kernels/conv/__init__.py", "benchmarks/suite.py", "autograd.py"):
+        assert (tmp_path / "scratchgen" / part).is_file()
+    times = revisions.time_revision(path, "engine/one tiny op", batches=1, batch_seconds=0.0)  # checks its import
+    assert set(times) == {"engine/one tiny op forward", "engine/one tiny op forward+backward"}
+    assert all(seconds > 0 for seconds in times.values())

@@ -293,7 +293,7 @@ CASES = [
              st.just(None).flatmap(lambda _: arrays((4,))).map(lambda a: ((a,), {})), None, second_order=True),
     GradCase("cat", lambda *parts, dim: sg.cat(parts, dim), cat_draw(), torch_fn("lambda *p, dim: torch.cat(p, dim)"), second_order=True),
     GradCase("stack_split", lambda a: sg.stack(a.split(1, 0)[::-1], dim=-1), one(min_dims=1),
-             torch_fn("lambda a: torch.stack(a.split(1, 0)[::-1], dim=-1)")),
+             torch_fn("lambda a: torch.stack(a.split(1, 0)[::-1], dim=-1)"), second_order=True),
     GradCase("chunk", lambda a: a.chunk(2, -1)[-1] * 2, one(min_dims=1), torch_fn("lambda a: a.chunk(2, -1)[-1] * 2")),
     GradCase("pad", lambda a, pad, value: F.pad(a, pad, value=value), pad_draw(),
              torch_fn("lambda a, pad, value: F.pad(a, pad, value=value)"), second_order=True),
@@ -304,7 +304,10 @@ CASES = [
     GradCase("embedding", lambda w, indices: F.embedding(sg.tensor(indices), w), embedding_draw(),
              lambda w, indices: _torch_embedding(w, indices)),
     GradCase("normalize", lambda a, p, dim: F.normalize(a, p=p, dim=dim), lp_normalize_draw(),
-             torch_fn("lambda a, p, dim: F.normalize(a, p=p, dim=dim)"), reject=lambda a, **_: near(a, [0.0])),
+             torch_fn("lambda a, p, dim: F.normalize(a, p=p, dim=dim)"),
+             # a norm over one element gives +-1 with a gradient of exactly 0 (ours); PyTorch's float32
+             # formula leaves ~3e-5 of rounding there, above the float32 tolerance (a flaky draw, not a bug)
+             reject=lambda a, dim, **_: near(a, [0.0]) or a.shape[dim] == 1),
     GradCase("mse_loss", lambda a, b: F.mse_loss(a, b), same_shape_pair(), torch_fn("F.mse_loss"), second_order=True),
     GradCase("l1_loss", lambda a, b: F.l1_loss(a, b), same_shape_pair(), torch_fn("F.l1_loss"),
              reject=lambda a, b: near(a - b, [0.0])),

@@ -183,6 +183,42 @@ def test_gradients_from_the_engine_land_in_the_flat_buffer(set_to_none):
     np.testing.assert_array_equal(buffer.grad, np.concatenate(plain_grads))
 
 
+def test_backward_writes_and_accumulates_in_the_flat_buffer_itself():
+    """Each gradient goes straight to its slice: before any gather, after one backward (copied in)
+    and after a second (added in place), ``param.grad`` is the slice and holds the plain sum."""
+    x = sg.tensor(np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32))
+    sg.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 2))
+    flat = FlatParameters(list(model.parameters()))
+    (buffer,) = flat.buffers
+    for backward_pass in range(2):
+        (model(x).tanh() ** 2).sum().backward()
+        for param, grad_view in zip(buffer.params, buffer.grad_views):
+            assert param.grad.data is grad_view
+        first = buffer.grad.copy() if backward_pass == 0 else first
+    np.testing.assert_array_equal(buffer.grad, 2 * first)
+    reference = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 2))
+    reference.load_state_dict(model.state_dict())
+    (reference(x).tanh() ** 2).sum().backward()
+    np.testing.assert_array_equal(first, np.concatenate([p.grad.numpy().ravel() for p in reference.parameters()]))
+
+
+def test_a_gradient_that_does_not_fit_its_home_gets_its_own_array():
+    """After the parameter is cast (``Module.double``) or under ``create_graph`` the flat slice is left
+    alone; the optimizer's gather copies such gradients in later."""
+    model = nn.Linear(3, 2)
+    flat = FlatParameters(list(model.parameters()))
+    grad_buffer = flat.buffers[0].grad
+    x = sg.ones((1, 3))
+    (model(x) ** 2).sum().backward(create_graph=True)
+    assert model.weight.grad.creator is not None and not grad_buffer.any()
+    model.zero_grad()
+    model.double()
+    model(x.double()).sum().backward()
+    assert model.weight.grad.dtype == np.float64 and not grad_buffer.any()
+    np.testing.assert_array_equal(model.weight.grad.numpy(), np.ones((2, 3)))
+
+
 def test_zero_grad_is_one_fill_and_keeps_the_views():
     params = [nn.Parameter(sg.tensor(a)) for a in _mixed_parameters()]
     flat = FlatParameters(params)
