@@ -45,6 +45,10 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+        if self.fused is not None:
+            # Lay the parameters out now, not at the first step: their arrays then stay the same from
+            # the first step on (a compiled step's guards and the gradient homes see one layout).
+            self.fused.flat_parameters()
 
     def add_param_group(self, param_group):
         """Add a group of parameters with its own hyperparameters (missing ones take the defaults)."""
