@@ -248,7 +248,9 @@ def add_study_commands(commands):
     compiled.add_argument("--steps", type=int, default=3, help="steps to run (default: 3)")
     compiled.add_argument("--explain", action="store_true", default=False, help="print the captured program")
     for parser in (graph, profile, compiled):
-        parser.add_argument("--batch-size", type=int, default=None, help="override the model's batch size")
+        # absent unless given, like train's config options, so _config_overrides reads both alike
+        parser.add_argument("--batch-size", type=int, default=argparse.SUPPRESS,
+                            help="override the model's batch size")
         parser.add_argument("--device", default="cpu")
 
 
@@ -341,10 +343,6 @@ def _retrain_classifier(args):
     return 0
 
 
-def _study_overrides(args):
-    return {} if args.batch_size is None else {"batch_size": args.batch_size}
-
-
 def _graph(args):
     from . import study
     if not args.out.endswith(".dot") and shutil.which("dot") is None:
@@ -352,7 +350,7 @@ def _graph(args):
                                 f"write the DOT text instead with --out {os.path.splitext(args.out)[0]}.dot (no "
                                 "Graphviz needed: open it in any DOT viewer), or install Graphviz "
                                 "(apt install graphviz, brew install graphviz)")
-    drawing = study.graph_step(args.model, args.collapse_modules, _study_overrides(args), args.device)
+    drawing = study.graph_step(args.model, args.collapse_modules, _config_overrides(args), args.device)
     try:
         if args.out.endswith(".dot"):
             drawing.save(args.out)
@@ -368,7 +366,7 @@ def _profile(args):
     from . import study
     if args.compiled:
         return _profile_compiled(args)
-    profiler = study.profile_steps(args.model, args.steps, args.warmup, _study_overrides(args), args.device)
+    profiler = study.profile_steps(args.model, args.steps, args.warmup, _config_overrides(args), args.device)
     print(f"{args.model}: {args.steps} training steps after {args.warmup} warm-up, "
           f"{profiler.total_seconds / args.steps * 1e3:.1f} ms per step")
     print(profiler.table(sort_by=args.sort))
@@ -381,7 +379,7 @@ def _profile(args):
 
 def _compile(args):
     from . import study
-    step = study.compile_steps(args.model, args.steps, _study_overrides(args), args.device)
+    step = study.compile_steps(args.model, args.steps, _config_overrides(args), args.device)
     counts = f"{args.model}: {step.captures} captures, {step.replays} replays; --explain prints the program"
     print(step.explain() if args.explain else counts)
     return 0
@@ -389,7 +387,7 @@ def _compile(args):
 
 def _profile_compiled(args):
     from . import study
-    seconds, rows = study.profile_compiled(args.model, args.steps, _study_overrides(args), args.device)
+    seconds, rows = study.profile_compiled(args.model, args.steps, _config_overrides(args), args.device)
     print(f"{args.model}: {args.steps} replays of the compiled training step, "
           f"{seconds * 1e3:.2f} ms per step")
     print(f"{'op':40s} {'calls':>7s} {'ms':>10s}")

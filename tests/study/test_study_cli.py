@@ -31,3 +31,8 @@ def test_profile_counts_each_linear_layer_once_per_step(tmp_path, capsys):
     ops = {op["name"]: op for op in json.loads((tmp_path / "p.json").read_text())["ops"]}
     assert ops["MatMul"]["forward_calls"] == ops["MatMul"]["backward_calls"] == 2 * linears
     assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+
+
+def test_compile_command_takes_the_batch_size_like_train(capsys):
+    assert cli.main(["compile", "mlp", "--steps", "3", "--batch-size", "16", "--explain"]) == 0
+    assert "signature: ([16, 8, 8] float32 cpu, [16] int64 cpu)" in capsys.readouterr().out
