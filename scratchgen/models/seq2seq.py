@@ -99,8 +99,8 @@ class BidirectionalLSTM(nn.Module):
         return [tuple(getattr(self, f"{kind}{suffix}") for kind in kinds)]
 
     def forward(self, x, lengths):
-        """x (S, B, I) padded at the end, ``lengths`` (B,) an int64 Tensor -> states (S, B, 2H), valid before
-        each row's length, and final states (B, 2H): the forward direction's after the last word
+        """x (S, B, I) padded at the end, ``lengths`` (B,) an int64 Tensor -> states (S, B, 2H), valid
+        before each row's length, and final states (B, 2H): the forward direction's after the last word
         beside the backward direction's after the first.
 
         A row's padding comes after its words, so the forward direction reads every word before
@@ -129,7 +129,7 @@ class Encoder(nn.Module):
     def forward(self, source):
         """source (B, S) word indices -> states (B, S, H) (zero at padding), final states (B, H)
         and the mask (B, S) of real words."""
-        mask = source != PAD_INDEX                   # ops, as everything here: a compiled step reads each batch
+        mask = source != PAD_INDEX                   # ops, all of it: a compiled step reads each batch's
         lengths = mask.long().sum(dim=1)
         if to_numpy(lengths.data).min() == 0:       # checked when run eagerly (a replay runs no Python)
             raise ValueError("seq2seq: expected every source sentence to have at least one word")
