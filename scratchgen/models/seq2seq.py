@@ -110,7 +110,7 @@ class BidirectionalLSTM(nn.Module):
         ops on ``lengths``, so a compiled step makes each batch's.)
         """
         steps, batch = x.shape[0], x.shape[1]
-        columns = np.arange(batch)
+        columns = arange(batch, device=x.device)
         forward_states, _ = F.lstm(x, self._weights("_l0"))                           # (S, B, H)
         positions = arange(steps, device=x.device).reshape(steps, 1)
         reversal = F.where(positions < lengths, lengths - 1 - positions, positions)     # (S, B): t -> L-1-t
