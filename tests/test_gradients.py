@@ -21,7 +21,7 @@ NEEDS_A_GPU = {"ToDevice"}
 # gradient of a once-differentiable op, and its backward refuses by design.
 NOT_OPS = {"SecondOrderBlocked"}
 # Random draws and target weights have nothing to differentiate: Functions so that the compiler sees them.
-NOT_OPS |= {"RandomDraw", "DropoutMask", "TargetWeights", "Compare", "Moments", "Test"}
+NOT_OPS |= {"RandomDraw", "DropoutMask", "TargetWeights", "Compare", "Moments", "Test", "ArgExtreme"}
 
 
 def _draw(case, data):

@@ -88,7 +88,7 @@ class PixelRecipe(LevelsRecipe):
 
     def train_step(self, batch, clock):
         images, labels = batch
-        levels = tensor(self.batch_levels(images), device=self.device)
+        levels = self.batch_levels(images)
         logits = self.model.logits(levels, self._labels(labels))
         loss = F.cross_entropy(logits, levels)                  # nats per pixel
         optimizer = self.optimizers["model"]

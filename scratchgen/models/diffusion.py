@@ -42,7 +42,7 @@ from .. import init, nn, optim
 from ..autograd import no_grad
 from ..ops.shape import cat
 from ..progress import ProgressBar
-from ..tensor import rand, randint, randn, randn_like, tensor
+from ..tensor import Tensor, rand, randint, randn, randn_like, tensor
 from .base import Recipe, TrainConfig, option, register
 
 NUM_CLASSES = 10
@@ -127,10 +127,11 @@ class GaussianDiffusion:
 
     @staticmethod
     def _per_example(values, t, like):
-        """values[t] as an (N, 1, ..., 1) tensor broadcasting over ``like`` (N, ...), in its dtype."""
-        t = np.asarray(t.numpy() if hasattr(t, "numpy") else t)
-        gathered = values[t].reshape((-1,) + (1,) * (like.ndim - 1))
-        return tensor(gathered, dtype=like.dtype, device=like.device)
+        """values[t] as an (N, 1, ..., 1) tensor broadcasting over ``like`` (N, ...), in its dtype.
+        The gather is an op on the tensor ``t`` (so a compiled step reads each batch's times)."""
+        t = t if isinstance(t, Tensor) else tensor(np.asarray(t), device=like.device)
+        gathered = tensor(values, dtype=like.dtype, device=like.device)[t]
+        return gathered.reshape((-1,) + (1,) * (like.ndim - 1))
 
     def q_sample(self, x0, t, noise):
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, for a batch of x_0 and per-example t."""
@@ -216,13 +217,13 @@ class GaussianDiffusion:
 
 # ---- the U-Net ------------------------------------------------------------------------------------
 def timestep_embedding(t, dim):
-    """Transformer-style sinusoids of the integer times t (N,): (N, dim) = [sin(t w_k), cos(t w_k)],
-    w_k = 10000^(-k / (dim/2 - 1)), k < dim/2. A constant: nothing upstream is learned."""
-    xp = t.xp
+    """Transformer-style sinusoids of the integer times t (N,), a NumPy array: (N, dim) float64 =
+    [sin(t w_k), cos(t w_k)], w_k = 10000^(-k / (dim/2 - 1)), k < dim/2. A constant: nothing
+    upstream is learned, so the U-Net computes it once for every t and looks rows up."""
     half = dim // 2
-    frequencies = xp.exp(-math.log(10000) * xp.arange(half, dtype=np.float64) / max(half - 1, 1))
-    angles = t.data.astype(np.float64)[:, None] * frequencies[None, :]
-    return xp.concatenate([xp.sin(angles), xp.cos(angles)], axis=1)
+    frequencies = np.exp(-math.log(10000) * np.arange(half, dtype=np.float64) / max(half - 1, 1))
+    angles = np.asarray(t, dtype=np.float64)[:, None] * frequencies[None, :]
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
 def zero_init(module):
@@ -304,9 +305,10 @@ class UNet(nn.Module):
     """
 
     def __init__(self, channels=32, levels=2, res_blocks=1, groups=8, heads=4, dropout=0.0,
-                 num_classes=NUM_CLASSES):
+                 num_classes=NUM_CLASSES, timesteps=1000):
         super().__init__()
         self.channels, self.null_class = channels, num_classes
+        self.sinusoids = timestep_embedding(np.arange(timesteps), channels)   # (T, C) float64, row t
         embedding_dim = 4 * channels
         self.time_mlp = nn.Sequential(nn.Linear(channels, embedding_dim), nn.SiLU(),
                                       nn.Linear(embedding_dim, embedding_dim))
@@ -341,12 +343,12 @@ class UNet(nn.Module):
     @classmethod
     def from_config(cls, config):
         return cls(config.channels, config.levels, config.res_blocks, config.groups, config.heads,
-                   config.dropout)
+                   config.dropout, timesteps=config.timesteps)
 
     def embed(self, t, labels):
-        """(N, 4C): the time embedding plus the class's (labels == 10: the null class)."""
-        sinusoids = tensor(timestep_embedding(t, self.channels), dtype=self.stem.weight.dtype,
-                           device=t.device)
+        """(N, 4C): the time embedding plus the class's (labels == 10: the null class). The
+        sinusoids are rows of the table picked by an op on ``t`` (a compiled step reads each batch's)."""
+        sinusoids = tensor(self.sinusoids, dtype=self.stem.weight.dtype, device=t.device)[t]
         return self.time_mlp(sinusoids) + self.class_embedding(labels)
 
     def forward(self, x, t, labels):
@@ -412,9 +414,10 @@ class DiffusionRecipe(Recipe):
         return images.reshape(images.shape[0], 1, self.side, self.side) * 2 - 1
 
     def drop_labels(self, labels):
-        """Each label replaced by the null class with probability ``label_dropout``."""
-        dropped = rand(labels.shape[0]).numpy() < self.config.label_dropout
-        return tensor(np.where(dropped, NUM_CLASSES, labels.numpy()), device=labels.device)
+        """Each label replaced by the null class with probability ``label_dropout`` (a draw and a
+        ``where``: ops, so a compiled step drops fresh labels on every replay)."""
+        dropped = rand(labels.shape[0], device=labels.device) < self.config.label_dropout
+        return F.where(dropped, NUM_CLASSES, labels)
 
     def train_step(self, batch, clock):
         images, labels = batch

@@ -35,9 +35,8 @@ import numpy as np
 from .. import functional as F
 from .. import init, nn
 from ..autograd import no_grad
-from ..eval.likelihood import LEVELS, bits_per_dim, dequantise, dequantised_bits_per_dim, to_levels
-from ..random import generator
-from ..tensor import randn, tensor
+from ..eval.likelihood import LEVELS, bits_per_dim, dequantised_bits_per_dim, to_levels
+from ..tensor import rand, randn, tensor
 from .base import TrainConfig, option, register
 from .levels import LevelsRecipe
 
@@ -237,10 +236,15 @@ class RealNVPRecipe(LevelsRecipe):
         """-log p(y) per image (N,) for (N, H, W) dequantised images y (a Tensor)."""
         return -self.model.log_density(dequantised.unsqueeze(1))
 
+    def dequantise(self, levels):
+        """y = (level + u) / 17, u ~ U[0, 1) drawn in float64, as float32: ``likelihood.dequantise``
+        in engine ops, so that a compiled step draws fresh noise on every replay."""
+        uniform = rand(*levels.shape, dtype=np.float64, device=levels.device)
+        return ((levels + uniform) / LEVELS).to(np.float32)
+
     def train_step(self, batch, clock):
         levels = self.batch_levels(batch[0])
-        uniform = generator().random(levels.shape)
-        nll = self.negative_log_density(tensor(dequantise(levels, uniform), device=self.device)).mean()
+        nll = self.negative_log_density(self.dequantise(levels)).mean()
         loss = nll / self.dims                                  # nats per pixel of the density
         optimizer = self.optimizers["model"]
         optimizer.zero_grad()

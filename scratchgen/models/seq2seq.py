@@ -36,7 +36,7 @@ from ..data.number_words import (BOS, EOS, MAX_DIGITS, PAD_INDEX, SOURCE_VOCABUL
                                  decode_digits, load_number_words, tokenize)
 from ..nn.module import new_parameter
 from ..ops.shape import cat, stack
-from ..tensor import rand, tensor, zeros
+from ..tensor import arange, rand, tensor, zeros
 from .base import Recipe, TrainConfig, option, register
 
 BOS_INDEX, EOS_INDEX = TARGET_VOCABULARY.index[BOS], TARGET_VOCABULARY.index[EOS]
@@ -99,20 +99,21 @@ class BidirectionalLSTM(nn.Module):
         return [tuple(getattr(self, f"{kind}{suffix}") for kind in kinds)]
 
     def forward(self, x, lengths):
-        """x (S, B, I) padded at the end, ``lengths`` (B,) ints -> states (S, B, 2H), valid before
-        each row's length, and final states (B, 2H): the forward direction's after the last word
+        """x (S, B, I) padded at the end, ``lengths`` (B,) an int64 Tensor -> states (S, B, 2H), valid
+        before each row's length, and final states (B, 2H): the forward direction's after the last word
         beside the backward direction's after the first.
 
         A row's padding comes after its words, so the forward direction reads every word before
         any padding: its states up to the row's length are exact. The backward direction reads
         each row reversed *within its length* (padding stays at the end), which is exact for the
-        same reason; the same index map puts its states back in source order.
+        same reason; the same index map puts its states back in source order. (The map is made by
+        ops on ``lengths``, so a compiled step makes each batch's.)
         """
         steps, batch = x.shape[0], x.shape[1]
-        columns = np.arange(batch)
+        columns = arange(batch, device=x.device)
         forward_states, _ = F.lstm(x, self._weights("_l0"))                           # (S, B, H)
-        positions = np.arange(steps)[:, None]
-        reversal = np.where(positions < lengths, lengths - 1 - positions, positions)    # (S, B): t -> L-1-t
+        positions = arange(steps, device=x.device).reshape(steps, 1)
+        reversal = F.where(positions < lengths, lengths - 1 - positions, positions)     # (S, B): t -> L-1-t
         backward_states, _ = F.lstm(x[reversal, columns], self._weights("_l0_reverse"))
         backward_states = backward_states[reversal, columns]                            # source order again
         final = cat([forward_states[lengths - 1, columns], backward_states[0]], dim=-1)   # (B, 2H)
@@ -128,14 +129,20 @@ class Encoder(nn.Module):
     def forward(self, source):
         """source (B, S) word indices -> states (B, S, H) (zero at padding), final states (B, H)
         and the mask (B, S) of real words."""
-        mask = source.data != PAD_INDEX
-        lengths = to_numpy(mask.sum(axis=1))
-        if lengths.min() == 0:
+        mask = source != PAD_INDEX                   # ops, all of it: a compiled step reads each batch's
+        lengths = mask.long().sum(dim=1)
+        if to_numpy(lengths.data).min() == 0:       # checked when run eagerly (a replay runs no Python)
             raise ValueError("seq2seq: expected every source sentence to have at least one word")
         time_major = self.embedding(source.T)       # (S, B, E)
         states, final = self.lstm(time_major, lengths)
-        states = F.where(mask.T[:, :, None], states, 0.0).permute(1, 0, 2)            # (B, S, H)
+        states = F.where(mask.T.unsqueeze(-1), states, 0.0).permute(1, 0, 2)          # (B, S, H)
         return states, final, mask
+
+
+def trim_padding(target):
+    """(B, W) target tokens cut after the column where the longest row's <eos> is: no decoder step
+    past it (the loss ignores <pad>, so the steps cut would change nothing but the cost)."""
+    return target[:, :int((np.asarray(target) != PAD_INDEX).sum(axis=1).max())]
 
 
 def to_numpy(array):
@@ -148,7 +155,7 @@ class Memory(typing.NamedTuple):
     """What every decoder step reads: encoder states (values), W_a s_j (keys), the padding mask."""
     values: object  # (B, S, H_enc)
     keys: object    # (B, S, H)
-    mask: object    # (B, S) bool array, True at real words
+    mask: object    # (B, S) bool Tensor, True at real words
 
     def select(self, rows):
         """The memory of batch rows ``rows`` (beam search repeats and reorders sentences)."""
@@ -228,13 +235,14 @@ class Seq2Seq(nn.Module):
 
     def mix_inputs(self, gold, attentional, teacher_forcing):
         """Next decoder inputs: each row's gold token with probability ``teacher_forcing``, its
-        greedy choice from h~ otherwise (a choice: no gradient flows through it)."""
+        greedy choice from h~ otherwise (a choice: no gradient flows through it). A draw, an argmax
+        and a ``where``: ops, so a compiled step mixes afresh on every replay."""
         if teacher_forcing >= 1.0:
             return gold
         with no_grad():
-            predicted = self.decoder.output(attentional).data.argmax(axis=-1)
-        use_gold = rand(gold.shape[0], device=gold.device).data < teacher_forcing
-        return tensor(gold.xp.where(use_gold, gold.data, predicted))
+            predicted = self.decoder.output(attentional).argmax(dim=-1)
+        use_gold = rand(gold.shape[0], device=gold.device) < teacher_forcing
+        return F.where(use_gold, gold, predicted)
 
     def greedy_decode(self, source, max_length=MAX_DIGITS + 1):
         """The most likely next token at every step until every row has written <eos>:
@@ -327,11 +335,17 @@ class Seq2SeqRecipe(Recipe):
         start, end = self.config.teacher_forcing_start, self.config.teacher_forcing_end
         return start + (end - start) * min(1.0, clock.epochs_done / max(self.config.epochs - 1, 1))
 
+    def to_tensors(self, arrays):
+        """A batch as Tensors, its targets trimmed to the longest (``trim_padding``): the decoder
+        takes no step past it, and a compiled step finds the width in the batch's shape."""
+        source, target = arrays
+        return super().to_tensors((source, trim_padding(target)))
+
     def loss(self, source, target, teacher_forcing=1.0):
-        """Mean cross-entropy per target token (nats), padding ignored; target is <bos> y <eos> <pad>..."""
-        width = int((target.data != PAD_INDEX).sum(axis=1).max())   # no step past the longest target
-        logits = self.model(source, target[:, :width - 1], teacher_forcing)            # (B, T, V)
-        gold = target[:, 1:width]
+        """Mean cross-entropy per target token (nats), padding ignored; target (B, W) is <bos> y
+        <eos> <pad>..., one decoder step per column but the last (trimmed: ``trim_padding``)."""
+        logits = self.model(source, target[:, :-1], teacher_forcing)                     # (B, W-1, V)
+        gold = target[:, 1:]
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=PAD_INDEX)
 
     def train_step(self, batch, clock):
@@ -369,7 +383,7 @@ class Seq2SeqRecipe(Recipe):
         """Validation loss (teacher forced, nats per token) and greedy exact match."""
         source, target, _ = data.split("valid")
         with no_grad():
-            loss = self.loss(tensor(source, device=self.device), tensor(target, device=self.device)).item()
+            loss = self.loss(*self.to_tensors((source, target))).item()
         return {"valid_loss": loss, "valid_exact_match": float(self.exact_matches("valid", data).mean())}
 
     def evaluate(self, data):

@@ -182,18 +182,32 @@ def min(x, dim=None, keepdim=False):  # noqa: A001
     return MaxResult(amin(x, dim, keepdim), argmin(x, dim, keepdim))
 
 
+class ArgExtreme(Function):
+    """y = the int64 index of the largest (``name="argmax"``) or smallest (``"argmin"``) element
+    along ``axis`` (of the flattened array when None). No gradient; an op (on the raw array) so that
+    observers see it: a compiled step that feeds its greedy choice back in (seq2seq) replays it."""
+
+    def forward(self, x, *, name, axis, keepdim):
+        xp = backend.get_array_module(x)
+        if axis is None:
+            return xp.asarray(getattr(x, name)()).astype(np.int64)
+        return getattr(xp, name)(x, axis=axis, keepdims=keepdim).astype(np.int64)
+
+    def backward(self, grad):
+        return None
+
+
 def argmax(x, dim=None, keepdim=False):
-    if dim is None:
-        return Tensor(x.xp.asarray(x.data.argmax()))
-    dim = normalize_dim("argmax", dim, x.ndim)
-    return Tensor(x.xp.argmax(x.data, axis=dim, keepdims=keepdim).astype(np.int64))
+    return _arg_extreme("argmax", x, dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
-    if dim is None:
-        return Tensor(x.xp.asarray(x.data.argmin()))
-    dim = normalize_dim("argmin", dim, x.ndim)
-    return Tensor(x.xp.argmin(x.data, axis=dim, keepdims=keepdim).astype(np.int64))
+    return _arg_extreme("argmin", x, dim, keepdim)
+
+
+def _arg_extreme(name, x, dim, keepdim):
+    axis = None if dim is None else normalize_dim(name, dim, x.ndim)
+    return ArgExtreme.apply(x.data, name=name, axis=axis, keepdim=keepdim)
 
 
 def logsumexp(x, dim, keepdim=False):

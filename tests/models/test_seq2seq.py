@@ -96,6 +96,17 @@ def test_teacher_forcing_off_feeds_the_greedy_choices():
         assert np.array_equal(logits[row, :steps].argmax(axis=-1), tokens[:steps])
 
 
+def test_a_batch_of_targets_is_trimmed_to_its_longest():
+    """No decoder step past the batch's longest target: ``to_tensors`` cuts the padding columns."""
+    source, target, _ = small_data().split("test")
+    recipe = Seq2SeqRecipe(Seq2SeqConfig(**SMALL), small_data())
+    _, trimmed = recipe.to_tensors((source[:3], target[:3]))
+    width = trimmed.shape[1]
+    assert width < target.shape[1] and (trimmed.numpy()[:, -1] != PAD_INDEX).any()
+    np.testing.assert_array_equal(trimmed.numpy(), target[:3, :width])
+    assert (target[:3, width:] == PAD_INDEX).all()
+
+
 def test_teacher_forcing_schedule_falls_linearly():
     config = Seq2SeqConfig(**SMALL, epochs=5, teacher_forcing_start=1.0, teacher_forcing_end=0.6)
     recipe = Seq2SeqRecipe(config, small_data())
