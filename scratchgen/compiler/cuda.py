@@ -2,8 +2,8 @@
 
 A program whose arrays are CuPy arrays replays on the GPU: every recorded op calls the same
 ``Function.forward`` it called eagerly, which computes with CuPy (``xp``), and each fusion group
-becomes one ``@cuda.jit`` kernel instead of an ``@njit`` loop. The loop body is the very one the CPU
-kernel gets (``fusion.kernel_body``, from the same program); what differs is around it:
+becomes one ``@cuda.jit`` kernel instead of an ``@njit`` loop. The loop body is written by the code
+that writes the CPU kernel's (``fusion.kernel_body``), from this target's formulas; around it:
 
     # fused by scratchgen.compile for numba.cuda: Mul, Sub, Mul
     from numba import cuda
@@ -11,11 +11,13 @@ kernel gets (``fusion.kernel_body``, from the same program); what differs is aro
 
 
     @cuda.jit
-    def fused_cuda_5d2e0a91c3(in0, in1, in2, out):
+    def fused_cuda_13e512578f(in0, in1, in2, out):
         for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-            v0 = fmul_rn(in0[i], in1[i])
-            v1 = fadd_rn(in2[0], -v0)
-            out[i] = fmul_rn(v1, in0[i])
+            v43 = fmul_rn(in0[i], in0[i])
+            v45 = fadd_rn(in1[0], -v43)
+            out[i] = fmul_rn(in2[i], v45)
+
+(tanh's backward, grad · (1 - y²), in tests/gpu/test_gpu_compile_sim.py's classifier)
 
 - a grid-stride loop: thread ``t`` of the grid takes elements t, t + gridsize, ..., so any launch
   size covers any array (``kernels._cuda.launch_over`` picks the grid);
@@ -24,13 +26,14 @@ kernel gets (``fusion.kernel_body``, from the same program); what differs is aro
   twice), and the fused program would no longer give the bits of the unfused one (each CuPy
   elementwise op rounds its own result). A difference is a sum with the negated operand (IEEE
   defines it so); a quotient is ``/`` (Numba keeps it correctly rounded without fastmath);
-- the kernel is compiled by Numba on its first launch (no disk cache: its source is still written to
-  the cache folder, where ``explain()`` and the PTX test read it).
+- the kernel is compiled by Numba on its first launch (no disk cache; its source is still written to
+  the cache folder, and ``explain()`` prints it).
 
 When: the program's arrays are CuPy arrays (a CUDA device), or ``use_kernels("gpu")`` is in force
 inside Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), where the kernels run as Python on NumPy
 arrays — how the tests check them on a machine without a GPU. Both are in the program's guards (the
-arguments' devices, the kernel choice), so a change re-captures.
+arguments' devices, the kernel choice), so a change re-captures. Verified in the simulator and as PTX
+only (docs/gpu.md): nothing here has run on GPU hardware yet.
 """
 import numpy as np
 
