@@ -29,7 +29,7 @@ that writes the CPU kernel's (``fusion.kernel_body``), from this target's formul
 - the kernel is compiled by Numba on its first launch (no disk cache; its source is still written to
   the cache folder, and ``explain()`` prints it).
 
-When: the program's arrays are CuPy arrays (a CUDA device), or ``use_kernels("gpu")`` is in force
+When: the group's arrays are CuPy arrays (a CUDA device), or ``use_kernels("gpu")`` is in force
 inside Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), where the kernels run as Python on NumPy
 arrays — how the tests check them on a machine without a GPU. Both are in the program's guards (the
 arguments' devices, the kernel choice), so a change re-captures. Verified in the simulator and as PTX
@@ -44,11 +44,11 @@ ROUNDED = {np.dtype(np.float32): {"add": "fadd_rn", "mul": "fmul_rn"},
            np.dtype(np.float64): {"add": "dadd_rn", "mul": "dmul_rn"}}
 
 
-def wanted(program):
-    """Whether ``program``'s fused groups should be CUDA kernels (see the module docstring)."""
-    if kernels.current_choice() == "gpu" and kernels.simulating_gpu():
-        return True
-    return any(buffer.on_gpu for buffer in program.buffers)
+def wanted(out):
+    """Whether the fusion group making buffer ``out`` should be a CUDA kernel: ``out`` is a CuPy
+    array (the group's inputs are on its device: the engine refuses ops across devices), or the GPU
+    kernels are forced inside the simulator (see the module docstring)."""
+    return out.on_gpu or (kernels.current_choice() == "gpu" and kernels.simulating_gpu())
 
 
 class CudaKernels:

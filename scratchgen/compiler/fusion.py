@@ -44,11 +44,11 @@ def fuse(program, protected):
         for index in op.reads + op.extra_uses:
             readers[index] = readers.get(index, 0) + 1
     fused, run, sources = [], [], []
-    target = cuda.CudaKernels() if cuda.wanted(program) else CpuKernels()
 
     def close_run():
         if len(run) >= MIN_GROUP:
-            op, source = _fused_op(program, run, target)
+            on_gpu = cuda.wanted(program.buffers[run[-1].writes[0]])
+            op, source = _fused_op(program, run, cuda.CudaKernels() if on_gpu else CpuKernels())
             fused.append(op)
             sources.append(source)
         else:

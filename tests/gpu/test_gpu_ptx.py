@@ -112,7 +112,7 @@ def generated_fused_kernels(numpy_dtype):
         return ((x * y + single) * 0.5 - x) / (y * y + 2.0) - single * x
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compiler_cuda, "wanted", lambda program: True)   # as if the arrays were CuPy arrays
+        patch.setattr(compiler_cuda, "wanted", lambda out: True)   # as if the arrays were CuPy arrays
         compiled = sg.compile(chain)
         for _ in range(2):   # two captures; the second fuses
             compiled(*[sg.tensor(np.ones(shape, numpy_dtype)) for shape in ((3, 4), (3, 4), (1,))])
