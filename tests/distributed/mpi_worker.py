@@ -67,7 +67,8 @@ def train_net(batchnorm, batch, world, stall_at=None, compiled=False):
 
 def report_replays(step_function, world):
     if hasattr(step_function, "replays"):
-        print(f"rank {world.rank}: {step_function.captures} captures, {step_function.replays} replays", flush=True)
+        print(f"rank {world.rank}: {step_function.captures} captures, {step_function.replays} replays",
+              flush=True)
 
 
 def train_mlp(batch, world, compiled=False):

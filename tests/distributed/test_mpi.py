@@ -27,7 +27,7 @@ def two_ranks(mpi, command, **kwargs):
 
 
 SCENARIOS = ["net", "mlp", "batchnorm", "per-rank-batchnorm"]
-COMPILED = ["net-compiled", "mlp-compiled", "batchnorm-compiled"]   # the same steps through scratchgen.compile
+COMPILED = ["net-compiled", "mlp-compiled", "batchnorm-compiled"]   # the same, through scratchgen.compile
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,8 @@ def two_rank_run(tmp_path_factory):
     result = two_ranks(run_mpi, WORKER + [",".join(SCENARIOS + COMPILED), str(folder)])
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(" done,") == 2 * len(SCENARIOS + COMPILED), result.stdout
-    return {scenario: dict(np.load(folder / f"{scenario}.npz")) for scenario in SCENARIOS + COMPILED}, result.stdout
+    states = {scenario: dict(np.load(folder / f"{scenario}.npz")) for scenario in SCENARIOS + COMPILED}
+    return states, result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,8 @@ def test_a_compiled_step_replays_the_gradient_averaging_and_names_it(fused):
         layer = nn.Linear(3, 2)
         optimizer = optim.Adam(layer.parameters(), lr=0.1, fused=fused)
         size = sum(param.numel() for param in layer.parameters())
-        distributed.average_gradients_of(optimizer, TwoRanksInOneProcess(other=np.full(size, 4.0, np.float32)))
+        other_rank = TwoRanksInOneProcess(other=np.full(size, 4.0, np.float32))
+        distributed.average_gradients_of(optimizer, other_rank)
 
         def step(x):
             optimizer.zero_grad()
@@ -147,8 +148,8 @@ def test_a_compiled_step_replays_the_gradient_averaging_and_names_it(fused):
     assert function.replays >= 2
     for wanted, got in zip(eager, replayed):
         np.testing.assert_array_equal(got, wanted)
-    assert "Optimizer.step() {runs its step pre-hooks: gradients summed by an in-place allreduce over 2 ranks, " \
-           "then averaged}" in function.explain()
+    assert ("Optimizer.step() {runs its step pre-hooks: gradients summed by an in-place allreduce over 2 "
+            "ranks, then averaged}") in function.explain()
 
 
 def test_dataparallel_in_one_process_is_its_module():

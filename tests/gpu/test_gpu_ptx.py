@@ -123,7 +123,8 @@ def generated_fused_kernels(numpy_dtype):
 
 
 @pytest.mark.parametrize("numpy_dtype", ["float32", "float64"])
-def test_generated_fused_kernels_compile_to_ptx_without_fused_multiply_adds(numpy_dtype, tmp_path, monkeypatch):
+def test_generated_fused_kernels_compile_to_ptx_without_fused_multiply_adds(numpy_dtype, tmp_path,
+                                                                            monkeypatch):
     """Sums and products are libdevice's ``_rn`` functions, so NVVM cannot contract them into an FMA
     (one rounding instead of two: not eager's bits); a float32 kernel computes in float32."""
     monkeypatch.setenv("SCRATCHGEN_CACHE", str(tmp_path))
