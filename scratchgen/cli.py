@@ -274,9 +274,6 @@ def _train(args):
     if args.collective_timeout is not None and not args.collective_timeout > 0:
         raise runner.UsageError(f"--collective-timeout: expected a number of seconds > 0, "
                                 f"got {args.collective_timeout}")
-    if args.compiled and args.distributed:
-        raise runner.UsageError("--compile --distributed: a compiled step does not record the gradient "
-                                "allreduce, so its replay would skip it; drop one of the two flags")
     summary = runner.train(args.model, _config_overrides(args), out=args.out, resume=args.resume, device=args.device,
                            dry_run=args.dry_run, config_file=args.config_file, overwrite=args.overwrite,
                            distributed=args.distributed, collective_timeout=args.collective_timeout,

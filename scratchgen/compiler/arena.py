@@ -79,7 +79,8 @@ def plan_memory(program, protected=()):
 def poison(array):
     """Fill a dead buffer's memory with NaN (floating arrays; others get their maximum value), so a
     replay that still read it would produce NaN and fail its comparison with eager."""
-    if not hasattr(array, "dtype") or getattr(array, "size", 0) == 0 or not array.flags.writeable:
+    if (not hasattr(array, "dtype") or getattr(array, "size", 0) == 0
+            or not getattr(array.flags, "writeable", True)):   # (CuPy's flags have no writeable)
         return
     if backend.is_floating(array.dtype):
         array.fill(np.nan)

@@ -6,7 +6,7 @@
     backward_call      a kept node's backward kernel on this replay's gradients
     accumulate_call    a gradient accumulated into a leaf's ``.grad``; ``assign_call``: assigned to it
     host_call          a host operation (optimizer step...) called again, traced arguments replaced
-    view_call          a NumPy view of a traced array, made again from this replay's array
+    view_call          a NumPy (or CuPy) view of a traced array, made again from this replay's array
 """
 import numpy as np
 
@@ -91,13 +91,17 @@ def keeping_call(op, with_graph):
 
 
 def _address(array):
+    """Where ``array``'s first element lies: in host memory (NumPy) or on the GPU (CuPy)."""
+    if is_cupy_array(array):
+        return array.data.ptr
     return array.__array_interface__["data"][0]
 
 
 def view_call(source, array):
     """A call making, from this replay's ``source``, the view ``array`` is of the captured one (same
-    offset from the start of the source, shape and strides); None if it cannot (not NumPy)."""
-    if not (hasattr(source, "__array_interface__") and hasattr(array, "__array_interface__")):
+    offset from the start of the source, shape and strides); None if it cannot (arrays of two kinds,
+    a root that exports no buffer)."""
+    if not (is_array(source) and is_array(array)) or is_cupy_array(source) != is_cupy_array(array):
         return None
     offset = _address(array) - _address(source)
     shape, strides, dtype = array.shape, array.strides, array.dtype
@@ -105,12 +109,20 @@ def view_call(source, array):
     def call(base):
         root = memory_root(base)
         start = _address(base) - _address(root) + offset
-        return np.ndarray(shape, dtype, buffer=root, offset=start, strides=strides)
+        return _view_of(root, start, shape, dtype, strides)
     try:
         made = call(source)
     except (TypeError, ValueError):  # a root that exports no buffer (not contiguous)
         return None
     return call if _address(made) == _address(array) else None
+
+
+def _view_of(root, start, shape, dtype, strides):
+    """The array of ``shape``, ``dtype`` and ``strides`` at byte ``start`` of ``root``'s memory."""
+    if is_cupy_array(root):
+        import cupy
+        return cupy.ndarray(shape, dtype, memptr=root.data + start, strides=strides)
+    return np.ndarray(shape, dtype, buffer=root, offset=start, strides=strides)
 
 
 def attribute_call(name, position):

@@ -249,7 +249,7 @@ class Recorder:
         self._refresh_snapshots()   # what the host operation wrote is written again on a replay
         name = getattr(method, "__qualname__", repr(method))
         self._add(Op("host", name, host_call(method, args, kwargs, traced, bool(writes)), reads, writes,
-                     user_line()))
+                     user_line(), _pre_hooks(method, args)))
 
     def _leaf_name(self, leaf):
         return self.names.get(id(leaf)) or leaf.name or f"leaf{list(leaf.shape)}"
@@ -263,6 +263,18 @@ class Recorder:
         """Observe the engine and watch what reads tensors into Python, for the ``with`` block."""
         with observe(self), _reads_watched(self):
             yield self
+
+
+def _pre_hooks(method, args):
+    """What a replayed ``Optimizer.step`` runs before its update besides the recorded program: its step
+    pre-hooks (data-parallel training's gradient allreduce), which the replay calls again as part of
+    the host operation. Named in the listing, since they do work (a collective) the program does not show."""
+    hooks = getattr(args[0], "_step_pre_hooks", None) if args and method.__name__ == "step" else None
+    if not hooks:
+        return ""
+    names = [getattr(hook, "description", None) or getattr(hook, "__qualname__", type(hook).__name__)
+             for hook in hooks.values()]
+    return f"runs its step pre-hooks: {'; '.join(names)}"
 
 
 def _hyperparameters(optimizers):

@@ -7,7 +7,8 @@ is a single element; plain Python numbers are cast to that dtype first, as NumPy
 the four exact IEEE operations (and negation) are fused, so a fused program gives the same bits
 as the unfused one. The kernel's source is generated from the group, written to the cache folder
 (``$SCRATCHGEN_CACHE/compiled``, default ``~/.cache/scratchgen``) under a name that is the hash of
-the source, and imported from there: a second process loads Numba's cached machine code.
+the source, and imported from there: a second process loads Numba's cached machine code. On the GPU
+(cuda.py) the same loop body becomes a ``numba.cuda`` kernel instead; ``kernel_body`` is shared.
 
     # fused by scratchgen.compile: Mul, Sub, Mul
     @numba.njit(cache=True, error_model="numpy")
@@ -24,6 +25,7 @@ import sys
 
 import numpy as np
 
+from . import cuda
 from .program import Op
 
 FORMULAS = {"Add": "{} + {}", "Sub": "{} - {}", "Mul": "{} * {}", "Div": "{} / {}", "Neg": "-{}"}
@@ -45,7 +47,8 @@ def fuse(program, protected):
 
     def close_run():
         if len(run) >= MIN_GROUP:
-            op, source = _fused_op(program, run)
+            on_gpu = cuda.wanted(program.buffers[run[-1].writes[0]])
+            op, source = _fused_op(program, run, cuda.CudaKernels() if on_gpu else CpuKernels())
             fused.append(op)
             sources.append(source)
         else:
@@ -88,30 +91,59 @@ def _same_kind(program, first, op):
     return a.shape == b.shape and a.dtype == b.dtype
 
 
-def _fused_op(program, run):
-    """One op for ``run``: its outside inputs in, the last op's output out."""
+def _fused_op(program, run, target):
+    """One op for ``run``: its outside inputs in, the last op's output out; ``target`` writes the kernel
+    around the shared loop body (``CpuKernels`` here, ``cuda.CudaKernels`` for the GPU)."""
+    out = program.buffers[run[-1].writes[0]]
+    inputs, body = kernel_body(program, run, target.formulas(out.dtype))
+    arguments = ", ".join([f"in{k}" for k in range(len(inputs))] + ["out"])
+    header = target.header(", ".join(op.name for op in run))
+    name = f"{target.prefix}_{hashlib.sha1((header + body).encode()).hexdigest()[:10]}"
+    source = target.source(name, header, arguments, body, out.dtype)
+    kernel = _load(source, name)
+    scalar = [not program.buffers[i].is_array for i in inputs]
+    call = target.call(kernel, out, scalar)
+    label = f"{name}[{'+'.join(op.name for op in run)}]"
+    op = Op("fused", label, call, inputs, [out.index], run[-1].line, f"{len(run)} ops")
+    op.kernel = kernel   # the compiled function itself (the PTX test compiles the CUDA ones)
+    return op, source
+
+
+def kernel_body(program, run, formulas):
+    """``(inputs, body)`` of ``run``'s kernel: the buffers it reads from outside (kernel arguments
+    ``in0``, ``in1``, ...), and the lines inside the loop over ``i``, one per op, each ``formulas[op]``
+    of its operands (a previous op's ``v<buffer>``, ``in<k>[i]``, a single element's ``in<k>[0]``, a
+    number's ``in<k>``); the last one writes ``out[i]``. Shared by the CPU and the CUDA kernels."""
     made = {op.writes[0] for op in run}
     inputs = []
     for op in run:
         inputs.extend(i for i in op.reads if i not in made and i not in inputs)
-    out = program.buffers[run[-1].writes[0]]
     names = {index: f"in{k}" for k, index in enumerate(inputs)}
     lines = []
     for k, op in enumerate(run):
         operands = [_operand(program, index, names, made) for index in op.reads]
-        target = "out[i]" if k == len(run) - 1 else f"v{op.writes[0]}"
-        lines.append(f"        {target} = {FORMULAS[op.name].format(*operands)}")
-    arguments = ", ".join([names[i] for i in inputs] + ["out"])
-    body = "\n".join(lines)
-    header = f"# fused by scratchgen.compile: {', '.join(op.name for op in run)}\n"
-    digest = hashlib.sha1((header + body).encode()).hexdigest()[:10]
-    source = (f"{header}import numba\n\n\n@numba.njit(cache=True, error_model=\"numpy\")\n"
-              f"def fused_{digest}({arguments}):\n    for i in range(out.size):\n{body}\n")
-    kernel = _load(source, f"fused_{digest}")
-    scalar = [not program.buffers[i].is_array for i in inputs]
-    call = fused_call(kernel, out.shape, out.dtype, scalar, out.is_scalar)
-    name = f"fused_{digest}[{'+'.join(op.name for op in run)}]"
-    return Op("fused", name, call, inputs, [out.index], run[-1].line, f"{len(run)} ops"), source
+        assigned = "out[i]" if k == len(run) - 1 else f"v{op.writes[0]}"
+        lines.append(f"        {assigned} = {formulas[op.name].format(*operands)}")
+    return inputs, "\n".join(lines)
+
+
+class CpuKernels:
+    """The ``@njit`` kernel of a fusion group: one loop over the flat arrays, cached by Numba."""
+
+    prefix = "fused"
+
+    def header(self, names):
+        return f"# fused by scratchgen.compile: {names}\n"
+
+    def formulas(self, dtype):
+        return FORMULAS
+
+    def source(self, name, header, arguments, body, dtype):
+        return (f"{header}import numba\n\n\n@numba.njit(cache=True, error_model=\"numpy\")\n"
+                f"def {name}({arguments}):\n    for i in range(out.size):\n{body}\n")
+
+    def call(self, kernel, out, scalar):
+        return fused_call(kernel, out.shape, out.dtype, scalar, out.is_scalar)
 
 
 def _operand(program, index, names, made):

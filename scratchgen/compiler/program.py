@@ -32,7 +32,8 @@ class Buffer:
 
     def __init__(self, index, kind, value):
         self.index, self.kind = index, kind
-        self.is_array = hasattr(value, "__array_interface__") or backend.is_cupy_array(value)
+        self.on_gpu = backend.is_cupy_array(value)   # a CuPy array: fused kernels for numba.cuda (cuda.py)
+        self.is_array = hasattr(value, "__array_interface__") or self.on_gpu
         self.shape = value.shape if self.is_array else None
         self.dtype = value.dtype if self.is_array else None
         self.nbytes = int(value.nbytes) if self.is_array else 0

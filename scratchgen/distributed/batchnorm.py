@@ -22,7 +22,7 @@ they stay equal on all ranks without further communication. With one rank it is 
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, host_operation
 from ..nn import BatchNorm1d, BatchNorm2d
 from ..nn.normalization import _BatchNorm
 from .communicator import world
@@ -63,19 +63,21 @@ class _SyncBatchNorm:
         centred = x - mean
         variance = all_reduce((centred * centred).sum(dim=dims, keepdim=True), comm) / count
         if self.track_running_stats:
-            self._update_running(mean.data.reshape(-1), variance.data.reshape(-1) * (count / (count - 1)),
-                                 momentum)
+            self._update_running(mean.data, variance.data, momentum, count / (count - 1))
         out = centred * (variance + self.eps) ** -0.5
         shape = (1, -1) + (1,) * (x.ndim - 2)
         if self.weight is not None:
             out = out * self.weight.reshape(shape)
         return out if self.bias is None else out + self.bias.reshape(shape)
 
-    def _update_running(self, mean, unbiased_variance, momentum):
-        """running = (1 - momentum) running + momentum batch, as ``F.batch_norm`` does."""
-        for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_variance)):
+    @host_operation  # a write outside the graph: a compiled step replays the call (autograd.host_operation)
+    def _update_running(self, mean, variance, momentum, unbiased):
+        """running = (1 - momentum) running + momentum batch, as ``F.batch_norm`` does; the variance
+        made unbiased (times count / (count - 1)) here, inside the host operation, so that a compiled
+        step replays that product on each batch's variance."""
+        for running, batch in ((self.running_mean, mean), (self.running_var, variance * unbiased)):
             running.data *= 1 - momentum
-            running.data += momentum * batch.astype(running.dtype, copy=False)
+            running.data += momentum * batch.reshape(-1).astype(running.dtype, copy=False)
 
     @classmethod
     def from_batchnorm(cls, layer, comm=None):

@@ -114,6 +114,11 @@ class GradientAveraging:
         self.communicator = communicator
         self._flat = None
 
+    @property
+    def description(self):
+        """What the hook does, in words (a compiled step's listing names it: scratchgen.compile)."""
+        return f"gradients summed by an in-place allreduce over {self.communicator.size} ranks, then averaged"
+
     def flat_parameters(self, optimizer):
         """The optimizer's parameters in flat buffers: its own when fused (two layouts of one
         parameter cannot coexist: each rebinds ``param.data``), else one kept here and rebuilt

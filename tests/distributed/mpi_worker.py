@@ -4,6 +4,8 @@
     batchnorm   the same with BatchNorm1d made SyncBatchNorm1d
     per-rank-batchnorm   ... left plain (each rank's statistics): must NOT equal the reference
     mlp         k training steps of the registered `mlp` recipe, made data-parallel as the CLI does
+    net-compiled, mlp-compiled   net and mlp with the step through ``scratchgen.compile`` (captured twice,
+                then replayed: the replayed ``Optimizer.step`` runs the gradient allreduce of its pre-hook)
     stall       rank 1 stops itself (SIGSTOP) before the 2nd step: rank 0 must time out and end the job
 
 ``train(scenario, batch, world)`` is also called in-process by the tests with one rank and batch
@@ -37,8 +39,9 @@ def examples(count):
             generator.integers(0, 5, count))
 
 
-def train_net(batchnorm, batch, world, stall_at=None):
-    """``batchnorm``: None (no BatchNorm), "synchronised" or "per rank"."""
+def train_net(batchnorm, batch, world, stall_at=None, compiled=False):
+    """``batchnorm``: None (no BatchNorm), "synchronised" or "per rank"; ``compiled``: the step through
+    ``scratchgen.compile``."""
     sg.manual_seed(world.rank)            # different initial weights on each rank: the broadcast must fix them
     model = small_net(batchnorm is not None)
     if batchnorm == "synchronised":
@@ -48,31 +51,45 @@ def train_net(batchnorm, batch, world, stall_at=None):
     model.average_gradients_of(optimizer)
     loader = DataLoader(TensorDataset(*examples(STEPS * batch * world.size)), batch_size=batch, shuffle=True,
                         generator=sg.Generator(3), rank=world.rank, world_size=world.size)
+
+    def train_step(x, y):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    step_function = sg.compile(train_step) if compiled else train_step
     for step, (x, y) in enumerate(loader):
         if step == stall_at and world.rank == 1:
             os.kill(os.getpid(), signal.SIGSTOP)
-        optimizer.zero_grad()
-        F.cross_entropy(model(sg.tensor(x)), sg.tensor(y)).backward()
-        optimizer.step()
+        step_function(sg.tensor(x), sg.tensor(y))
+    report_replays(step_function, world)
     return model.module.state_dict()
 
 
-def train_mlp(batch, world):
-    from scratchgen.runner import build_recipe, make_recipe_data_parallel
+def report_replays(step_function, world):
+    if hasattr(step_function, "replays"):
+        print(f"rank {world.rank}: {step_function.captures} captures, {step_function.replays} replays",
+              flush=True)
+
+
+def train_mlp(batch, world, compiled=False):
+    from scratchgen.runner import build_recipe, compiled_step, make_recipe_data_parallel
     recipe_class = get_recipe("mlp")
     recipe, data = build_recipe(recipe_class, make_config(recipe_class.Config, {"batch_size": batch}))
     make_recipe_data_parallel(recipe, world)
     loader = recipe.make_loader(data, seed=(0, 1))
+    train_step = compiled_step(recipe) if compiled else recipe.train_step
     for step, arrays in zip(range(STEPS), loader):
-        recipe.train_step(recipe.to_tensors(arrays), Clock(step, 0, step, len(loader)))
+        train_step(recipe.to_tensors(arrays), Clock(step, 0, step, len(loader)))
+    report_replays(getattr(train_step, "program", None), world)
     return recipe.model.state_dict()
 
 
 def train(scenario, batch, world):
+    scenario, compiled = scenario.removesuffix("-compiled"), scenario.endswith("-compiled")
     if scenario == "mlp":
-        return train_mlp(batch, world)
+        return train_mlp(batch, world, compiled)
     batchnorm = {"batchnorm": "synchronised", "per-rank-batchnorm": "per rank"}.get(scenario)
-    return train_net(batchnorm, batch, world, stall_at=1 if scenario == "stall" else None)
+    return train_net(batchnorm, batch, world, stall_at=1 if scenario == "stall" else None, compiled=compiled)
 
 
 def main(scenarios, folder):

@@ -2,6 +2,7 @@
 writing, checkpoints moving between rank counts, and faults ending the job with a message."""
 import json
 import os
+import re
 import sys
 import time
 
@@ -26,16 +27,23 @@ def two_ranks(mpi, command, **kwargs):
 
 
 SCENARIOS = ["net", "mlp", "batchnorm", "per-rank-batchnorm"]
+COMPILED = ["net-compiled", "mlp-compiled", "batchnorm-compiled"]   # the same, through scratchgen.compile
 
 
 @pytest.fixture(scope="module")
-def two_rank_states(tmp_path_factory):
-    """Rank 0's final state of every scenario, all trained in one `mpirun -n 2` launch."""
+def two_rank_run(tmp_path_factory):
+    """Every scenario trained in one `mpirun -n 2` launch: (rank 0's final states, the ranks' output)."""
     folder = tmp_path_factory.mktemp("states")
-    result = two_ranks(run_mpi, WORKER + [",".join(SCENARIOS), str(folder)])
+    result = two_ranks(run_mpi, WORKER + [",".join(SCENARIOS + COMPILED), str(folder)])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(" done,") == 2 * len(SCENARIOS), result.stdout
-    return {scenario: dict(np.load(folder / f"{scenario}.npz")) for scenario in SCENARIOS}
+    assert result.stdout.count(" done,") == 2 * len(SCENARIOS + COMPILED), result.stdout
+    states = {scenario: dict(np.load(folder / f"{scenario}.npz")) for scenario in SCENARIOS + COMPILED}
+    return states, result.stdout
+
+
+@pytest.fixture(scope="module")
+def two_rank_states(two_rank_run):
+    return two_rank_run[0]
 
 
 def single_process_state(scenario):
@@ -58,6 +66,28 @@ def test_two_ranks_with_batch_b_equal_one_process_with_batch_2b(two_rank_states,
 def test_per_rank_batchnorm_statistics_differ_from_the_global_batch(two_rank_states):
     """The equivalence test can fail: plain BatchNorm normalises each shard by its own statistics."""
     assert largest_difference(two_rank_states["per-rank-batchnorm"], single_process_state("batchnorm")) > 1e-3
+
+
+@pytest.mark.parametrize("scenario", ["net", "mlp", "batchnorm"])
+def test_two_ranks_compiled_equal_two_ranks_eager_and_one_process(two_rank_run, scenario):
+    """``scratchgen.compile`` replays ``Optimizer.step`` as a host operation, so its pre-hook's gradient
+    allreduce runs on every replay (and SyncBatchNorm's all_reduce ops are recorded ops): the same bits
+    as eager on 2 ranks, hence the single process's numbers. Each rank replayed at least once (a replay
+    without the allreduce would leave each rank with its own shard's update)."""
+    states, output = two_rank_run
+    for name, array in states[scenario].items():
+        np.testing.assert_array_equal(states[f"{scenario}-compiled"][name], array, err_msg=name)
+    assert largest_difference(states[f"{scenario}-compiled"], single_process_state(scenario)) < 2e-6
+    replays = [int(count) for count in re.findall(r"rank \d: \d+ captures, (\d+) replays", output)]
+    assert len(replays) == 2 * len(COMPILED) and min(replays) >= 1, output
+
+
+def test_cli_compile_distributed_on_two_ranks_trains(mpi, tmp_path):
+    command = SCRATCHGEN + ["train", "mlp", "--distributed", "--compile", "--dry-run", "--epochs", "1",
+                            "--batch-size", "16", "--out", str(tmp_path / "run")]
+    trained = two_ranks(mpi, command)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert trained.stdout.count("training mlp in") == 1
 
 
 def test_cli_on_two_ranks_rank_0_alone_writes_and_a_checkpoint_moves_to_one_rank(mpi, tmp_path):

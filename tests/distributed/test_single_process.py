@@ -121,6 +121,37 @@ def test_the_step_pre_hook_runs_before_the_update_and_can_be_removed():
     assert len(seen) == 1 and seen[0].tolist() == [1.0, 1.0]
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_compiled_step_replays_the_gradient_averaging_and_names_it(fused):
+    """``scratchgen.compile`` replays ``Optimizer.step`` as one host operation, pre-hook included: every
+    replayed step takes the average with the other rank's gradient, as eager steps do, and the listing
+    says the step runs the allreduce."""
+    def run(compiled):
+        sg.manual_seed(0)
+        layer = nn.Linear(3, 2)
+        optimizer = optim.Adam(layer.parameters(), lr=0.1, fused=fused)
+        size = sum(param.numel() for param in layer.parameters())
+        other_rank = TwoRanksInOneProcess(other=np.full(size, 4.0, np.float32))
+        distributed.average_gradients_of(optimizer, other_rank)
+
+        def step(x):
+            optimizer.zero_grad()
+            (layer(x) ** 2).sum().backward()
+            optimizer.step()
+        function = sg.compile(step, poisoning=True) if compiled else step
+        for k in range(5):
+            function(sg.full((4, 3), float(k)))
+        return [param.data.copy() for param in layer.parameters()], function
+
+    eager, _ = run(compiled=False)
+    replayed, function = run(compiled=True)
+    assert function.replays >= 2
+    for wanted, got in zip(eager, replayed):
+        np.testing.assert_array_equal(got, wanted)
+    assert ("Optimizer.step() {runs its step pre-hooks: gradients summed by an in-place allreduce over 2 "
+            "ranks, then averaged}") in function.explain()
+
+
 def test_dataparallel_in_one_process_is_its_module():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
     wrapped = distributed.DataParallel(model, distributed.SingleProcess())

@@ -97,3 +97,43 @@ def test_kernel_compiles_to_ptx(name, dtype):
     if dtype == types.float32:  # a float64 constant in float32 code turns its math into float64 (slow)
         float64_lines = [line.strip() for line in ptx.splitlines() if re.search(r"\.f64\b", line)]
         assert not float64_lines, f"{name}: the float32 kernel computes in float64: {float64_lines[:5]}"
+
+
+# ---- the kernels scratchgen.compile generates for fusion groups (scratchgen/compiler/cuda.py) ----------
+def generated_fused_kernels(numpy_dtype):
+    """The fused ops of a compiled chain of arithmetic (on numbers, single elements and full arrays),
+    generated as CUDA kernels as for a program on the GPU, with their argument types as launched."""
+    import numpy as np
+
+    import scratchgen as sg
+    from scratchgen.compiler import cuda as compiler_cuda
+
+    def chain(x, y, single):
+        return ((x * y + single) * 0.5 - x) / (y * y + 2.0) - single * x
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiler_cuda, "wanted", lambda out: True)   # as if the arrays were CuPy arrays
+        compiled = sg.compile(chain)
+        for _ in range(2):   # two captures; the second fuses
+            compiled(*[sg.tensor(np.ones(shape, numpy_dtype)) for shape in ((3, 4), (3, 4), (1,))])
+    program = next(iter(compiled.cache.values())).program
+    element = {"float32": types.float32, "float64": types.float64}[numpy_dtype]
+    return [(op, [array(element, 1) if program.buffers[i].is_array else element for i in op.reads]
+             + [array(element, 1)]) for op in program.ops if op.kind == "fused"]
+
+
+@pytest.mark.parametrize("numpy_dtype", ["float32", "float64"])
+def test_generated_fused_kernels_compile_to_ptx_without_fused_multiply_adds(numpy_dtype, tmp_path,
+                                                                            monkeypatch):
+    """Sums and products are libdevice's ``_rn`` functions, so NVVM cannot contract them into an FMA
+    (one rounding instead of two: not eager's bits); a float32 kernel computes in float32."""
+    monkeypatch.setenv("SCRATCHGEN_CACHE", str(tmp_path))
+    kernels = generated_fused_kernels(numpy_dtype)
+    assert kernels, "the chain was expected to fuse"
+    for op, argument_types in kernels:
+        assert op.name.startswith("fused_cuda_"), op.name
+        ptx = compile_or_explain(op.kernel, tuple(argument_types))
+        assert ".entry" in ptx
+        assert not re.search(r"\bfma\.", ptx), f"{op.name}: an FMA in the fused kernel"
+        if numpy_dtype == "float32":
+            assert not re.search(r"\.f64\b", ptx), f"{op.name}: the float32 kernel computes in float64"
