@@ -80,7 +80,9 @@ def time_training(world, steps, batch):
         if arrays is None:
             batches = iter(loader)
             arrays = next(batches)
-        recipe.train_step(recipe.to_tensors(arrays), Clock(step, 0, 0, len(loader)))
+        clock = Clock(step, 0, 0, len(loader))
+        recipe.before_step(clock)
+        recipe.train_step(recipe.to_tensors(arrays), clock)
     seconds = (time.perf_counter() - started) / steps
     parameters = sum(param.numel() for param in recipe.model.parameters())
     return {"step_s": seconds, "allreduce_s": timed.allreduce_seconds / steps, "parameters": int(parameters),

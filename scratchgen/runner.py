@@ -450,6 +450,7 @@ class Run:
         recipe.model.train()
         for batch in self.loader:
             clock = Clock(self.step, self.epoch, self.loader.position - 1, batches)
+            recipe.before_step(clock)   # schedules: outside the (possibly compiled) step
             losses = self.train_step(recipe.to_tensors(batch), clock)
             fault_point("step")
             self._check_finite(losses)

@@ -19,8 +19,9 @@ from .runner import DATA_ORDER_STREAM, UsageError, build_recipe, check_device, m
 
 
 def prepare(model, overrides=None, device="cpu", dry_run=False):
-    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, Clock) steps;
-    ``dry_run`` shrinks the data and sets the recipe's flag as ``scratchgen train --dry-run`` does."""
+    """A freshly initialised recipe of ``model`` and an endless iterator of its (batch, Clock) steps,
+    each step's schedules set (``recipe.before_step``) as it is handed out; ``dry_run`` shrinks the
+    data and sets the recipe's flag as ``scratchgen train --dry-run`` does."""
     recipe_class = get_recipe(model)
     config = make_recipe_config(recipe_class, dict(overrides or {}))
     check_device(device)
@@ -31,11 +32,13 @@ def prepare(model, overrides=None, device="cpu", dry_run=False):
 
 
 def _steps(recipe, loader):
-    """(batch as Tensors, Clock) for every training step, epoch after epoch."""
+    """(batch as Tensors, Clock) for every training step, epoch after epoch, ``before_step`` done."""
     step = 0
     for epoch in itertools.count():
         for batch in loader:
-            yield recipe.to_tensors(batch), Clock(step, epoch, loader.position - 1, len(loader))
+            clock = Clock(step, epoch, loader.position - 1, len(loader))
+            recipe.before_step(clock)
+            yield recipe.to_tensors(batch), clock
             step += 1
 
 

@@ -260,8 +260,9 @@ class Recorder:
 
     @contextlib.contextmanager
     def recording(self):
-        """Observe the engine and watch what reads tensors into Python, for the ``with`` block."""
-        with observe(self), _reads_watched(self):
+        """Observe the engine and watch what reads tensors into Python and what writes an optimizer's
+        hyperparameters, for the ``with`` block."""
+        with observe(self), _reads_watched(self), _hyperparameters_watched(self):
             yield self
 
 
@@ -302,6 +303,46 @@ def _attribute_holding(node, array):
                 if item is array:
                     return name, position
     return None
+
+
+# ---- writing hyperparameters in Python ------------------------------------------------------------------
+class _WatchedGroup(dict):
+    """An optimizer's parameter group during a capture: writing an entry in the step's Python raises.
+    Even a write of the value it already holds: a schedule (``group["lr"] = schedule(step)``) gives
+    the same value for both captures and a different one later, when a replay no longer runs the line.
+    A host operation (replayed as a call) may write."""
+
+    def __init__(self, group, recorder):
+        super().__init__(group)
+        self.recorder = recorder
+
+    def __setitem__(self, key, value):
+        if not self.recorder.host_depth:
+            raise UncapturableError(
+                f"the step sets the optimizer hyperparameter {key!r} at {user_line()}; a replay does not run "
+                "that line, so it would keep the value of its capture. Set it before the step (a recipe's "
+                "before_step, or outside the compiled function)")
+        super().__setitem__(key, value)
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
+@contextlib.contextmanager
+def _hyperparameters_watched(recorder):
+    """Each optimizer's groups replaced by ``_WatchedGroup`` copies for the capture, then restored
+    (with what host operations wrote into them)."""
+    originals = [list(optimizer.param_groups) for optimizer in recorder.optimizers]
+    for optimizer in recorder.optimizers:
+        optimizer.param_groups[:] = [_WatchedGroup(group, recorder) for group in optimizer.param_groups]
+    try:
+        yield
+    finally:
+        for optimizer, groups in zip(recorder.optimizers, originals):
+            for group, watched in zip(groups, optimizer.param_groups):
+                group.update(watched)
+            optimizer.param_groups[:] = groups
 
 
 # ---- reading tensors into Python --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ..autograd import no_grad
 from ..eval.likelihood import LEVELS, bits_per_dim, to_levels
 from ..random import generator
 from ..tensor import tensor
-from .base import TrainConfig, option
+from .base import TrainConfig, option, set_hyperparameters
 from .levels import LevelsRecipe
 
 CLASSES = 10  # digit classes of the class-conditional models
@@ -86,13 +86,15 @@ class PixelRecipe(LevelsRecipe):
         done = clock.epochs_done / self.config.epochs
         return self.config.lr * (1 - (1 - self.config.final_lr_fraction) * done)
 
+    def before_step(self, clock):
+        set_hyperparameters(self.optimizers["model"], lr=self.learning_rate(clock))
+
     def train_step(self, batch, clock):
         images, labels = batch
         levels = self.batch_levels(images)
         logits = self.model.logits(levels, self._labels(labels))
         loss = F.cross_entropy(logits, levels)                  # nats per pixel
         optimizer = self.optimizers["model"]
-        optimizer.param_groups[0]["lr"] = self.learning_rate(clock)
         optimizer.zero_grad()
         loss.backward()
         if self.config.clip_norm > 0:

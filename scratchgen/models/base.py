@@ -16,6 +16,7 @@ resuming bit for bit, plots, the progress bar, stopping on a non-finite loss, dr
             self.optimizers = {"model": optim.Adam(self.model.parameters(), config.lr, fused=True)}
 
         def train_step(self, batch, clock):   # batch: Tensors on the device; returns {"loss": float, ...}
+        def before_step(self, clock):         # optional: schedules (learning rate, ...) for this step
         def sample(self, n):                  # (n, H, W) float32 in [0, 1] (or a list of strings)
         def validate(self, data):             # optional: {metric: float} after every epoch
         def evaluate(self, data):             # optional: the final report (defaults to validate)
@@ -38,6 +39,7 @@ holds them as children of one ``Module``.
 import dataclasses
 import typing
 
+from ..autograd import host_operation
 from ..backend import Device
 from ..data import DataLoader, TensorDataset, load_images
 from ..random import Generator
@@ -125,6 +127,13 @@ class Recipe:
     def train_step(self, batch, clock):
         raise NotImplementedError(f"{type(self).__name__} must implement train_step")
 
+    def before_step(self, clock):
+        """Set what a schedule decides for the step at ``clock`` — a learning rate, a momentum, a loss
+        weight — called by every training loop just before ``train_step``. Schedules live here, not in
+        ``train_step``, because ``scratchgen.compile`` replays the step without running its Python:
+        a value set inside it would keep its captured value. Write values the step *reads* in place
+        (``weight.data[...] = w``; ``set_hyperparameters``), so that a replay reads the new ones."""
+
     def sample(self, n):
         raise NotImplementedError(f"{type(self).__name__} must implement sample")
 
@@ -166,6 +175,20 @@ class Recipe:
                              f"{sorted(self.optimizers)}")
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(saved[name])
+
+
+def set_hyperparameters(optimizer, **values):
+    """Write ``values`` (``lr=...``, ``momentum=...``) into every parameter group of ``optimizer``
+    (in a recipe's ``before_step``: the optimizer reads them when it steps)."""
+    for group in optimizer.param_groups:
+        group.update(values)
+
+
+@host_operation  # a write outside the graph: the compiler replays the call (autograd.host_operation)
+def overwrite(kept, value):
+    """``kept``'s values become ``value``'s, in place: state a step carries to the next one (an LSTM's
+    final state, persistent Markov chains), kept in one array that a compiled step reads every call."""
+    kept.data[...] = value.data
 
 
 def register(recipe):

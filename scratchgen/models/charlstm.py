@@ -25,9 +25,10 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
+from ..backend import to_device
 from ..data import DataLoader, TensorDataset
-from ..tensor import tensor
-from .base import option, register
+from ..tensor import tensor, zeros
+from .base import option, overwrite, register
 from .language import TextConfig, TextRecipe
 
 EVALUATION_STREAMS, EVALUATION_WINDOW = 16, 256
@@ -98,7 +99,10 @@ class CharLSTMRecipe(TextRecipe):
         super().__init__(config, data, device)
         self.model = CharLSTM.from_config(config, len(data.vocabulary)).to(self.device)
         self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
-        self.carried = None   # (h, c) after the last training window, detached; None: the zero state
+        # (h, c) after the last training window, each (layers, B, H): two arrays for the whole run,
+        # written in place (a compiled step reads them anew on every replay), zeroed at each epoch's start
+        shape = (config.num_layers, config.batch_size, config.hidden)
+        self.carried = (zeros(*shape, device=self.device), zeros(*shape, device=self.device))
 
     @classmethod
     def context_length(cls, config):
@@ -122,14 +126,22 @@ class CharLSTMRecipe(TextRecipe):
         progress = clock.epochs_done / self.config.epochs
         return self.config.lr * (1 - (1 - self.config.final_lr_fraction) * progress)
 
+    def before_step(self, clock):
+        super().before_step(clock)                                              # the learning rate
+        if clock.batch == 0:                                                    # each epoch starts afresh
+            dtype = self.model.head.weight.dtype
+            if self.carried[0].dtype != dtype:   # the model was cast (Module.to): new arrays, new captures
+                self.carried = tuple(zeros(*part.shape, dtype=dtype, device=self.device) for part in self.carried)
+            for part in self.carried:
+                part.data[...] = 0
+
     def train_step(self, batch, clock):
         inputs, targets = batch                                                 # (T, B) each
-        if clock.batch == 0:
-            self.carried = None                                                 # each epoch starts afresh
         logits, state = self.model(inputs, self.carried)                        # (T, B, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        metrics = self.optimize(loss, self.learning_rate(clock))
-        self.carried = tuple(part.detach() for part in state)                  # truncate the backward here
+        metrics = self.optimize(loss)
+        for kept, final in zip(self.carried, state):
+            overwrite(kept, final)      # values only: the backward stops at the next window's start
         return metrics
 
     # ---- scoring and sampling --------------------------------------------------------------------------
@@ -156,12 +168,10 @@ class CharLSTMRecipe(TextRecipe):
 
     # ---- state: the carried LSTM state is part of where training stands ---------------------------------
     def state_dict(self):
-        state = super().state_dict()
-        if self.carried is not None:
-            state["carried"] = {"h": self.carried[0].data, "c": self.carried[1].data}
-        return state
+        return {**super().state_dict(), "carried": {"h": self.carried[0].data, "c": self.carried[1].data}}
 
     def load_state_dict(self, state, weights_only=False):
         super().load_state_dict(state, weights_only)
         if not weights_only and "carried" in state:
-            self.carried = tuple(tensor(state["carried"][part], device=self.device) for part in ("h", "c"))
+            for part, name in zip(self.carried, ("h", "c")):   # in place: a compiled step holds these arrays
+                part.data[...] = to_device(state["carried"][name], self.device)

@@ -43,7 +43,7 @@ from ..autograd import no_grad
 from ..ops.shape import cat
 from ..progress import ProgressBar
 from ..tensor import Tensor, rand, randint, randn, randn_like, tensor
-from .base import Recipe, TrainConfig, option, register
+from .base import Recipe, TrainConfig, option, register, set_hyperparameters
 
 NUM_CLASSES = 10
 COSINE_OFFSET = 0.008   # s of the cosine schedule: keeps beta_1 from being vanishingly small
@@ -419,6 +419,14 @@ class DiffusionRecipe(Recipe):
         dropped = rand(labels.shape[0], device=labels.device) < self.config.label_dropout
         return F.where(dropped, NUM_CLASSES, labels)
 
+    def before_step(self, clock):
+        """Warm-ups read off the clock (a resumed run needs no extra state): the learning rate's, and
+        the EMA's (decay (1 + n) / (10 + n) until it reaches ema_decay: early shadows would otherwise
+        remember the random initialisation for thousands of steps)."""
+        warmup = min(1.0, (clock.step + 1) / max(self.config.warmup_steps, 1))
+        set_hyperparameters(self.optimizers["model"], lr=self.config.lr * warmup)
+        self.ema.decay = min(self.config.ema_decay, (1 + clock.step) / (10 + clock.step))
+
     def train_step(self, batch, clock):
         images, labels = batch
         x0 = self.to_model_scale(images)
@@ -426,17 +434,11 @@ class DiffusionRecipe(Recipe):
         noise = randn_like(x0)
         loss = self.diffusion.loss(self.model, x0, t, noise, self.drop_labels(labels))
         optimizer = self.optimizers["model"]
-        # warm-up and EMA decay read off the clock, so a resumed run needs no extra state
-        warmup = min(1.0, (clock.step + 1) / max(self.config.warmup_steps, 1))
-        optimizer.param_groups[0]["lr"] = self.config.lr * warmup
         optimizer.zero_grad()
         loss.backward()
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         optimizer.step()
-        # the EMA warms up too (decay (1 + n) / (10 + n) until it reaches ema_decay): early
-        # shadows would otherwise remember the random initialisation for thousands of steps
-        self.ema.decay = min(self.config.ema_decay, (1 + clock.step) / (10 + clock.step))
         self.ema.update()
         return {"loss": loss.item()}
 

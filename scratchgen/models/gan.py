@@ -51,7 +51,7 @@ from .. import init, nn, optim
 from ..autograd import grad, no_grad
 from ..eval.metrics import digits_metrics
 from ..tensor import rand, randn, tensor
-from .base import Recipe, TrainConfig, option, register
+from .base import Recipe, TrainConfig, option, register, set_hyperparameters
 
 LOSSES = ("nonsat", "hinge", "wgan-gp")
 KERNEL = 4
@@ -284,7 +284,7 @@ class GANRecipe(Recipe):
         fixed = np.random.default_rng((config.seed, FIXED_NOISE_STREAM)).standard_normal(
             (self.grid_size, config.latent_dim, 1, 1))
         self.fixed_noise = tensor(fixed.astype(np.float32), device=self.device)
-        self.epoch = 0  # the epoch being trained, counted from 1 (set by train_step)
+        self.epoch = 0  # the epoch being trained, counted from 1 (set by before_step)
 
     def learning_rate(self, clock):
         """lr until ``decay_from`` of the epochs are done, then falling linearly to 0 at the end
@@ -296,10 +296,12 @@ class GANRecipe(Recipe):
         every = self.config.grid_every
         return bool(every) and (epoch == 1 or epoch % every == 0)
 
-    def train_step(self, batch, clock):
+    def before_step(self, clock):
         self.epoch = clock.epoch + 1
         for optimizer in self.optimizers.values():
-            optimizer.param_groups[0]["lr"] = self.learning_rate(clock)
+            set_hyperparameters(optimizer, lr=self.learning_rate(clock))
+
+    def train_step(self, batch, clock):
         real = to_model_range(batch[0])
         count, latent = real.shape[0], self.config.latent_dim
         noise = randn(count, latent, 1, 1, device=self.device)

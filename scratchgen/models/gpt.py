@@ -193,7 +193,7 @@ class GPTRecipe(TextRecipe):
         inputs, targets = window[:, :-1], window[:, 1:]                         # (B, T) each
         logits = self.model(inputs)                                             # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        return self.optimize(loss, self.learning_rate(clock))
+        return self.optimize(loss)
 
     # ---- scoring and sampling --------------------------------------------------------------------------
     def total_nats(self, ids):

@@ -18,7 +18,7 @@ from .. import nn
 from ..autograd import no_grad
 from ..data.text import CORPUS_NAME, load_text
 from ..random import generator
-from .base import Recipe, TrainConfig, option
+from .base import Recipe, TrainConfig, option, set_hyperparameters
 
 LN2 = math.log(2)
 DRY_RUN_SAMPLE_LENGTH = 40   # characters per sample in a dry run (a smoke test, not a demonstration)
@@ -83,13 +83,17 @@ class TextRecipe(Recipe):
     def load_data(cls, config):
         return load_text(config.data, cls.context_length(config))
 
-    def optimize(self, loss, learning_rate):
+    def before_step(self, clock):
+        """The neural models' learning rate for this step, ``learning_rate(clock)`` (their schedule;
+        the n-gram model counts, with no optimizer)."""
+        if "model" in self.optimizers:
+            set_hyperparameters(self.optimizers["model"], lr=self.learning_rate(clock))
+
+    def optimize(self, loss):
         """The neural models' update: backpropagate ``loss``, clip the gradient's norm at
-        ``config.clip_norm`` (0: no clipping), step the optimizer at ``learning_rate``; returns
-        the step's metrics (nats and bits per character)."""
+        ``config.clip_norm`` (0: no clipping), step the optimizer (at the learning rate
+        ``before_step`` set); returns the step's metrics (nats and bits per character)."""
         optimizer = self.optimizers["model"]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
         optimizer.zero_grad()
         loss.backward()
         if self.config.clip_norm > 0:

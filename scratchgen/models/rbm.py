@@ -56,7 +56,7 @@ from ..functional import softplus
 from ..ops.reduction import logsumexp
 from ..random import generator
 from ..tensor import rand, randn, tensor, zeros
-from .base import Recipe, TrainConfig, option, register
+from .base import Recipe, TrainConfig, option, overwrite, register, set_hyperparameters
 
 EXACT_HIDDEN_LIMIT = 20        # up to 2^20 hidden states are enumerated for the exact log Z
 ENUMERATION_CHUNK = 2 ** 14    # hidden states per pass of the enumeration
@@ -255,14 +255,13 @@ class RBMRecipe(Recipe):
         flat = images.reshape(images.shape[0], -1)
         return (rand(*flat.shape, dtype=flat.dtype, device=self.device) < flat).to(flat.dtype)
 
-    def set_hyperparameters(self, clock):
+    def before_step(self, clock):
+        """Momentum 0.5, then ``config.momentum`` after ``momentum_warmup`` epochs; lr falling linearly to 0."""
         momentum = 0.5 if clock.epoch < self.config.momentum_warmup else self.config.momentum
         lr = self.config.lr * (1 - clock.epochs_done / self.config.epochs)
-        for group in self.optimizers["model"].param_groups:
-            group["momentum"], group["lr"] = momentum, lr
+        set_hyperparameters(self.optimizers["model"], momentum=momentum, lr=lr)
 
     def train_step(self, batch, clock):
-        self.set_hyperparameters(clock)
         data = self.binarise(batch[0])
         persistent = self.config.method == "pcd"
         start = self.model.chains if persistent else data
@@ -272,7 +271,7 @@ class RBMRecipe(Recipe):
         loss.backward()
         optimizer.step()
         if persistent:
-            self.model.chains.data[...] = negative.data
+            overwrite(self.model.chains, negative)
         return {"loss": loss.item(), "reconstruction": self.reconstruction_error(data)}
 
     def reconstruction_error(self, v):

@@ -247,15 +247,20 @@ class VAERecipe(Recipe):
             raise ValueError(f"vae: expected square images, got {data.image_shape}")
         self.model = VAE(config, height).to(self.device)
         self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
+        # beta, a 0-d tensor that before_step writes in place: a compiled step reads it on every replay
+        self.beta = tensor(np.float32(1.0), device=self.device)
 
     def kl_weight(self, clock):
         warmup = self.config.kl_warmup_epochs
         return 1.0 if warmup == 0 else min(1.0, clock.epochs_done / warmup)
 
+    def before_step(self, clock):
+        self.beta.data[...] = self.kl_weight(clock)
+
     def train_step(self, batch, clock):
         images = batch[0]
         reconstruction, kl = self.model.negative_elbo(images)
-        loss = (reconstruction + self.kl_weight(clock) * kl).mean()
+        loss = (reconstruction + self.beta * kl).mean()
         optimizer = self.optimizers["model"]
         optimizer.zero_grad()
         loss.backward()

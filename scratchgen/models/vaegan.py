@@ -39,7 +39,7 @@ from .. import nn, optim
 from ..autograd import grad, no_grad
 from ..eval.metrics import digits_metrics
 from ..tensor import randn, tensor
-from .base import Recipe, TrainConfig, option, register
+from .base import Recipe, TrainConfig, option, register, set_hyperparameters
 from .gan import dcgan_init_, discriminator, estimate_batch_norm_statistics, fake_loss, fooling_loss, generator, \
     linearly_decayed, real_loss, to_image_range, to_model_range
 from .vae import NormalPrior, conv_encoder, interleaved_rows, mlp_encoder
@@ -169,11 +169,13 @@ class VAEGANRecipe(Recipe):
                                                       flat=self.optimizers["decoder"].fused.flat_parameters())
         self.epoch = 0
 
-    def train_step(self, batch, clock):
+    def before_step(self, clock):
         self.epoch = clock.epoch + 1
         for optimizer in self.optimizers.values():
-            optimizer.param_groups[0]["lr"] = linearly_decayed(self.config.lr, clock.epochs_done / self.config.epochs,
-                                                               self.config.decay_from)
+            set_hyperparameters(optimizer, lr=linearly_decayed(self.config.lr, clock.epochs_done / self.config.epochs,
+                                                               self.config.decay_from))
+
+    def train_step(self, batch, clock):
         images = to_model_range(batch[0])
         count, latent = images.shape[0], self.config.latent_dim
         losses = vaegan_step(self.model, self.optimizers, images, randn(count, latent, device=self.device),

@@ -82,3 +82,35 @@ def test_loss_item_after_the_compiled_step_works():
     compiled = sg.compile(step)
     losses = [compiled(x, y).item() for x, y in batches(4)]
     assert all(isinstance(value, float) for value in losses) and losses[0] != losses[-1]
+
+
+@pytest.mark.parametrize("write", ["item", "update"])
+def test_a_hyperparameter_written_inside_the_step_fails_with_the_line(write):
+    """Even the value it already holds: a schedule gives the same learning rate to both captures and
+    another one later, when a replay no longer runs the line (a silently wrong training run)."""
+    model, optimizer = classifier()
+    training = training_step(model, optimizer)
+    groups = list(optimizer.param_groups)
+
+    def step(x, y):
+        if write == "item":
+            optimizer.param_groups[0]["lr"] = 1e-2   # the schedule
+        else:
+            optimizer.param_groups[0].update(lr=1e-2)   # the schedule
+        return training(x, y)
+
+    with pytest.raises(UncapturableError, match=r"hyperparameter 'lr' at .*test_capture.py:\d+: .*# the schedule"):
+        sg.compile(step)(*batches(1)[0])
+    assert all(a is b for a, b in zip(optimizer.param_groups, groups)), "the groups are restored"
+    assert len(optimizer.param_groups) == len(groups) and type(groups[0]) is dict
+
+
+def test_a_hyperparameter_set_between_calls_is_read_by_the_replay():
+    (eager_model, eager_optimizer), (model, optimizer) = classifier(), classifier()
+    eager, step = training_step(eager_model, eager_optimizer), sg.compile(training_step(model, optimizer))
+    for k, (x, y) in enumerate(batches(5)):
+        for opt in (eager_optimizer, optimizer):
+            opt.param_groups[0]["lr"] = 1e-2 / (1 + k)   # a schedule outside the step
+        assert step(x, y) == eager(x, y)
+        assert_same_parameters(eager_model, model)
+    assert step.replays == 3

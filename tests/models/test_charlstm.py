@@ -39,6 +39,7 @@ def test_training_steps_equal_the_pytorch_twin_with_the_state_carried(torch):
     state = None
     for step, batch in enumerate(list(loader)[:3] + list(loader)[:1]):   # the 4th step starts a new epoch
         clock = Clock(step, step // 3, step % 3, 3)
+        recipe.before_step(clock)
         loss = recipe.train_step(recipe.to_tensors(batch), clock)["loss"]
         window = torch.from_numpy(batch[0][0].T.copy())                   # (T + 1, B)
         state = None if clock.batch == 0 else state

@@ -36,6 +36,7 @@ def test_training_steps_equal_the_pytorch_twin(torch):
     optimizer = make_optimizer(twin, recipe.config)
     for step, batch in enumerate(list(recipe.make_loader(data, seed=0))[:3]):
         clock = Clock(step, 0, step, 4)
+        recipe.before_step(clock)
         loss = recipe.train_step(recipe.to_tensors(batch), clock)["loss"]
         for group in optimizer.param_groups:
             group["lr"] = recipe.learning_rate(clock)

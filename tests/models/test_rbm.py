@@ -100,6 +100,7 @@ def test_ais_agrees_with_the_exact_log_partition_function():
     recipe = RBMRecipe(RBMConfig(hidden=12, epochs=3, lr=0.1), load_digits_split())
     train_images = load_digits_split().train_images
     for step, start in enumerate(range(0, 1340, 20)):  # one epoch
+        recipe.before_step(Clock(step, 0, step, 67))
         recipe.train_step((sg.tensor(train_images[start:start + 20]),), Clock(step, 0, step, 67))
     exact = recipe.model.log_partition()
     estimate, error = recipe.model.annealed_log_partition(runs=64, steps=1000, base_visible_bias=recipe.base_visible_bias)
@@ -160,6 +161,7 @@ def test_pcd_chains_are_checkpointed_and_move():
     sg.manual_seed(0)
     recipe = RBMRecipe(RBMConfig(hidden=8, batch_size=16), load_digits_split())
     before = recipe.model.chains.numpy().copy()
+    recipe.before_step(Clock(0, 0, 0, 10))
     losses = recipe.train_step((sg.tensor(IMAGES.reshape(16, 8, 8)),), Clock(0, 0, 0, 10))
     assert set(losses) == {"loss", "reconstruction"}
     assert "chains" in recipe.state_dict()["model"]

@@ -99,6 +99,7 @@ def test_learning_rate_of_all_three_falls_linearly_after_decay_from():
     recipe = VAEGANRecipe(small_config(epochs=4, decay_from=0.5), load_digits_split())
     batch = (sg.tensor(IMAGES),)
     for clock, expected in [(Clock(0, 0, 0, 10), 1.0), (Clock(20, 2, 0, 10), 1.0), (Clock(30, 3, 0, 10), 0.5)]:
+        recipe.before_step(clock)
         recipe.train_step(batch, clock)
         assert [optimizer.param_groups[0]["lr"] for optimizer in recipe.optimizers.values()] == \
             pytest.approx([expected * recipe.config.lr] * 3)
