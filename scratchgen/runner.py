@@ -634,12 +634,25 @@ def compiled_step(recipe):
 
     def compiled(batch, clock):
         try:
-            return step(batch, clock)
+            return step(batch, _SealedClock())
         except compiler.UncapturableError as error:
             raise UsageError(f"--compile: the {recipe.name} training step cannot be compiled: "
                              f"{error}") from None
     compiled.program = step
     return compiled
+
+
+class _SealedClock:
+    """The clock a compiled step is handed: reading it raises. A replay runs none of the step's Python,
+    so anything the step decided from the clock would keep its value from the capture (a learning rate,
+    a loss weight): such decisions belong in ``Recipe.before_step``, which sees the real clock."""
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise compiler.UncapturableError(
+            f"the step reads clock.{name}; a replay would keep the value it had when the step was captured. "
+            "Read the clock in the recipe's before_step(clock) instead (docs/compile.md)")
 
 
 # ---- the three entry points ------------------------------------------------------------------------

@@ -357,7 +357,10 @@ def _reads_watched(recorder):
     def item(tensor):
         value = originals["item"](tensor)
         if not recorder.is_traced(tensor):
-            return value
+            # a constant the step reads by reference (a schedule's 0-d tensor written in place between
+            # calls, a parameter): the replay reads its value of the day, so the float does too
+            known = recorder.buffer_of.get(id(tensor.data))
+            return value if known is None or not isinstance(value, float) else TracedFloat(value, Item(known))
         if not isinstance(value, float):
             raise UncapturableError(f"item() of a traced {tensor.dtype} tensor gives a Python int, which "
                                     f"the compiled step cannot return or decide with; at {user_line()}")

@@ -36,7 +36,7 @@ from ..data.number_words import (BOS, EOS, MAX_DIGITS, PAD_INDEX, SOURCE_VOCABUL
                                  decode_digits, load_number_words, tokenize)
 from ..nn.module import new_parameter
 from ..ops.shape import cat, stack
-from ..tensor import arange, rand, tensor, zeros
+from ..tensor import Tensor, arange, rand, tensor, zeros
 from .base import Recipe, TrainConfig, option, register
 
 BOS_INDEX, EOS_INDEX = TARGET_VOCABULARY.index[BOS], TARGET_VOCABULARY.index[EOS]
@@ -223,7 +223,8 @@ class Seq2Seq(nn.Module):
     def forward(self, source, decoder_input, teacher_forcing=1.0):
         """Logits (B, T, V) of every next token. ``decoder_input`` (B, T) is <bos> and the gold
         target; after the first step each row reads its gold token with probability
-        ``teacher_forcing`` and the previous step's greedy choice otherwise."""
+        ``teacher_forcing`` (a number, or a 0-d tensor that training writes before each step) and the
+        previous step's greedy choice otherwise."""
         memory, state = self.encode(source)
         tokens, attentional = decoder_input[:, 0], []
         for position in range(decoder_input.shape[1]):
@@ -237,8 +238,8 @@ class Seq2Seq(nn.Module):
         """Next decoder inputs: each row's gold token with probability ``teacher_forcing``, its
         greedy choice from h~ otherwise (a choice: no gradient flows through it). A draw, an argmax
         and a ``where``: ops, so a compiled step mixes afresh on every replay."""
-        if teacher_forcing >= 1.0:
-            return gold
+        if not isinstance(teacher_forcing, Tensor) and teacher_forcing >= 1.0:
+            return gold   # a Python ratio of 1 (evaluation): nothing to draw
         with no_grad():
             predicted = self.decoder.output(attentional).argmax(dim=-1)
         use_gold = rand(gold.shape[0], device=gold.device) < teacher_forcing
@@ -325,6 +326,9 @@ class Seq2SeqRecipe(Recipe):
         super().__init__(config, data, device)
         self.model = Seq2Seq(config, len(data.source_vocabulary), len(data.target_vocabulary)).to(self.device)
         self.optimizers = {"model": optim.Adam(self.model.parameters(), lr=config.lr, fused=True)}
+        # the ratio as a 0-d tensor that before_step writes in place: a compiled step reads it on
+        # every replay (a Python float would stay at its value when the step was captured)
+        self.teacher_forcing_ratio = tensor(np.float32(config.teacher_forcing_start), device=self.device)
 
     @classmethod
     def load_data(cls, config):
@@ -334,6 +338,9 @@ class Seq2SeqRecipe(Recipe):
         """The ratio at this step: linear from start to end over the epochs."""
         start, end = self.config.teacher_forcing_start, self.config.teacher_forcing_end
         return start + (end - start) * min(1.0, clock.epochs_done / max(self.config.epochs - 1, 1))
+
+    def before_step(self, clock):
+        self.teacher_forcing_ratio.data[...] = self.teacher_forcing(clock)
 
     def to_tensors(self, arrays):
         """A batch as Tensors, its targets trimmed to the longest (``trim_padding``): the decoder
@@ -350,15 +357,14 @@ class Seq2SeqRecipe(Recipe):
 
     def train_step(self, batch, clock):
         source, target = batch
-        ratio = self.teacher_forcing(clock)
-        loss = self.loss(source, target, ratio)
+        loss = self.loss(source, target, self.teacher_forcing_ratio)
         optimizer = self.optimizers["model"]
         optimizer.zero_grad()
         loss.backward()
         if self.config.clip_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
         optimizer.step()
-        return {"loss": loss.item(), "teacher_forcing": ratio}
+        return {"loss": loss.item(), "teacher_forcing": self.teacher_forcing_ratio.item()}
 
     # ---- evaluation -----------------------------------------------------------------------------
     def decode(self, source, beam_width=1):

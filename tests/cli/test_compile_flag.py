@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from scratchgen import cli
+from scratchgen import cli, runner, study
 
 
 def _records(folder):
@@ -48,3 +48,14 @@ def test_profile_compile_times_the_replayed_ops(capsys):
     assert "3 replays of the compiled training step" in shown
     for row in ("forward MatMul", "host Optimizer.step", "grad accumulate_grad", "fused "):
         assert row in shown, row
+
+
+def test_a_step_that_reads_the_clock_is_refused_when_compiled():
+    """The clock is read in ``before_step``: a value the step took from it would be frozen on replay."""
+    recipe, batches = study.prepare("mlp", {}, dry_run=True)
+    eager_step = recipe.train_step
+    recipe.train_step = lambda batch, clock: eager_step(batch, clock) if clock.epoch < 5 else {}
+    compiled = runner.compiled_step(recipe)
+    batch, clock = next(batches)
+    with pytest.raises(runner.UsageError, match=r"reads clock\.epoch.*before_step"):
+        compiled(batch, clock)

@@ -114,3 +114,15 @@ def test_a_hyperparameter_set_between_calls_is_read_by_the_replay():
         assert step(x, y) == eager(x, y)
         assert_same_parameters(eager_model, model)
     assert step.replays == 3
+
+
+def test_item_of_a_tensor_written_between_calls_reads_its_new_value():
+    """A 0-d schedule tensor (the VAE's KL weight, the seq2seq's teacher forcing) is a constant read by
+    reference: both the ops and ``item()`` of it see the value written before each call."""
+    weight = sg.tensor(np.float32(0.0))
+    step = sg.compile(lambda x: {"total": (x * weight).sum().item(), "weight": weight.item()})
+    x = sg.ones(4)
+    for value in range(1, 6):
+        weight.data[...] = value
+        assert step(x) == {"total": 4.0 * value, "weight": float(value)}
+    assert step.replays == 3
