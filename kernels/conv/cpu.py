@@ -81,6 +81,59 @@ def col2im(cols, sample_stride, row_stride, geometry, grad_x):
                 copy_row(flat_padded, inside, 1, flat_grad, plane + row * width, width)
 
 
+# ---- channels-last columns: one product over a chunk's samples, positions as rows --------------
+@njit(cache=True)
+def im2col_channels_last(x_padded, geometry, groups, cols):
+    """Gather windows of the zero-padded, channels-last ``x_padded (N, Hp, Wp, C)`` into ``cols``
+    (groups, N*OH*OW, Cg*kh*kw): per group, one row per output position, ordered (i, j, channel):
+
+        ``cols[g, (n*OH + oh)*OW + ow, (i*kw + j)*Cg + c] = x_padded[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]``
+
+    Every inner copy is a run of Cg contiguous channels, however small the map (the NCHW im2col
+    copies runs of OW, 4 values on a 4x4 map).
+    """
+    # Intended twin of col2im_channels_last (its adjoint): the same loops, walked the other way.
+    n_samples, padded_h, padded_w, channels = x_padded.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
+    group_channels = channels // groups
+    flat_x, flat_cols = x_padded.reshape(-1), cols.reshape(-1)
+    row_length, group_size = kh * kw * group_channels, cols.shape[1] * cols.shape[2]
+    for n in range(n_samples):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                row = (n * out_h + oh) * out_w + ow
+                for g in range(groups):
+                    target = g * group_size + row * row_length
+                    for i in range(kh):
+                        for j in range(kw):
+                            pixel = (n * padded_h + oh * sh + i * dh) * padded_w + ow * sw + j * dw
+                            copy_row(flat_x, pixel * channels + g * group_channels, 1, flat_cols,
+                                     target + (i * kw + j) * group_channels, group_channels)
+
+
+@njit(cache=True)
+def col2im_channels_last(cols, geometry, groups, grad_padded):
+    """Scatter-add ``cols`` back into the channels-last ``grad_padded (N, Hp, Wp, C)`` (zeroed by the
+    caller): the adjoint of ``im2col_channels_last``."""
+    # Intended twin of im2col_channels_last (this is its adjoint): the same loops, walked the other way.
+    n_samples, padded_h, padded_w, channels = grad_padded.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
+    group_channels = channels // groups
+    flat_grad, flat_cols = grad_padded.reshape(-1), cols.reshape(-1)
+    row_length, group_size = kh * kw * group_channels, cols.shape[1] * cols.shape[2]
+    for n in range(n_samples):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                row = (n * out_h + oh) * out_w + ow
+                for g in range(groups):
+                    source = g * group_size + row * row_length
+                    for i in range(kh):
+                        for j in range(kw):
+                            pixel = (n * padded_h + oh * sh + i * dh) * padded_w + ow * sw + j * dw
+                            add_row(flat_cols, source + (i * kw + j) * group_channels, flat_grad,
+                                    pixel * channels + g * group_channels, 1, group_channels)
+
+
 # Indices below are unsigned (np.uint64): for a signed index Numba emits a negative-index
 # wrap-around test that blocks LLVM's vectoriser (measured 3x slower copies). Never mix uint64
 # with int64 in one expression: Numba would promote the result to float64.
@@ -207,8 +260,52 @@ def _forward_pointwise(x, weight_matrices, geometry, y):
               out=y.reshape(n_samples, groups, -1, y.shape[2] * y.shape[3]))
 
 
+# ---- the channels-last layout: positions as rows, so a tiny map still makes one tall product -------
+def padded_channels_last(x, geometry):
+    """``x (N, C, H, W)`` as a zero-padded channels-last copy ``(N, H + 2ph, W + 2pw, C)``."""
+    ph, pw = geometry[4:6]
+    n_samples, channels, height, width = x.shape
+    x_padded = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=x.dtype)
+    x_padded[:, ph:ph + height, pw:pw + width, :] = x.transpose(0, 2, 3, 1)
+    return x_padded
+
+
+def channels_last_weight(weight_matrices, geometry):
+    """``(groups, C_out/g, Cg*kh*kw)`` with each row in (c, i, j) order, reordered to (i, j, c): the
+    order of ``im2col_channels_last``'s rows."""
+    groups, group_out = weight_matrices.shape[:2]
+    kh, kw = geometry[:2]
+    return np.ascontiguousarray(weight_matrices.reshape(groups, group_out, -1, kh, kw)
+                                .transpose(0, 1, 3, 4, 2).reshape(groups, group_out, -1))
+
+
+def channels_last_chunks(n_samples, groups, rows, out_channels, positions, itemsize):
+    """Chunks of samples (``sample_chunks``) and the buffers of one chunk: columns ``(G, n*P, K/G)``
+    and products ``(G, n*P, C_out/G)``, both over the longest chunk."""
+    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * itemsize)
+    return chunks, (groups, longest * positions, rows // groups), (groups, longest * positions, out_channels // groups)
+
+
+def _forward_channels_last(x, weight_matrices, geometry, y):
+    """Per chunk of n samples: ``im2col_channels_last`` into (G, n*P, K/G), one product per group
+    ``cols_g @ W_g^T`` giving (n*P, C_out/G) (positions as rows), then one transposed copy into NCHW."""
+    n_samples, out_channels = y.shape[:2]
+    groups, positions = weight_matrices.shape[0], y.shape[2] * y.shape[3]
+    x_padded, weight_rows = padded_channels_last(x, geometry), channels_last_weight(weight_matrices, geometry)
+    chunks, cols_shape, products_shape = channels_last_chunks(n_samples, groups, weight_rows.shape[2] * groups,
+                                                              out_channels, positions, x.itemsize)
+    cols, products = np.empty(cols_shape, dtype=x.dtype), np.empty(products_shape, dtype=x.dtype)
+    for start, stop in chunks:
+        rows = (stop - start) * positions
+        block, product = cols[:, :rows], products[:, :rows]
+        im2col_channels_last(x_padded[start:stop], geometry, groups, block)
+        np.matmul(block, weight_rows.transpose(0, 2, 1), out=product)
+        y[start:stop].reshape(stop - start, groups, -1, positions)[...] = \
+            product.reshape(groups, stop - start, positions, -1).transpose(1, 0, 3, 2)
+
+
 FORWARD_PATHS = {"per-sample": _forward_per_sample, "batched": _forward_batched,
-                 "pointwise": _forward_pointwise}
+                 "pointwise": _forward_pointwise, "channels-last": _forward_channels_last}
 
 
 def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, groups, path=None):
@@ -264,22 +361,53 @@ def _backward_data_pointwise(grad_y, weight_transposed, geometry, grad_x):
               out=grad_x.reshape(n_samples, groups, -1, positions))
 
 
+def _backward_data_channels_last(grad_y, weight_transposed, geometry, grad_x):
+    """Per chunk of n samples: grad_y copied into (G, n*P, C_out/G) (positions as rows), one product
+    per group giving the columns in (G, n*P, K/G) order, the channels-last scatter, then one copy of
+    the unpadded interior back into NCHW: the adjoint of ``_forward_channels_last``."""
+    n_samples, out_channels = grad_y.shape[:2]
+    groups, positions = weight_transposed.shape[0], grad_y.shape[2] * grad_y.shape[3]
+    (height, width), (ph, pw) = grad_x.shape[2:], geometry[4:6]
+    weight_rows = channels_last_weight(weight_transposed.transpose(0, 2, 1), geometry)
+    chunks, cols_shape, products_shape = channels_last_chunks(n_samples, groups, grad_x.shape[1] * geometry[0]
+                                                              * geometry[1], out_channels, positions,
+                                                              grad_y.itemsize)
+    grad_cols, gathered = np.empty(cols_shape, dtype=grad_y.dtype), np.empty(products_shape, dtype=grad_y.dtype)
+    for start, stop in chunks:
+        count, rows = stop - start, (stop - start) * positions
+        by_position, block = gathered[:, :rows], grad_cols[:, :rows]
+        by_position.reshape(groups, count, positions, -1)[...] = \
+            grad_y[start:stop].reshape(count, groups, -1, positions).transpose(1, 0, 3, 2)
+        np.matmul(by_position, weight_rows, out=block)
+        grad_padded = np.zeros((count, height + 2 * ph, width + 2 * pw, grad_x.shape[1]), dtype=grad_y.dtype)
+        col2im_channels_last(block, geometry, groups, grad_padded)
+        grad_x[start:stop] = grad_padded[:, ph:ph + height, pw:pw + width, :].transpose(0, 3, 1, 2)
+
+
 BACKWARD_DATA_PATHS = {"per-sample": _backward_data_per_sample, "batched": _backward_data_batched,
-                       "pointwise": _backward_data_pointwise}
+                       "pointwise": _backward_data_pointwise, "channels-last": _backward_data_channels_last}
 
 
-def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, groups):
-    """``grad_W_g^T = sum over chunks of im2col(x)_g (K/g, n*P) @ grad_y_g^T (n*P, C_out/g)``.
-
-    The contraction runs over samples and positions together, so the columns are written in
-    ``(K, n, P)`` order by im2col (no transposed copy) and only the chunk of ``grad_y`` is transposed.
-    """
+def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, groups, path=None):
+    """``grad_W_g = sum over samples and positions of grad_y_g (C_out/g, n*P) @ im2col(x)_g^T`` along
+    ``path`` (as ``conv2d_forward``; every path but "channels-last" takes the NCHW columns)."""
     n_samples, out_channels = grad_y.shape[:2]
     weight_shape = (out_channels, x.shape[1] // groups) + tuple(kernel_hw)
     out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:],
                                    stride, padding, dilation, groups)
-    rows, positions = x.shape[1] * kernel_hw[0] * kernel_hw[1], out_hw[0] * out_hw[1]
+    path = path or conv_path(kernel_hw, stride, padding, out_hw, weight_shape[1] * kernel_hw[0] * kernel_hw[1])
     geometry = geometry_of(kernel_hw, stride, padding, dilation, out_hw)
+    backward_weight = _backward_weight_channels_last if path == "channels-last" else _backward_weight_columns
+    return backward_weight(grad_y, x, geometry, groups).reshape(weight_shape)
+
+
+def _backward_weight_columns(grad_y, x, geometry, groups):
+    """``grad_W_g^T = sum over chunks of im2col(x)_g (K/g, n*P) @ grad_y_g^T (n*P, C_out/g)``, as
+    (groups, C_out/g, K/g). The contraction runs over samples and positions together, so the columns
+    are written in ``(K, n, P)`` order by im2col (no transposed copy) and only the chunk of ``grad_y``
+    is transposed."""
+    n_samples, out_channels = grad_y.shape[:2]
+    rows, positions = x.shape[1] * geometry[0] * geometry[1], grad_y.shape[2] * grad_y.shape[3]
     group_channels = out_channels // groups
     grad_by_sample = grad_y.reshape(n_samples, groups, group_channels, positions)
     # accumulated transposed, (K/g, C_out/g): OpenBLAS runs (K, n*P) @ (n*P, C_out) ~15% faster than
@@ -291,4 +419,26 @@ def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, grou
         im2col(x[start:stop], geometry, cols.reshape(-1), positions, count * positions)
         grad_chunk = grad_by_sample[start:stop].transpose(1, 2, 0, 3).reshape(groups, group_channels, -1)
         grad_weight_t += cols.reshape(groups, rows // groups, -1) @ grad_chunk.transpose(0, 2, 1)
-    return grad_weight_t.transpose(0, 2, 1).reshape(weight_shape)
+    return grad_weight_t.transpose(0, 2, 1)
+
+
+def _backward_weight_channels_last(grad_y, x, geometry, groups):
+    """``grad_W_g = sum over chunks of grad_y_g (C_out/g, n*P) @ cols_g (n*P, K/g)`` with the columns
+    of ``im2col_channels_last`` (rows (i, j, c), reordered to (c, i, j) at the end), as
+    (groups, C_out/g, K/g)."""
+    n_samples, out_channels = grad_y.shape[:2]
+    positions, kh, kw = grad_y.shape[2] * grad_y.shape[3], geometry[0], geometry[1]
+    x_padded = padded_channels_last(x, geometry)
+    chunks, cols_shape, products_shape = channels_last_chunks(n_samples, groups, x.shape[1] * kh * kw,
+                                                              out_channels, positions, x.itemsize)
+    cols, gathered = np.empty(cols_shape, dtype=x.dtype), np.empty(products_shape, dtype=x.dtype)
+    grad_weight = np.zeros((groups, out_channels // groups, cols_shape[2]), dtype=grad_y.dtype)
+    for start, stop in chunks:
+        count, rows = stop - start, (stop - start) * positions
+        by_position, block = gathered[:, :rows], cols[:, :rows]
+        by_position.reshape(groups, count, positions, -1)[...] = \
+            grad_y[start:stop].reshape(count, groups, -1, positions).transpose(1, 0, 3, 2)
+        im2col_channels_last(x_padded[start:stop], geometry, groups, block)
+        grad_weight += by_position.transpose(0, 2, 1) @ block
+    group_out, group_channels = grad_weight.shape[1], x.shape[1] // groups
+    return grad_weight.reshape(groups, group_out, kh, kw, group_channels).transpose(0, 1, 4, 2, 3)
