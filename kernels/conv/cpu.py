@@ -7,8 +7,11 @@ Why this shape (measured on the benchmark workloads, 1 thread, float32; see benc
       column gradients back. With the data movement tuned, the cpu kernels run within a few
       percent of their sgemm calls alone (the ``gemm`` row of the benchmark).
     * Forward and data gradient make one product per sample and group (``np.matmul`` over a stack
-      of matrices calls sgemm once per matrix), which writes straight in NCHW order; one big product
-      over ``N*OH*OW`` would need transposed copies in and out, and ran slower.
+      of matrices calls sgemm once per matrix), which writes straight in NCHW order. On small maps
+      (8x8 and below) those products are too narrow for sgemm's peak, so the "channels-last" path
+      (dispatch table below) makes one tall product per chunk of samples instead, with columns that
+      have one row per output position; the transposed copies in and out then cost less than they
+      save (they did not on 16x16 maps, measured).
     * The weight gradient contracts over samples too, so it is one product per group over all the
       chunk's positions, with im2col writing the columns directly in ``(C*kh*kw, n, OH*OW)`` order
       (no transposed copy of the columns; only the smaller ``grad_y`` chunk is transposed).
@@ -179,32 +182,35 @@ def sample_chunks(n_samples, bytes_per_sample):
 
 
 # ---- which path: a small dispatch table, chosen by measurement -----------------------------------
-# Forward and data gradient (and so the transposed convolution, whose forward is the data gradient)
-# take one of three paths; the weight gradient always makes one product per chunk of samples.
+# Every pass (forward, data gradient, and so the transposed convolution, and weight gradient) takes
+# one of three paths:
 #
-#   "pointwise"   1x1 kernel, stride 1, no padding: the input already is the column matrix, so the
-#                 products run on it directly (no im2col copy, no col2im scatter).
-#   "batched"     small maps with long columns (P = OH*OW <= 16 and K/groups >= 256, e.g. the U-Net's
-#                 3x3 convolutions on 4x4 maps, DCGAN's 4x4 ones onto 2x2): one product per chunk over
-#                 all its samples, columns in (K, n*P) order, and one transposed copy of the output
-#                 (or of grad_y). Per sample, sgemm would get only P <= 16 columns, far from its peak.
-#   "per-sample"  everything else: one product per sample and group straight into NCHW order.
+#   "pointwise"      1x1 kernel, stride 1, no padding: the input already is the column matrix, so the
+#                    products run on it directly (no im2col copy, no col2im scatter). Its weight
+#                    gradient takes the per-sample columns.
+#   "channels-last"  small maps (OH*OW <= 64: the U-Net's 8x8 and 4x4 maps, DCGAN's 8x8, 4x4 and 2x2
+#                    outputs) with columns of at least 64 rows per group: x copied once into a padded
+#                    (N, H, W, C) layout, columns with one *row per output position* (N*P rows of
+#                    (i, j, c)), so im2col copies runs of C channels and each chunk of samples makes one
+#                    tall product (n*P x K) @ (K x C_out); one transposed copy back to NCHW. Per sample,
+#                    sgemm would see P <= 64 columns and im2col would copy runs of OW <= 8 values.
+#   "per-sample"     everything else: im2col in NCHW order, one product per sample and group straight
+#                    into NCHW order (the weight gradient: one product per chunk over all positions).
 #
 # Measured with ``python -m benchmarks.ab conv`` (interleaved A/B against "per-sample" in thread CPU
-# time, medians of 80 rounds, loaded 2-core machine, December 3): pointwise 0.55-0.78x; batched
-# 0.90-0.98x on the U-Net's 4x4 maps and 0.55-0.62x on DCGAN's 2x2 ones, 0.97-1.02x on 4x4 outputs
-# with K = 256. Batched measured 1.03-1.12x on 8x8 maps and 1.05x for 1x1 kernels on 4x4 maps (an
-# earlier version of the command), hence its two bounds.
-BATCHED_MAX_POSITIONS = 16
-BATCHED_MIN_ROWS = 256
+# time, medians; loaded 2-core machine, December 3): see docs/kernels.md for the table per shape.
+# On 16x16 outputs channels-last measured 0.93-1.11x of per-sample (no gain: the per-sample products
+# are already wide), and with 9 rows per group (one input channel) 1.5-2x slower, hence its bounds.
+CHANNELS_LAST_MAX_POSITIONS = 64
+CHANNELS_LAST_MIN_ROWS = 64
 
 
 def conv_path(kernel_hw, stride, padding, output_hw, rows_per_group):
     """The path (see the table above) for a convolution of this geometry."""
     if tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0):
         return "pointwise"
-    if output_hw[0] * output_hw[1] <= BATCHED_MAX_POSITIONS and rows_per_group >= BATCHED_MIN_ROWS:
-        return "batched"
+    if output_hw[0] * output_hw[1] <= CHANNELS_LAST_MAX_POSITIONS and rows_per_group >= CHANNELS_LAST_MIN_ROWS:
+        return "channels-last"
     return "per-sample"
 
 
@@ -233,24 +239,6 @@ def _forward_per_sample(x, weight_matrices, geometry, y):
         im2col(x[start:stop], geometry, block.reshape(-1), rows * positions, positions)
         np.matmul(weight_matrices, block.reshape(stop - start, groups, -1, positions),
                   out=y[start:stop].reshape(stop - start, groups, -1, positions))
-
-
-def _forward_batched(x, weight_matrices, geometry, y):
-    """Per chunk of n samples, im2col into (K, n*P) order, one sgemm per group giving (C_out, n*P),
-    then one transposed copy into NCHW."""
-    n_samples, groups = x.shape[0], weight_matrices.shape[0]
-    rows, positions, out_channels = weight_matrices.shape[2] * groups, y.shape[2] * y.shape[3], y.shape[1]
-    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * x.itemsize)
-    cols = np.empty(longest * rows * positions, dtype=x.dtype)
-    products = np.empty(longest * out_channels * positions, dtype=x.dtype)
-    for start, stop in chunks:
-        count = stop - start
-        block = cols[:count * rows * positions]
-        im2col(x[start:stop], geometry, block, positions, count * positions)
-        product = products[:count * out_channels * positions].reshape(groups, -1, count * positions)
-        np.matmul(weight_matrices, block.reshape(groups, -1, count * positions), out=product)
-        y[start:stop] = product.reshape(out_channels, count, positions).transpose(1, 0, 2).reshape(
-            y[start:stop].shape)
 
 
 def _forward_pointwise(x, weight_matrices, geometry, y):
@@ -304,8 +292,8 @@ def _forward_channels_last(x, weight_matrices, geometry, y):
             product.reshape(groups, stop - start, positions, -1).transpose(1, 0, 3, 2)
 
 
-FORWARD_PATHS = {"per-sample": _forward_per_sample, "batched": _forward_batched,
-                 "pointwise": _forward_pointwise, "channels-last": _forward_channels_last}
+FORWARD_PATHS = {"per-sample": _forward_per_sample, "pointwise": _forward_pointwise,
+                 "channels-last": _forward_channels_last}
 
 
 def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, groups, path=None):
@@ -332,25 +320,6 @@ def _backward_data_per_sample(grad_y, weight_transposed, geometry, grad_x):
         np.matmul(weight_transposed, grad_y[start:stop].reshape(stop - start, groups, -1, positions),
                   out=block.reshape(stop - start, groups, -1, positions))
         col2im(block.reshape(-1), rows * positions, positions, geometry, grad_x[start:stop])
-
-
-def _backward_data_batched(grad_y, weight_transposed, geometry, grad_x):
-    """Per chunk of n samples, grad_y copied into (C_out, n*P) order, one sgemm per group giving the
-    columns in (K, n*P) order, then the scatter."""
-    n_samples, out_channels = grad_y.shape[:2]
-    groups, positions = weight_transposed.shape[0], grad_y.shape[2] * grad_y.shape[3]
-    rows = weight_transposed.shape[1] * groups
-    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * grad_y.itemsize)
-    grad_cols = np.empty(longest * rows * positions, dtype=grad_y.dtype)
-    gathered = np.empty(longest * out_channels * positions, dtype=grad_y.dtype)
-    for start, stop in chunks:
-        count = stop - start
-        by_channel = gathered[:count * out_channels * positions].reshape(out_channels, count, positions)
-        by_channel[...] = grad_y[start:stop].reshape(count, out_channels, positions).transpose(1, 0, 2)
-        block = grad_cols[:count * rows * positions]
-        np.matmul(weight_transposed, by_channel.reshape(groups, -1, count * positions),
-                  out=block.reshape(groups, -1, count * positions))
-        col2im(block, positions, count * positions, geometry, grad_x[start:stop])
 
 
 def _backward_data_pointwise(grad_y, weight_transposed, geometry, grad_x):
@@ -384,8 +353,8 @@ def _backward_data_channels_last(grad_y, weight_transposed, geometry, grad_x):
         grad_x[start:stop] = grad_padded[:, ph:ph + height, pw:pw + width, :].transpose(0, 3, 1, 2)
 
 
-BACKWARD_DATA_PATHS = {"per-sample": _backward_data_per_sample, "batched": _backward_data_batched,
-                       "pointwise": _backward_data_pointwise, "channels-last": _backward_data_channels_last}
+BACKWARD_DATA_PATHS = {"per-sample": _backward_data_per_sample, "pointwise": _backward_data_pointwise,
+                       "channels-last": _backward_data_channels_last}
 
 
 def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, groups, path=None):
