@@ -68,7 +68,8 @@ def compare_conv_paths(repeats):
                                    lambda: cpu.conv2d_backward_data(grad_y, weight, x_shape[2:], *window)),
                  "backward_weight": (lambda: cpu.conv2d_backward_weight(grad_y, x, weight_shape[2:], *window,
                                                                         path="per-sample"),
-                                     lambda: cpu.conv2d_backward_weight(grad_y, x, weight_shape[2:], *window))}
+                                     lambda: cpu.conv2d_backward_weight(grad_y, x, weight_shape[2:],
+                                                                        *window))}
         for pass_name, (a, b) in pairs.items():
             print(f"x{x_shape} w{weight_shape} stride {stride} [{path}] {pass_name}: {path}/per-sample "
                   f"{summary(interleaved_ratios(a, b, repeats))}", flush=True)

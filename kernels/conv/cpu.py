@@ -90,7 +90,8 @@ def im2col_channels_last(x_padded, geometry, groups, cols):
     """Gather windows of the zero-padded, channels-last ``x_padded (N, Hp, Wp, C)`` into ``cols``
     (groups, N*OH*OW, Cg*kh*kw): per group, one row per output position, ordered (i, j, channel):
 
-        ``cols[g, (n*OH + oh)*OW + ow, (i*kw + j)*Cg + c] = x_padded[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]``
+        ``cols[g, (n*OH + oh)*OW + ow, (i*kw + j)*Cg + c]``
+        ``    = x_padded[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]``
 
     Every inner copy is a run of Cg contiguous channels, however small the map (the NCHW im2col
     copies runs of OW, 4 values on a 4x4 map).
@@ -209,7 +210,8 @@ def conv_path(kernel_hw, stride, padding, output_hw, rows_per_group):
     """The path (see the table above) for a convolution of this geometry."""
     if tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0):
         return "pointwise"
-    if output_hw[0] * output_hw[1] <= CHANNELS_LAST_MAX_POSITIONS and rows_per_group >= CHANNELS_LAST_MIN_ROWS:
+    small_map = output_hw[0] * output_hw[1] <= CHANNELS_LAST_MAX_POSITIONS
+    if small_map and rows_per_group >= CHANNELS_LAST_MIN_ROWS:
         return "channels-last"
     return "per-sample"
 
@@ -267,11 +269,20 @@ def channels_last_weight(weight_matrices, geometry):
                                 .transpose(0, 1, 3, 4, 2).reshape(groups, group_out, -1))
 
 
-def channels_last_chunks(n_samples, groups, rows, out_channels, positions, itemsize):
-    """Chunks of samples (``sample_chunks``) and the buffers of one chunk: columns ``(G, n*P, K/G)``
-    and products ``(G, n*P, C_out/G)``, both over the longest chunk."""
-    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * itemsize)
-    return chunks, (groups, longest * positions, rows // groups), (groups, longest * positions, out_channels // groups)
+def channels_last_buffers(n_samples, groups, rows, out_channels, positions, dtype):
+    """Chunks of samples (``sample_chunks``) and the buffers of the longest one: columns
+    ``(G, n*P, K/G)`` and products ``(G, n*P, C_out/G)``."""
+    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * dtype.itemsize)
+    cols = np.empty((groups, longest * positions, rows // groups), dtype=dtype)
+    products = np.empty((groups, longest * positions, out_channels // groups), dtype=dtype)
+    return chunks, cols, products
+
+
+def gather_by_position(grad_y, groups, by_position):
+    """``grad_y (n, C_out, OH, OW)`` copied into ``by_position (G, n*P, C_out/G)``: positions as rows."""
+    count, positions = grad_y.shape[0], grad_y.shape[2] * grad_y.shape[3]
+    by_position.reshape(groups, count, positions, -1)[...] = \
+        grad_y.reshape(count, groups, -1, positions).transpose(1, 0, 3, 2)
 
 
 def _forward_channels_last(x, weight_matrices, geometry, y):
@@ -280,9 +291,8 @@ def _forward_channels_last(x, weight_matrices, geometry, y):
     n_samples, out_channels = y.shape[:2]
     groups, positions = weight_matrices.shape[0], y.shape[2] * y.shape[3]
     x_padded, weight_rows = padded_channels_last(x, geometry), channels_last_weight(weight_matrices, geometry)
-    chunks, cols_shape, products_shape = channels_last_chunks(n_samples, groups, weight_rows.shape[2] * groups,
-                                                              out_channels, positions, x.itemsize)
-    cols, products = np.empty(cols_shape, dtype=x.dtype), np.empty(products_shape, dtype=x.dtype)
+    chunks, cols, products = channels_last_buffers(n_samples, groups, weight_rows.shape[2] * groups,
+                                                   out_channels, positions, x.dtype)
     for start, stop in chunks:
         rows = (stop - start) * positions
         block, product = cols[:, :rows], products[:, :rows]
@@ -338,15 +348,12 @@ def _backward_data_channels_last(grad_y, weight_transposed, geometry, grad_x):
     groups, positions = weight_transposed.shape[0], grad_y.shape[2] * grad_y.shape[3]
     (height, width), (ph, pw) = grad_x.shape[2:], geometry[4:6]
     weight_rows = channels_last_weight(weight_transposed.transpose(0, 2, 1), geometry)
-    chunks, cols_shape, products_shape = channels_last_chunks(n_samples, groups, grad_x.shape[1] * geometry[0]
-                                                              * geometry[1], out_channels, positions,
-                                                              grad_y.itemsize)
-    grad_cols, gathered = np.empty(cols_shape, dtype=grad_y.dtype), np.empty(products_shape, dtype=grad_y.dtype)
+    chunks, grad_cols, gathered = channels_last_buffers(n_samples, groups, weight_rows.shape[2] * groups,
+                                                        out_channels, positions, grad_y.dtype)
     for start, stop in chunks:
         count, rows = stop - start, (stop - start) * positions
         by_position, block = gathered[:, :rows], grad_cols[:, :rows]
-        by_position.reshape(groups, count, positions, -1)[...] = \
-            grad_y[start:stop].reshape(count, groups, -1, positions).transpose(1, 0, 3, 2)
+        gather_by_position(grad_y[start:stop], groups, by_position)
         np.matmul(by_position, weight_rows, out=block)
         grad_padded = np.zeros((count, height + 2 * ph, width + 2 * pw, grad_x.shape[1]), dtype=grad_y.dtype)
         col2im_channels_last(block, geometry, groups, grad_padded)
@@ -364,7 +371,8 @@ def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, grou
     weight_shape = (out_channels, x.shape[1] // groups) + tuple(kernel_hw)
     out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:],
                                    stride, padding, dilation, groups)
-    path = path or conv_path(kernel_hw, stride, padding, out_hw, weight_shape[1] * kernel_hw[0] * kernel_hw[1])
+    rows_per_group = weight_shape[1] * kernel_hw[0] * kernel_hw[1]
+    path = path or conv_path(kernel_hw, stride, padding, out_hw, rows_per_group)
     geometry = geometry_of(kernel_hw, stride, padding, dilation, out_hw)
     backward_weight = _backward_weight_channels_last if path == "channels-last" else _backward_weight_columns
     return backward_weight(grad_y, x, geometry, groups).reshape(weight_shape)
@@ -398,15 +406,13 @@ def _backward_weight_channels_last(grad_y, x, geometry, groups):
     n_samples, out_channels = grad_y.shape[:2]
     positions, kh, kw = grad_y.shape[2] * grad_y.shape[3], geometry[0], geometry[1]
     x_padded = padded_channels_last(x, geometry)
-    chunks, cols_shape, products_shape = channels_last_chunks(n_samples, groups, x.shape[1] * kh * kw,
-                                                              out_channels, positions, x.itemsize)
-    cols, gathered = np.empty(cols_shape, dtype=x.dtype), np.empty(products_shape, dtype=x.dtype)
-    grad_weight = np.zeros((groups, out_channels // groups, cols_shape[2]), dtype=grad_y.dtype)
+    chunks, cols, gathered = channels_last_buffers(n_samples, groups, x.shape[1] * kh * kw, out_channels,
+                                                   positions, x.dtype)
+    grad_weight = np.zeros((groups, out_channels // groups, cols.shape[2]), dtype=grad_y.dtype)
     for start, stop in chunks:
-        count, rows = stop - start, (stop - start) * positions
+        rows = (stop - start) * positions
         by_position, block = gathered[:, :rows], cols[:, :rows]
-        by_position.reshape(groups, count, positions, -1)[...] = \
-            grad_y[start:stop].reshape(count, groups, -1, positions).transpose(1, 0, 3, 2)
+        gather_by_position(grad_y[start:stop], groups, by_position)
         im2col_channels_last(x_padded[start:stop], geometry, groups, block)
         grad_weight += by_position.transpose(0, 2, 1) @ block
     group_out, group_channels = grad_weight.shape[1], x.shape[1] // groups
