@@ -20,11 +20,15 @@ from . import revisions
 from .machine import pin_threads
 
 # (x shape, weight shape, stride, padding): the U-Net's 3x3 and 1x1 convolutions on 4x4 and 8x8 maps,
-# and DCGAN's stride-2 4x4 ones (their data gradient is the generator's transposed convolution).
+# and DCGAN's stride-2 4x4 ones (their data gradient is the generator's transposed convolution);
+# then the U-Net's 8x8 ones, its output and input convolutions, and the DESIGN 16x16 conv2d.
 CONV_SHAPES = [((64, 64, 4, 4), (64, 64, 3, 3), 1, 1), ((64, 128, 4, 4), (64, 128, 3, 3), 1, 1),
                ((64, 96, 4, 4), (64, 96, 3, 3), 1, 1), ((64, 64, 4, 4), (192, 64, 1, 1), 1, 0),
                ((64, 96, 8, 8), (32, 96, 1, 1), 1, 0), ((64, 32, 8, 8), (32, 32, 3, 3), 1, 1),
-               ((32, 16, 8, 8), (32, 16, 4, 4), 2, 1), ((32, 32, 4, 4), (64, 32, 4, 4), 2, 1)]
+               ((32, 16, 8, 8), (32, 16, 4, 4), 2, 1), ((32, 32, 4, 4), (64, 32, 4, 4), 2, 1),
+               ((64, 64, 8, 8), (64, 64, 3, 3), 1, 1), ((64, 96, 8, 8), (32, 96, 3, 3), 1, 1),
+               ((64, 32, 8, 8), (1, 32, 3, 3), 1, 1), ((64, 1, 8, 8), (32, 1, 3, 3), 1, 1),
+               ((32, 32, 16, 16), (64, 32, 3, 3), 1, 1)]
 
 
 def interleaved_ratios(a, b, repeats, warmup=3):
@@ -48,7 +52,7 @@ def summary(ratios):
 
 
 def compare_conv_paths(repeats):
-    """Each shape's dispatched path (B) against ``path="per-sample"`` (A), forward and data gradient."""
+    """Each shape's dispatched path (B) against ``path="per-sample"`` (A), forward and both gradients."""
     from scratchgen.kernels.conv import cpu
     rng = np.random.default_rng(0)
     for x_shape, weight_shape, stride, padding in CONV_SHAPES:
@@ -61,7 +65,11 @@ def compare_conv_paths(repeats):
                              lambda: cpu.conv2d_forward(x, weight, None, *window)),
                  "backward_data": (lambda: cpu.conv2d_backward_data(grad_y, weight, x_shape[2:], *window,
                                                                     path="per-sample"),
-                                   lambda: cpu.conv2d_backward_data(grad_y, weight, x_shape[2:], *window))}
+                                   lambda: cpu.conv2d_backward_data(grad_y, weight, x_shape[2:], *window)),
+                 "backward_weight": (lambda: cpu.conv2d_backward_weight(grad_y, x, weight_shape[2:], *window,
+                                                                        path="per-sample"),
+                                     lambda: cpu.conv2d_backward_weight(grad_y, x, weight_shape[2:],
+                                                                        *window))}
         for pass_name, (a, b) in pairs.items():
             print(f"x{x_shape} w{weight_shape} stride {stride} [{path}] {pass_name}: {path}/per-sample "
                   f"{summary(interleaved_ratios(a, b, repeats))}", flush=True)

@@ -7,8 +7,11 @@ Why this shape (measured on the benchmark workloads, 1 thread, float32; see benc
       column gradients back. With the data movement tuned, the cpu kernels run within a few
       percent of their sgemm calls alone (the ``gemm`` row of the benchmark).
     * Forward and data gradient make one product per sample and group (``np.matmul`` over a stack
-      of matrices calls sgemm once per matrix), which writes straight in NCHW order; one big product
-      over ``N*OH*OW`` would need transposed copies in and out, and ran slower.
+      of matrices calls sgemm once per matrix), which writes straight in NCHW order. On small maps
+      (8x8 and below) those products are too narrow for sgemm's peak, so the "channels-last" path
+      (dispatch table below) makes one tall product per chunk of samples instead, with columns that
+      have one row per output position; the transposed copies in and out then cost less than they
+      save (they did not on 16x16 maps, measured).
     * The weight gradient contracts over samples too, so it is one product per group over all the
       chunk's positions, with im2col writing the columns directly in ``(C*kh*kw, n, OH*OW)`` order
       (no transposed copy of the columns; only the smaller ``grad_y`` chunk is transposed).
@@ -81,6 +84,60 @@ def col2im(cols, sample_stride, row_stride, geometry, grad_x):
                 copy_row(flat_padded, inside, 1, flat_grad, plane + row * width, width)
 
 
+# ---- channels-last columns: one product over a chunk's samples, positions as rows --------------
+@njit(cache=True)
+def im2col_channels_last(x_padded, geometry, groups, cols):
+    """Gather windows of the zero-padded, channels-last ``x_padded (N, Hp, Wp, C)`` into ``cols``
+    (groups, N*OH*OW, Cg*kh*kw): per group, one row per output position, ordered (i, j, channel):
+
+        ``cols[g, (n*OH + oh)*OW + ow, (i*kw + j)*Cg + c]``
+        ``    = x_padded[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]``
+
+    Every inner copy is a run of Cg contiguous channels, however small the map (the NCHW im2col
+    copies runs of OW, 4 values on a 4x4 map).
+    """
+    # Intended twin of col2im_channels_last (its adjoint): the same loops, walked the other way.
+    n_samples, padded_h, padded_w, channels = x_padded.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
+    group_channels = channels // groups
+    flat_x, flat_cols = x_padded.reshape(-1), cols.reshape(-1)
+    row_length, group_size = kh * kw * group_channels, cols.shape[1] * cols.shape[2]
+    for n in range(n_samples):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                row = (n * out_h + oh) * out_w + ow
+                for g in range(groups):
+                    target = g * group_size + row * row_length
+                    for i in range(kh):
+                        for j in range(kw):
+                            pixel = (n * padded_h + oh * sh + i * dh) * padded_w + ow * sw + j * dw
+                            copy_row(flat_x, pixel * channels + g * group_channels, 1, flat_cols,
+                                     target + (i * kw + j) * group_channels, group_channels)
+
+
+@njit(cache=True)
+def col2im_channels_last(cols, geometry, groups, grad_padded):
+    """Scatter-add ``cols`` back into the channels-last ``grad_padded (N, Hp, Wp, C)`` (zeroed by the
+    caller): the adjoint of ``im2col_channels_last``."""
+    # Intended twin of im2col_channels_last (this is its adjoint): the same loops, walked the other way.
+    n_samples, padded_h, padded_w, channels = grad_padded.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geometry
+    group_channels = channels // groups
+    flat_grad, flat_cols = grad_padded.reshape(-1), cols.reshape(-1)
+    row_length, group_size = kh * kw * group_channels, cols.shape[1] * cols.shape[2]
+    for n in range(n_samples):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                row = (n * out_h + oh) * out_w + ow
+                for g in range(groups):
+                    source = g * group_size + row * row_length
+                    for i in range(kh):
+                        for j in range(kw):
+                            pixel = (n * padded_h + oh * sh + i * dh) * padded_w + ow * sw + j * dw
+                            add_row(flat_cols, source + (i * kw + j) * group_channels, flat_grad,
+                                    pixel * channels + g * group_channels, 1, group_channels)
+
+
 # Indices below are unsigned (np.uint64): for a signed index Numba emits a negative-index
 # wrap-around test that blocks LLVM's vectoriser (measured 3x slower copies). Never mix uint64
 # with int64 in one expression: Numba would promote the result to float64.
@@ -126,32 +183,36 @@ def sample_chunks(n_samples, bytes_per_sample):
 
 
 # ---- which path: a small dispatch table, chosen by measurement -----------------------------------
-# Forward and data gradient (and so the transposed convolution, whose forward is the data gradient)
-# take one of three paths; the weight gradient always makes one product per chunk of samples.
+# Every pass (forward, data gradient, and so the transposed convolution, and weight gradient) takes
+# one of three paths:
 #
-#   "pointwise"   1x1 kernel, stride 1, no padding: the input already is the column matrix, so the
-#                 products run on it directly (no im2col copy, no col2im scatter).
-#   "batched"     small maps with long columns (P = OH*OW <= 16 and K/groups >= 256, e.g. the U-Net's
-#                 3x3 convolutions on 4x4 maps, DCGAN's 4x4 ones onto 2x2): one product per chunk over
-#                 all its samples, columns in (K, n*P) order, and one transposed copy of the output
-#                 (or of grad_y). Per sample, sgemm would get only P <= 16 columns, far from its peak.
-#   "per-sample"  everything else: one product per sample and group straight into NCHW order.
+#   "pointwise"      1x1 kernel, stride 1, no padding: the input already is the column matrix, so the
+#                    products run on it directly (no im2col copy, no col2im scatter). Its weight
+#                    gradient takes the per-sample columns.
+#   "channels-last"  small maps (OH*OW <= 64: the U-Net's 8x8 and 4x4 maps, DCGAN's 8x8, 4x4 and 2x2
+#                    outputs) with columns of at least 64 rows per group: x copied once into a padded
+#                    (N, H, W, C) layout, columns with one *row per output position* (N*P rows of
+#                    (i, j, c)), so im2col copies runs of C channels and each chunk of samples makes one
+#                    tall product (n*P x K) @ (K x C_out); one transposed copy back to NCHW. Per sample,
+#                    sgemm would see P <= 64 columns and im2col would copy runs of OW <= 8 values.
+#   "per-sample"     everything else: im2col in NCHW order, one product per sample and group straight
+#                    into NCHW order (the weight gradient: one product per chunk over all positions).
 #
 # Measured with ``python -m benchmarks.ab conv`` (interleaved A/B against "per-sample" in thread CPU
-# time, medians of 80 rounds, loaded 2-core machine, December 3): pointwise 0.55-0.78x; batched
-# 0.90-0.98x on the U-Net's 4x4 maps and 0.55-0.62x on DCGAN's 2x2 ones, 0.97-1.02x on 4x4 outputs
-# with K = 256. Batched measured 1.03-1.12x on 8x8 maps and 1.05x for 1x1 kernels on 4x4 maps (an
-# earlier version of the command), hence its two bounds.
-BATCHED_MAX_POSITIONS = 16
-BATCHED_MIN_ROWS = 256
+# time, medians; loaded 2-core machine, December 3): see docs/kernels.md for the table per shape.
+# On 16x16 outputs channels-last measured 0.93-1.11x of per-sample (no gain: the per-sample products
+# are already wide), and with 9 rows per group (one input channel) 1.5-2x slower, hence its bounds.
+CHANNELS_LAST_MAX_POSITIONS = 64
+CHANNELS_LAST_MIN_ROWS = 64
 
 
 def conv_path(kernel_hw, stride, padding, output_hw, rows_per_group):
     """The path (see the table above) for a convolution of this geometry."""
     if tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0):
         return "pointwise"
-    if output_hw[0] * output_hw[1] <= BATCHED_MAX_POSITIONS and rows_per_group >= BATCHED_MIN_ROWS:
-        return "batched"
+    small_map = output_hw[0] * output_hw[1] <= CHANNELS_LAST_MAX_POSITIONS
+    if small_map and rows_per_group >= CHANNELS_LAST_MIN_ROWS:
+        return "channels-last"
     return "per-sample"
 
 
@@ -182,24 +243,6 @@ def _forward_per_sample(x, weight_matrices, geometry, y):
                   out=y[start:stop].reshape(stop - start, groups, -1, positions))
 
 
-def _forward_batched(x, weight_matrices, geometry, y):
-    """Per chunk of n samples, im2col into (K, n*P) order, one sgemm per group giving (C_out, n*P),
-    then one transposed copy into NCHW."""
-    n_samples, groups = x.shape[0], weight_matrices.shape[0]
-    rows, positions, out_channels = weight_matrices.shape[2] * groups, y.shape[2] * y.shape[3], y.shape[1]
-    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * x.itemsize)
-    cols = np.empty(longest * rows * positions, dtype=x.dtype)
-    products = np.empty(longest * out_channels * positions, dtype=x.dtype)
-    for start, stop in chunks:
-        count = stop - start
-        block = cols[:count * rows * positions]
-        im2col(x[start:stop], geometry, block, positions, count * positions)
-        product = products[:count * out_channels * positions].reshape(groups, -1, count * positions)
-        np.matmul(weight_matrices, block.reshape(groups, -1, count * positions), out=product)
-        y[start:stop] = product.reshape(out_channels, count, positions).transpose(1, 0, 2).reshape(
-            y[start:stop].shape)
-
-
 def _forward_pointwise(x, weight_matrices, geometry, y):
     """A 1x1 kernel at stride 1 without padding: y_g[n] = W_g @ x_g[n], no columns at all."""
     n_samples, groups = x.shape[0], weight_matrices.shape[0]
@@ -207,8 +250,60 @@ def _forward_pointwise(x, weight_matrices, geometry, y):
               out=y.reshape(n_samples, groups, -1, y.shape[2] * y.shape[3]))
 
 
-FORWARD_PATHS = {"per-sample": _forward_per_sample, "batched": _forward_batched,
-                 "pointwise": _forward_pointwise}
+# ---- the channels-last layout: positions as rows, so a tiny map still makes one tall product -------
+def padded_channels_last(x, geometry):
+    """``x (N, C, H, W)`` as a zero-padded channels-last copy ``(N, H + 2ph, W + 2pw, C)``."""
+    ph, pw = geometry[4:6]
+    n_samples, channels, height, width = x.shape
+    x_padded = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=x.dtype)
+    x_padded[:, ph:ph + height, pw:pw + width, :] = x.transpose(0, 2, 3, 1)
+    return x_padded
+
+
+def channels_last_weight(weight_matrices, geometry):
+    """``(groups, C_out/g, Cg*kh*kw)`` with each row in (c, i, j) order, reordered to (i, j, c): the
+    order of ``im2col_channels_last``'s rows."""
+    groups, group_out = weight_matrices.shape[:2]
+    kh, kw = geometry[:2]
+    return np.ascontiguousarray(weight_matrices.reshape(groups, group_out, -1, kh, kw)
+                                .transpose(0, 1, 3, 4, 2).reshape(groups, group_out, -1))
+
+
+def channels_last_buffers(n_samples, groups, rows, out_channels, positions, dtype):
+    """Chunks of samples (``sample_chunks``) and the buffers of the longest one: columns
+    ``(G, n*P, K/G)`` and products ``(G, n*P, C_out/G)``."""
+    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * dtype.itemsize)
+    cols = np.empty((groups, longest * positions, rows // groups), dtype=dtype)
+    products = np.empty((groups, longest * positions, out_channels // groups), dtype=dtype)
+    return chunks, cols, products
+
+
+def gather_by_position(grad_y, groups, by_position):
+    """``grad_y (n, C_out, OH, OW)`` copied into ``by_position (G, n*P, C_out/G)``: positions as rows."""
+    count, positions = grad_y.shape[0], grad_y.shape[2] * grad_y.shape[3]
+    by_position.reshape(groups, count, positions, -1)[...] = \
+        grad_y.reshape(count, groups, -1, positions).transpose(1, 0, 3, 2)
+
+
+def _forward_channels_last(x, weight_matrices, geometry, y):
+    """Per chunk of n samples: ``im2col_channels_last`` into (G, n*P, K/G), one product per group
+    ``cols_g @ W_g^T`` giving (n*P, C_out/G) (positions as rows), then one transposed copy into NCHW."""
+    n_samples, out_channels = y.shape[:2]
+    groups, positions = weight_matrices.shape[0], y.shape[2] * y.shape[3]
+    x_padded, weight_rows = padded_channels_last(x, geometry), channels_last_weight(weight_matrices, geometry)
+    chunks, cols, products = channels_last_buffers(n_samples, groups, weight_rows.shape[2] * groups,
+                                                   out_channels, positions, x.dtype)
+    for start, stop in chunks:
+        rows = (stop - start) * positions
+        block, product = cols[:, :rows], products[:, :rows]
+        im2col_channels_last(x_padded[start:stop], geometry, groups, block)
+        np.matmul(block, weight_rows.transpose(0, 2, 1), out=product)
+        y[start:stop].reshape(stop - start, groups, -1, positions)[...] = \
+            product.reshape(groups, stop - start, positions, -1).transpose(1, 0, 3, 2)
+
+
+FORWARD_PATHS = {"per-sample": _forward_per_sample, "pointwise": _forward_pointwise,
+                 "channels-last": _forward_channels_last}
 
 
 def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, groups, path=None):
@@ -237,25 +332,6 @@ def _backward_data_per_sample(grad_y, weight_transposed, geometry, grad_x):
         col2im(block.reshape(-1), rows * positions, positions, geometry, grad_x[start:stop])
 
 
-def _backward_data_batched(grad_y, weight_transposed, geometry, grad_x):
-    """Per chunk of n samples, grad_y copied into (C_out, n*P) order, one sgemm per group giving the
-    columns in (K, n*P) order, then the scatter."""
-    n_samples, out_channels = grad_y.shape[:2]
-    groups, positions = weight_transposed.shape[0], grad_y.shape[2] * grad_y.shape[3]
-    rows = weight_transposed.shape[1] * groups
-    chunks, longest = sample_chunks(n_samples, (rows + out_channels) * positions * grad_y.itemsize)
-    grad_cols = np.empty(longest * rows * positions, dtype=grad_y.dtype)
-    gathered = np.empty(longest * out_channels * positions, dtype=grad_y.dtype)
-    for start, stop in chunks:
-        count = stop - start
-        by_channel = gathered[:count * out_channels * positions].reshape(out_channels, count, positions)
-        by_channel[...] = grad_y[start:stop].reshape(count, out_channels, positions).transpose(1, 0, 2)
-        block = grad_cols[:count * rows * positions]
-        np.matmul(weight_transposed, by_channel.reshape(groups, -1, count * positions),
-                  out=block.reshape(groups, -1, count * positions))
-        col2im(block, positions, count * positions, geometry, grad_x[start:stop])
-
-
 def _backward_data_pointwise(grad_y, weight_transposed, geometry, grad_x):
     """A 1x1 kernel at stride 1 without padding: grad_x_g[n] = W_g^T @ grad_y_g[n], no scatter."""
     n_samples, groups = grad_y.shape[0], weight_transposed.shape[0]
@@ -264,22 +340,51 @@ def _backward_data_pointwise(grad_y, weight_transposed, geometry, grad_x):
               out=grad_x.reshape(n_samples, groups, -1, positions))
 
 
-BACKWARD_DATA_PATHS = {"per-sample": _backward_data_per_sample, "batched": _backward_data_batched,
-                       "pointwise": _backward_data_pointwise}
+def _backward_data_channels_last(grad_y, weight_transposed, geometry, grad_x):
+    """Per chunk of n samples: grad_y copied into (G, n*P, C_out/G) (positions as rows), one product
+    per group giving the columns in (G, n*P, K/G) order, the channels-last scatter, then one copy of
+    the unpadded interior back into NCHW: the adjoint of ``_forward_channels_last``."""
+    n_samples, out_channels = grad_y.shape[:2]
+    groups, positions = weight_transposed.shape[0], grad_y.shape[2] * grad_y.shape[3]
+    (height, width), (ph, pw) = grad_x.shape[2:], geometry[4:6]
+    weight_rows = channels_last_weight(weight_transposed.transpose(0, 2, 1), geometry)
+    chunks, grad_cols, gathered = channels_last_buffers(n_samples, groups, weight_rows.shape[2] * groups,
+                                                        out_channels, positions, grad_y.dtype)
+    for start, stop in chunks:
+        count, rows = stop - start, (stop - start) * positions
+        by_position, block = gathered[:, :rows], grad_cols[:, :rows]
+        gather_by_position(grad_y[start:stop], groups, by_position)
+        np.matmul(by_position, weight_rows, out=block)
+        grad_padded = np.zeros((count, height + 2 * ph, width + 2 * pw, grad_x.shape[1]), dtype=grad_y.dtype)
+        col2im_channels_last(block, geometry, groups, grad_padded)
+        grad_x[start:stop] = grad_padded[:, ph:ph + height, pw:pw + width, :].transpose(0, 3, 1, 2)
 
 
-def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, groups):
-    """``grad_W_g^T = sum over chunks of im2col(x)_g (K/g, n*P) @ grad_y_g^T (n*P, C_out/g)``.
+BACKWARD_DATA_PATHS = {"per-sample": _backward_data_per_sample, "pointwise": _backward_data_pointwise,
+                       "channels-last": _backward_data_channels_last}
 
-    The contraction runs over samples and positions together, so the columns are written in
-    ``(K, n, P)`` order by im2col (no transposed copy) and only the chunk of ``grad_y`` is transposed.
-    """
+
+def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, groups, path=None):
+    """``grad_W_g = sum over samples and positions of grad_y_g (C_out/g, n*P) @ im2col(x)_g^T`` along
+    ``path`` (as ``conv2d_forward``; every path but "channels-last" takes the NCHW columns)."""
     n_samples, out_channels = grad_y.shape[:2]
     weight_shape = (out_channels, x.shape[1] // groups) + tuple(kernel_hw)
     out_hw = check_conv2d_backward("conv2d_backward_weight", grad_y, x, "x", weight_shape, x.shape[2:],
                                    stride, padding, dilation, groups)
-    rows, positions = x.shape[1] * kernel_hw[0] * kernel_hw[1], out_hw[0] * out_hw[1]
+    rows_per_group = weight_shape[1] * kernel_hw[0] * kernel_hw[1]
+    path = path or conv_path(kernel_hw, stride, padding, out_hw, rows_per_group)
     geometry = geometry_of(kernel_hw, stride, padding, dilation, out_hw)
+    backward_weight = _backward_weight_channels_last if path == "channels-last" else _backward_weight_columns
+    return backward_weight(grad_y, x, geometry, groups).reshape(weight_shape)
+
+
+def _backward_weight_columns(grad_y, x, geometry, groups):
+    """``grad_W_g^T = sum over chunks of im2col(x)_g (K/g, n*P) @ grad_y_g^T (n*P, C_out/g)``, as
+    (groups, C_out/g, K/g). The contraction runs over samples and positions together, so the columns
+    are written in ``(K, n, P)`` order by im2col (no transposed copy) and only the chunk of ``grad_y``
+    is transposed."""
+    n_samples, out_channels = grad_y.shape[:2]
+    rows, positions = x.shape[1] * geometry[0] * geometry[1], grad_y.shape[2] * grad_y.shape[3]
     group_channels = out_channels // groups
     grad_by_sample = grad_y.reshape(n_samples, groups, group_channels, positions)
     # accumulated transposed, (K/g, C_out/g): OpenBLAS runs (K, n*P) @ (n*P, C_out) ~15% faster than
@@ -291,4 +396,24 @@ def conv2d_backward_weight(grad_y, x, kernel_hw, stride, padding, dilation, grou
         im2col(x[start:stop], geometry, cols.reshape(-1), positions, count * positions)
         grad_chunk = grad_by_sample[start:stop].transpose(1, 2, 0, 3).reshape(groups, group_channels, -1)
         grad_weight_t += cols.reshape(groups, rows // groups, -1) @ grad_chunk.transpose(0, 2, 1)
-    return grad_weight_t.transpose(0, 2, 1).reshape(weight_shape)
+    return grad_weight_t.transpose(0, 2, 1)
+
+
+def _backward_weight_channels_last(grad_y, x, geometry, groups):
+    """``grad_W_g = sum over chunks of grad_y_g (C_out/g, n*P) @ cols_g (n*P, K/g)`` with the columns
+    of ``im2col_channels_last`` (rows (i, j, c), reordered to (c, i, j) at the end), as
+    (groups, C_out/g, K/g)."""
+    n_samples, out_channels = grad_y.shape[:2]
+    positions, kh, kw = grad_y.shape[2] * grad_y.shape[3], geometry[0], geometry[1]
+    x_padded = padded_channels_last(x, geometry)
+    chunks, cols, gathered = channels_last_buffers(n_samples, groups, x.shape[1] * kh * kw, out_channels,
+                                                   positions, x.dtype)
+    grad_weight = np.zeros((groups, out_channels // groups, cols.shape[2]), dtype=grad_y.dtype)
+    for start, stop in chunks:
+        rows = (stop - start) * positions
+        by_position, block = gathered[:, :rows], cols[:, :rows]
+        gather_by_position(grad_y[start:stop], groups, by_position)
+        im2col_channels_last(x_padded[start:stop], geometry, groups, block)
+        grad_weight += by_position.transpose(0, 2, 1) @ block
+    group_out, group_channels = grad_weight.shape[1], x.shape[1] // groups
+    return grad_weight.reshape(groups, group_out, kh, kw, group_channels).transpose(0, 1, 4, 2, 3)

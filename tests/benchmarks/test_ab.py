@@ -17,7 +17,8 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     assert ab.main(["optim", "mlp", "--repeats", "2"]) == 0
     assert ab.main(["step", "mlp", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
-    assert "[batched] forward: batched/per-sample median" in out
+    assert "[channels-last] forward: channels-last/per-sample median" in out
+    assert "[channels-last] backward_weight: channels-last/per-sample median" in out
     assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
     with pytest.raises(SystemExit):
         ab.main(["optim"])

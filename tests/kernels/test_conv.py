@@ -57,33 +57,35 @@ def test_cpu_matches_reference(config, dtype):
 
 # Each cpu path on drawn shapes, whatever the dispatch table would choose: "pointwise" on the drawn
 # shape made 1x1 / stride 1 / unpadded; a chunk budget of a few bytes makes one chunk per sample.
-PATH_CONFIGS = {"per-sample": {}, "batched": {},
+PATH_CONFIGS = {"per-sample": {}, "channels-last": {},
                 "pointwise": dict(kernel=(1, 1), stride=(1, 1), padding=(0, 0))}
 
 
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(config=kernel_configs(), dtype=st.sampled_from([np.float32, np.float64]),
        path=st.sampled_from(sorted(PATH_CONFIGS)), tiny_chunks=st.booleans())
 def test_every_cpu_path_matches_reference(config, dtype, path, tiny_chunks):
     config = config | PATH_CONFIGS[path]
     x, weight, bias, grad_y = conv_arrays(config, dtype)
     with mock.patch.object(cpu, "CHUNK_BYTES", 8 if tiny_chunks else cpu.CHUNK_BYTES):
-        forward = cpu.conv2d_forward(x, weight, bias, *geometry(config), path=path)
-        data = cpu.conv2d_backward_data(grad_y, weight, config["input_hw"], *geometry(config), path=path)
-    np.testing.assert_allclose(forward, reference.conv2d_forward(x, weight, bias, *geometry(config)),
-                               **TOLERANCES[dtype], err_msg="forward")
-    np.testing.assert_allclose(data, reference.conv2d_backward_data(grad_y, weight, config["input_hw"],
-                                                                    *geometry(config)),
-                               **TOLERANCES[dtype], err_msg="backward_data")
+        ours = (cpu.conv2d_forward(x, weight, bias, *geometry(config), path=path),
+                cpu.conv2d_backward_data(grad_y, weight, config["input_hw"], *geometry(config), path=path),
+                cpu.conv2d_backward_weight(grad_y, x, config["kernel"], *geometry(config), path=path))
+    for name, got, expected in zip(("forward", "backward_data", "backward_weight"), ours,
+                                   all_three(reference, x, weight, bias, grad_y, config)):
+        assert got.dtype == dtype and got.shape == expected.shape, name
+        np.testing.assert_allclose(got, expected, **TOLERANCES[dtype], err_msg=name)
 
 
 def test_the_dispatch_table_picks_by_map_size_and_kernel():
     unet_3x3 = dict(kernel_hw=(3, 3), stride=(1, 1), padding=(1, 1))
-    assert cpu.conv_path(**unet_3x3, output_hw=(4, 4), rows_per_group=64 * 9) == "batched"
-    assert cpu.conv_path(**unet_3x3, output_hw=(8, 8), rows_per_group=64 * 9) == "per-sample"
-    assert cpu.conv_path(**unet_3x3, output_hw=(4, 4), rows_per_group=16 * 9) == "per-sample"
+    assert cpu.conv_path(**unet_3x3, output_hw=(4, 4), rows_per_group=64 * 9) == "channels-last"
+    assert cpu.conv_path(**unet_3x3, output_hw=(8, 8), rows_per_group=32 * 9) == "channels-last"
+    assert cpu.conv_path(**unet_3x3, output_hw=(16, 16), rows_per_group=32 * 9) == "per-sample"
+    assert cpu.conv_path(**unet_3x3, output_hw=(8, 8), rows_per_group=1 * 9) == "per-sample"
+    assert cpu.conv_path((4, 4), (2, 2), (1, 1), (2, 2), 32 * 16) == "channels-last"   # DCGAN's 4x4 -> 2x2
     assert cpu.conv_path((1, 1), (1, 1), (0, 0), (4, 4), 192) == "pointwise"
-    assert cpu.conv_path((1, 1), (2, 2), (0, 0), (4, 4), 192) == "per-sample"
+    assert cpu.conv_path((1, 1), (2, 2), (0, 0), (4, 4), 192) == "channels-last"
     assert set(cpu.FORWARD_PATHS) == set(cpu.BACKWARD_DATA_PATHS) == set(PATH_CONFIGS)
 
 
