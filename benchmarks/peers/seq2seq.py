@@ -5,10 +5,12 @@ padding through ``pack_padded_sequence`` — with the same parameter names
 
     twin = TorchSeq2Seq.from_config(config, source_vocabulary_size=31, target_vocabulary_size=13)
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in scratchgen_model.state_dict().items()})
-    loss = training_loss(twin, source, target)      # = the scratchgen step's loss (teacher forcing on)
+    loss = training_loss(twin, source, target)      # = the scratchgen step's loss at ratio 1
     step = make_training_step(config, source, target)   # one Adam step, for the benchmark suite
 
-The twin always teacher-forces (the scratchgen step at ratio 1).
+Given a teacher-forcing ratio, the twin mixes gold and greedy tokens as the scratchgen step does (a
+draw, an argmax, a ``where`` at every step after the first, even at ratio 1), so the benchmark times
+the same work; without one it always reads the gold token.
 """
 import torch
 from torch import nn
@@ -65,13 +67,17 @@ class TorchSeq2Seq(nn.Module):
     def from_config(cls, config, source_vocabulary_size, target_vocabulary_size):
         return cls(source_vocabulary_size, target_vocabulary_size, config.embedding_dim, config.hidden)
 
-    def forward(self, source, decoder_input):
-        """Logits (B, T, V) of every next token, reading the gold previous token (teacher forcing)."""
+    def forward(self, source, decoder_input, teacher_forcing=None):
+        """Logits (B, T, V) of every next token, reading the gold previous token, or with
+        ``teacher_forcing`` given, each row's gold token with that probability and its greedy
+        choice otherwise."""
         values, h, mask = self.encoder(source)
         keys = self.decoder.attention.score(values)
         c, attentional = torch.zeros_like(h), torch.zeros_like(h)
         outputs = []
-        for tokens in decoder_input.unbind(dim=1):
+        for position, gold in enumerate(decoder_input.unbind(dim=1)):
+            mixing = position > 0 and teacher_forcing is not None
+            tokens = self.mix_inputs(gold, attentional, teacher_forcing) if mixing else gold
             step_input = torch.cat([self.decoder.embedding(tokens), attentional], dim=-1)
             h, c = self.decoder.cell(step_input, (h, c))
             context, _ = self.decoder.attention(h, keys, values, mask)
@@ -79,20 +85,27 @@ class TorchSeq2Seq(nn.Module):
             outputs.append(attentional)
         return self.decoder.output(torch.stack(outputs, dim=1))
 
+    def mix_inputs(self, gold, attentional, teacher_forcing):
+        with torch.no_grad():
+            predicted = self.decoder.output(attentional).argmax(dim=-1)
+        use_gold = torch.rand(gold.shape[0]) < teacher_forcing
+        return torch.where(use_gold, gold, predicted)
 
-def training_loss(model, source, target):
+
+def training_loss(model, source, target, teacher_forcing=None):
     """Mean cross-entropy per target token; ``target`` is <bos> digits <eos> <pad>... (B, T + 1),
     trimmed to the longest target as the scratchgen step does."""
     width = int((target != PAD_INDEX).sum(dim=1).max())
-    logits = model(source, target[:, :width - 1])
+    logits = model(source, target[:, :width - 1], teacher_forcing)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target[:, 1:width].reshape(-1),
                            ignore_index=PAD_INDEX)
 
 
 def make_training_step(config, source, target, state_dict=None, source_vocabulary_size=31,
-                       target_vocabulary_size=13):
+                       target_vocabulary_size=13, teacher_forcing=None):
     """A zero-argument callable: one training step of the twin on (source, target) int64 arrays
-    (Adam at ``config.lr``, gradient norm clipped at ``config.clip_norm``), returning the loss."""
+    (Adam at ``config.lr``, gradient norm clipped at ``config.clip_norm``, tokens mixed at the
+    ``teacher_forcing`` ratio when one is given), returning the loss."""
     model = TorchSeq2Seq.from_config(config, source_vocabulary_size, target_vocabulary_size)
     if state_dict is not None:
         model.load_state_dict({name: torch.as_tensor(value) for name, value in state_dict.items()})
@@ -101,7 +114,7 @@ def make_training_step(config, source, target, state_dict=None, source_vocabular
 
     def step():
         optimizer.zero_grad()
-        loss = training_loss(model, source, target)
+        loss = training_loss(model, source, target, teacher_forcing)
         loss.backward()
         if config.clip_norm > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
@@ -113,8 +126,10 @@ def make_training_step(config, source, target, state_dict=None, source_vocabular
 
 def twin_training_step(recipe, batch):
     """The benchmark suite's twin step (see ``peers/__init__.py``): ``make_training_step`` with the
-    recipe's config and weights on ``batch = (source, target)``."""
+    recipe's config and weights on ``batch = (source, target)``, mixing at the recipe's current
+    teacher-forcing ratio as its step does."""
     state = recipe.model.state_dict()
     return make_training_step(recipe.config, *batch, state_dict=state,
                               source_vocabulary_size=len(state["encoder.embedding.weight"]),
-                              target_vocabulary_size=len(state["decoder.embedding.weight"]))
+                              target_vocabulary_size=len(state["decoder.embedding.weight"]),
+                              teacher_forcing=recipe.teacher_forcing_ratio.item())
