@@ -109,9 +109,11 @@ def _fused_op(program, run):
               f"def fused_{digest}({arguments}):\n    for i in range(out.size):\n{body}\n")
     kernel = _load(source, f"fused_{digest}")
     scalar = [not program.buffers[i].is_array for i in inputs]
-    call = fused_call(kernel, out.shape, out.dtype, scalar, out.is_scalar)
+    call, out_call = fused_calls(kernel, out.shape, out.dtype, scalar, out.is_scalar)
     name = f"fused_{digest}[{'+'.join(op.name for op in run)}]"
-    return Op("fused", name, call, inputs, [out.index], run[-1].line, f"{len(run)} ops"), source
+    op = Op("fused", name, call, inputs, [out.index], run[-1].line, f"{len(run)} ops")
+    op.out_call = out_call
+    return op, source
 
 
 def _operand(program, index, names, made):
@@ -125,19 +127,23 @@ def _operand(program, index, names, made):
     return f"{names[index]}[i]"
 
 
-def fused_call(kernel, shape, dtype, scalar, returns_scalar):
-    """Flatten the inputs (numbers to ``dtype``), run ``kernel`` into a fresh output; a NumPy scalar
-    where the last op made one (a 0-d array instead would be viewed, not copied, by a later reshape:
-    the program's memory plan assumes what the capture saw)."""
+def fused_calls(kernel, shape, dtype, scalar, returns_scalar):
+    """Two ways to run ``kernel`` on flattened inputs (numbers cast to ``dtype``): ``call`` into a fresh
+    output, a NumPy scalar where the last op made one (a 0-d array instead would be viewed, not copied,
+    by a later reshape: the program's memory plan assumes what the capture saw); ``out_call`` into a
+    given C-contiguous array (an arena block)."""
     number = np.dtype(dtype).type
 
-    def call(*values):
-        out = np.empty(shape, dtype)
+    def out_call(*values, out):
         flat = [number(v) if is_number else np.ascontiguousarray(v).reshape(-1)
                 for v, is_number in zip(values, scalar)]
         kernel(*flat, out.reshape(-1))
+        return out
+
+    def call(*values):
+        out = out_call(*values, out=np.empty(shape, dtype))
         return out[()] if returns_scalar else out
-    return call
+    return call, out_call
 
 
 def _load(source, name):
