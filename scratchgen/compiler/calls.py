@@ -162,7 +162,7 @@ def host_call(method, args, kwargs, traced, returns):
 
 
 # ---- writing into a given output (the arena's blocks) ---------------------------------------------------
-def _matmul_into(a, b, out):
+def matmul_into(a, b, out):
     """``MatMul.forward`` into ``out``: the same BLAS product (rows stacked when a 2-D weight is shared
     by a batch), so the same bits."""
     if b.ndim == 2 and a.ndim > 2:
@@ -174,7 +174,7 @@ def _matmul_into(a, b, out):
 
 # Ops whose forward is one NumPy call that accepts ``out=`` (the same loop, so the same bits).
 OUT_FORMS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Neg": np.negative,
-             "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "TanhOp": np.tanh, "MatMul": _matmul_into}
+             "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "TanhOp": np.tanh, "MatMul": matmul_into}
 
 
 def out_form(op, buffers):

@@ -1,15 +1,24 @@
 """Fusion: runs of elementwise ops become one generated Numba kernel (one pass over memory, one call).
 
-A group is a run of *adjacent* ops of the program, each an elementwise arithmetic op whose result
-only the next op of the run reads (so no intermediate is needed elsewhere, and nothing runs in
-between that could write an input in place). Every array in it has the output's shape and dtype, or
-is a single element; plain Python numbers are cast to that dtype first, as NumPy does with them. Only
-the four exact IEEE operations (and negation) are fused, so a fused program gives the same bits
-as the unfused one. The kernel's source is generated from the group, written to the cache folder
+A group is a run of *adjacent* ops of the program, each an elementwise op whose result only the next
+op of the run reads (so no intermediate is needed elsewhere, and nothing runs in between that could
+write an input in place), optionally headed by a ``MatMul`` whose product the run then finishes in
+place (an *epilogue*: bias add, activation mask). Every array in it has the output's shape and dtype,
+is a single element, or matches the output's trailing axes (a bias: read at ``i % n``); a ``Where``'s
+condition is a bool array of such a shape; plain Python numbers are cast to the dtype first, as NumPy
+does with them.
+
+Two modes. ``exact`` (the default) fuses only operations that are correctly rounded both in NumPy
+and in the kernel — ``+ - * /``, negation, ``where``, ``sqrt``, squaring — so a fused program gives
+the unfused one's bits. ``fast`` also fuses ``exp``, ``log``, ``tanh``, sigmoid, softplus and powers
+by a constant: the kernel then calls libm through Numba, which is not NumPy's SIMD code to the last
+bit (docs/compile.md states the measured difference and the tolerance the tests use).
+
+The kernel's source is generated from the group, written to the cache folder
 (``$SCRATCHGEN_CACHE/compiled``, default ``~/.cache/scratchgen``) under a name that is the hash of
 the source, and imported from there: a second process loads Numba's cached machine code.
 
-    # fused by scratchgen.compile: Mul, Sub, Mul
+    # fused by scratchgen.compile (exact): Mul, Sub, Mul
     @numba.njit(cache=True, error_model="numpy")
     def fused_1f0c3a(in0, in1, in2, out):
         for i in range(out.size):
@@ -24,9 +33,20 @@ import sys
 
 import numpy as np
 
+from .calls import matmul_into
 from .program import Op
 
-FORMULAS = {"Add": "{} + {}", "Sub": "{} - {}", "Mul": "{} * {}", "Div": "{} / {}", "Neg": "-{}"}
+# The IEEE operations NumPy performs, each correctly rounded: a kernel made of them gives NumPy's bits.
+EXACT = {"Add": "{0} + {1}", "Sub": "{0} - {1}", "Mul": "{0} * {1}", "Div": "{0} / {1}", "Neg": "-{0}",
+         "Where": "{0} if {2} else {1}",   # (a, b, condition)
+         "Sqrt": "math.sqrt({0})"}
+# libm's functions through Numba: within a few ulp of NumPy's, not equal to them (``fuse="fast"``).
+FAST = {"Exp": "math.exp({0})", "Log": "math.log({0})", "TanhOp": "math.tanh({0})",
+        "SigmoidOp": "T(1) / (T(1) + math.exp(-{0}))",
+        "SoftplusOp": "max({0}, T(0)) + math.log1p(math.exp(-abs({0})))",   # log(1 + e^x), no overflow
+        "Pow": "{0} ** {1}"}
+MODES = ("exact", "fast")
+SIDE_EFFECT_FREE = ("forward", "forward+", "attr", "view")   # op kinds that write only their outputs
 MIN_GROUP = 2
 
 
@@ -35,17 +55,20 @@ def cache_folder():
     return os.path.join(root, "compiled")
 
 
-def fuse(program, protected):
+def fuse(program, protected, mode="exact"):
     """Replace every fusible run of ``program.ops`` by one ``fused`` op; returns the groups' sources."""
+    if mode not in MODES:
+        raise ValueError(f"fuse: expected one of {MODES}, got {mode!r}")
     readers = {}
     for op in program.ops:
         for index in op.reads + op.extra_uses:
             readers[index] = readers.get(index, 0) + 1
+    _sink_producers(program, mode, readers, protected)
     fused, run, sources = [], [], []
 
     def close_run():
         if len(run) >= MIN_GROUP:
-            op, source = _fused_op(program, run)
+            op, source = _fused_op(program, run, mode)
             fused.append(op)
             sources.append(source)
         else:
@@ -53,7 +76,7 @@ def fuse(program, protected):
         run.clear()
 
     for op in program.ops:
-        if _fusible(program, op):
+        if _formula(program, op, mode) is not None:
             tail = run[-1].writes[0] if run else None
             if run and (tail not in op.reads or readers.get(tail) != 1 or tail in protected
                         or not _same_kind(program, run[0], op)):
@@ -61,26 +84,86 @@ def fuse(program, protected):
             run.append(op)
         else:
             close_run()
-            fused.append(op)
+            (run if _may_head(program, op) else fused).append(op)
     close_run()
     program.ops = fused
     return sources
 
 
-def _fusible(program, op):
-    if op.kind != "forward" or op.name not in FORMULAS or len(op.writes) != 1 or op.slots:
-        return False
+def _sink_producers(program, mode, readers, protected):
+    """Move each op that could start or extend a group down to just before the one op that reads its
+    result, when that reader could extend a group and only side-effect-free ops lie between (no host
+    operation or gradient binding: nothing that writes an array in place). The backward's
+    ``MatMul, Permute, MatMul, attr, Where`` becomes ``Permute, MatMul, attr, MatMul, Where``: the
+    product and its mask now meet. Walking from the end lets a sunk op's own producer follow it."""
+    ops = program.ops
+    for k in range(len(ops) - 1, -1, -1):
+        op = ops[k]
+        if len(op.writes) != 1 or readers.get(op.writes[0]) != 1 or op.writes[0] in protected \
+                or (_formula(program, op, mode) is None and not _may_head(program, op)):
+            continue
+        reader = next((j for j in range(k + 1, len(ops)) if op.writes[0] in ops[j].reads), None)
+        if reader is not None and reader > k + 1 and _formula(program, ops[reader], mode) is not None \
+                and all(ops[m].kind in SIDE_EFFECT_FREE for m in range(k + 1, reader)):
+            ops.insert(reader - 1, ops.pop(k))
+
+
+def _formula(program, op, mode):
+    """The kernel expression of ``op`` (``{k}`` for its k-th input), or None if it cannot be fused."""
+    if op.name == "Pow" and _constant_of(program, op.reads[1]) == 2:
+        formula = "{0} * {0}"   # NumPy squares for an exponent of 2: the same rounding
+    else:
+        formula = EXACT.get(op.name) or (FAST.get(op.name) if mode == "fast" else None)
+    if (formula is None or op.kind != "forward" or len(op.writes) != 1
+            or (op.slots and op.name != "Where")):
+        return None
     out = program.buffers[op.writes[0]]
-    if not out.is_array or np.dtype(out.dtype).kind != "f":
-        return False
-    for index in op.reads:
+    if not out.on_host or np.dtype(out.dtype).kind != "f":
+        return None
+    for position, index in enumerate(op.reads):
         buffer = program.buffers[index]
         if buffer.is_array:
-            if buffer.dtype != out.dtype or (buffer.shape != out.shape and int(np.prod(buffer.shape)) != 1):
-                return False
+            wanted = np.bool_ if op.name == "Where" and position == 2 else out.dtype
+            if not buffer.on_host or buffer.dtype != wanted or _indexing(buffer.shape, out.shape) is None:
+                return None
         elif not isinstance(program.constants.get(index), (int, float)):
-            return False
-    return True
+            return None
+    return formula
+
+
+def _may_head(program, op):
+    """A ``MatMul`` into a float array may head a run: the run then works on its product in place."""
+    if op.kind != "forward" or op.name != "MatMul" or len(op.writes) != 1:
+        return False
+    out = program.buffers[op.writes[0]]
+    return out.on_host and np.dtype(out.dtype).kind == "f" and all(
+        program.buffers[i].on_host and program.buffers[i].dtype == out.dtype for i in op.reads)
+
+
+def _constant_of(program, index):
+    """The number a constant buffer holds (a Python number or a single-element array), else None."""
+    value = program.constants.get(index)
+    if isinstance(value, (int, float)):
+        return value
+    if getattr(value, "size", 0) == 1:
+        return value.reshape(-1)[0].item()
+    return None
+
+
+def _indexing(shape, out_shape):
+    """How a kernel reads an input of ``shape`` at the output's flat index ``i``: ``[0]`` (a single
+    element), ``[i]`` (the output's shape), ``[i % n]`` (the output's trailing axes, a bias), or None."""
+    size = int(np.prod(shape))
+    if size == 1:
+        return "[0]"
+    if tuple(shape) == tuple(out_shape):
+        return "[i]"
+    trailing = tuple(shape)
+    while trailing and trailing[0] == 1:
+        trailing = trailing[1:]
+    if trailing and trailing == tuple(out_shape[len(out_shape) - len(trailing):]):
+        return f"[i % {size}]"
+    return None
 
 
 def _same_kind(program, first, op):
@@ -88,43 +171,55 @@ def _same_kind(program, first, op):
     return a.shape == b.shape and a.dtype == b.dtype
 
 
-def _fused_op(program, run):
-    """One op for ``run``: its outside inputs in, the last op's output out."""
-    made = {op.writes[0] for op in run}
-    inputs = []
-    for op in run:
+def _fused_op(program, run, mode):
+    """One op for ``run``: its outside inputs in, the last op's output out. A ``MatMul`` head's
+    product is the kernel's first input, and the kernel then writes over it (each element is read
+    before it is written, and by that element's iteration only)."""
+    head = run[0] if run[0].name == "MatMul" else None
+    body = run[1:] if head else run
+    made = {op.writes[0] for op in body}
+    inputs = [head.writes[0]] if head else []
+    for op in body:
         inputs.extend(i for i in op.reads if i not in made and i not in inputs)
     out = program.buffers[run[-1].writes[0]]
     names = {index: f"in{k}" for k, index in enumerate(inputs)}
     lines = []
-    for k, op in enumerate(run):
-        operands = [_operand(program, index, names, made) for index in op.reads]
-        target = "out[i]" if k == len(run) - 1 else f"v{op.writes[0]}"
-        lines.append(f"        {target} = {FORMULAS[op.name].format(*operands)}")
+    for k, op in enumerate(body):
+        operands = [_operand(program, index, names, made, out.shape) for index in op.reads]
+        target = "out[i]" if k == len(body) - 1 else f"v{op.writes[0]}"
+        lines.append(f"        {target} = {_formula(program, op, mode).format(*operands)}")
     arguments = ", ".join([names[i] for i in inputs] + ["out"])
-    body = "\n".join(lines)
-    header = f"# fused by scratchgen.compile: {', '.join(op.name for op in run)}\n"
-    digest = hashlib.sha1((header + body).encode()).hexdigest()[:10]
-    source = (f"{header}import numba\n\n\n@numba.njit(cache=True, error_model=\"numpy\")\n"
-              f"def fused_{digest}({arguments}):\n    for i in range(out.size):\n{body}\n")
+    header = f"# fused by scratchgen.compile ({mode}): {', '.join(op.name for op in run)}\n"
+    text = "\n".join(lines)
+    digest = hashlib.sha1((header + text).encode()).hexdigest()[:10]
+    dtype = np.dtype(out.dtype).name
+    source = (f"{header}import math\n\nimport numba\nimport numpy\n\nT = numpy.{dtype}\n\n\n"
+              f"@numba.njit(cache=True, error_model=\"numpy\")\n"
+              f"def fused_{digest}({arguments}):\n    for i in range(out.size):\n{text}\n")
     kernel = _load(source, f"fused_{digest}")
     scalar = [not program.buffers[i].is_array for i in inputs]
     call, out_call = fused_calls(kernel, out.shape, out.dtype, scalar, out.is_scalar)
+    if head:
+        call, out_call = epilogue_calls(kernel, out.shape, out.dtype, scalar[1:])
     name = f"fused_{digest}[{'+'.join(op.name for op in run)}]"
-    op = Op("fused", name, call, inputs, [out.index], run[-1].line, f"{len(run)} ops")
+    reads = (head.reads if head else []) + inputs[1 if head else 0:]
+    op = Op("fused", name, call, reads, [out.index], run[-1].line, f"{len(run)} ops")
     op.out_call = out_call
     return op, source
 
 
-def _operand(program, index, names, made):
+def _operand(program, index, names, made, out_shape):
     if index in made:
         return f"v{index}"
     buffer = program.buffers[index]
     if not buffer.is_array:
         return names[index]                      # a number, cast to the dtype by the call
-    if int(np.prod(buffer.shape)) == 1:
-        return f"{names[index]}[0]"              # a single element, broadcast
-    return f"{names[index]}[i]"
+    return names[index] + _indexing(buffer.shape, out_shape)
+
+
+def _flat(values, scalar, number):
+    return [number(v) if is_number else np.ascontiguousarray(v).reshape(-1)
+            for v, is_number in zip(values, scalar)]
 
 
 def fused_calls(kernel, shape, dtype, scalar, returns_scalar):
@@ -135,14 +230,27 @@ def fused_calls(kernel, shape, dtype, scalar, returns_scalar):
     number = np.dtype(dtype).type
 
     def out_call(*values, out):
-        flat = [number(v) if is_number else np.ascontiguousarray(v).reshape(-1)
-                for v, is_number in zip(values, scalar)]
-        kernel(*flat, out.reshape(-1))
+        kernel(*_flat(values, scalar, number), out.reshape(-1))
         return out
 
     def call(*values):
         out = out_call(*values, out=np.empty(shape, dtype))
         return out[()] if returns_scalar else out
+    return call, out_call
+
+
+def epilogue_calls(kernel, shape, dtype, scalar):
+    """``call(a, b, *others)`` and ``out_call(..., out)`` for a MatMul-headed group: the product into
+    the output, then ``kernel`` over it in place with the ``others``."""
+    number = np.dtype(dtype).type
+
+    def out_call(a, b, *others, out):
+        flat = matmul_into(a, b, out=out).reshape(-1)
+        kernel(flat, *_flat(others, scalar, number), flat)
+        return out
+
+    def call(a, b, *others):
+        return out_call(a, b, *others, out=np.empty(shape, dtype))
     return call, out_call
 
 
