@@ -10,6 +10,7 @@ function, is reported as such rather than timed.
 """
 import dataclasses
 import importlib
+import os
 
 from .workload import Skip, Work, Workload, guarded, implementation_contenders, peer_contender
 
@@ -90,7 +91,8 @@ def training_contenders(name, options):
         recipe, batch, _ = prepared(name, options)
         return {"training step": build(recipe, tuple(part.numpy() for part in batch))}
     return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin) \
-        | other_peer_contenders(name, options) | compiled_contender(name, options)
+        | other_peer_contenders(name, options) | compiled_contender(name, options) \
+        | torch_compile_contender(name, options)
 
 
 def compiled_contender(name, options):
@@ -116,6 +118,33 @@ def compiled_contender(name, options):
                 return step(batch, clock)
         return {"training step": compiled_step}
     return {"scratchgen compiled[cpu]": guarded(build)}
+
+
+TORCH_COMPILE_SWITCH = "SCRATCHGEN_BENCH_TORCH_COMPILE"
+
+
+def torch_compile_contender(name, options):
+    """``torch.compile``: the twin's step through ``torch.compile`` (inductor, CPU), compiled by two
+    calls before the timing starts. Opt-in (``SCRATCHGEN_BENCH_TORCH_COMPILE=1``, else no row): its
+    first call takes minutes per model on a small machine (about 100 s for a two-layer MLP's step
+    here), far beyond a smoke run; a step it cannot compile is reported with its error."""
+    if "torch" not in options.peers or os.environ.get(TORCH_COMPILE_SWITCH) != "1":
+        return {}
+    try:
+        import torch
+    except ImportError as error:
+        return {"torch.compile": Skip(f"torch is not installed ({error})")}
+
+    def build():
+        make = twin_function(name, "twin_training_step")
+        if isinstance(make, Skip):
+            return make
+        recipe, batch, _ = prepared(name, options)
+        step = torch.compile(make(recipe, tuple(part.numpy() for part in batch)))
+        for _ in range(2):
+            step()
+        return {"training step": step}
+    return {"torch.compile": guarded(build)}
 
 
 def sampling_contenders(name, n, sample_options, options):
