@@ -97,16 +97,18 @@ def training_contenders(name, options):
 
 def compiled_contender(name, options):
     """``scratchgen compiled``: the same step through ``scratchgen.compile`` with the cpu kernels,
-    captured (two calls) before the timing starts; a step it cannot capture is a ``Skip`` saying why."""
+    captured (two calls) before the timing starts; a step it cannot capture is a ``Skip`` saying why.
+    Beside it (not in a --quick smoke run: more kernels to compile) ``compiled fast``, with
+    ``fuse="fast"`` (exp, tanh, ... fused too; docs/compile.md)."""
     if "cpu" not in options.impls:
         return {}
     import scratchgen
     from scratchgen.kernels import use_kernels
 
-    def build():
+    def build(fuse=True):
         with use_kernels("cpu"):
             recipe, batch, clock = prepared(name, options)
-            step = scratchgen.compile(recipe.train_step)
+            step = scratchgen.compile(recipe.train_step, fuse=fuse)
             try:
                 for _ in range(2):
                     step(batch, clock)
@@ -117,7 +119,8 @@ def compiled_contender(name, options):
             with use_kernels("cpu"):
                 return step(batch, clock)
         return {"training step": compiled_step}
-    return {"scratchgen compiled[cpu]": guarded(build)}
+    fast = {} if options.quick else {"scratchgen compiled fast[cpu]": guarded(lambda: build("fast"))}
+    return {"scratchgen compiled[cpu]": guarded(build)} | fast
 
 
 TORCH_COMPILE_SWITCH = "SCRATCHGEN_BENCH_TORCH_COMPILE"

@@ -189,23 +189,33 @@ def _fused_op(program, run, mode):
         target = "out[i]" if k == len(body) - 1 else f"v{op.writes[0]}"
         lines.append(f"        {target} = {_formula(program, op, mode).format(*operands)}")
     arguments = ", ".join([names[i] for i in inputs] + ["out"])
-    header = f"# fused by scratchgen.compile ({mode}): {', '.join(op.name for op in run)}\n"
-    text = "\n".join(lines)
-    digest = hashlib.sha1((header + text).encode()).hexdigest()[:10]
-    dtype = np.dtype(out.dtype).name
-    source = (f"{header}import math\n\nimport numba\nimport numpy\n\nT = numpy.{dtype}\n\n\n"
-              f"@numba.njit(cache=True, error_model=\"numpy\")\n"
-              f"def fused_{digest}({arguments}):\n    for i in range(out.size):\n{text}\n")
+    source, digest = _kernel_source(run, mode, head is not None, lines, arguments, out.dtype)
     kernel = _load(source, f"fused_{digest}")
     scalar = [not program.buffers[i].is_array for i in inputs]
-    call, out_call = fused_calls(kernel, out.shape, out.dtype, scalar, out.is_scalar)
     if head:
         call, out_call = epilogue_calls(kernel, out.shape, out.dtype, scalar[1:])
+    else:
+        call, out_call = fused_calls(kernel, out.shape, out.dtype, scalar, out.is_scalar)
     name = f"fused_{digest}[{'+'.join(op.name for op in run)}]"
     reads = (head.reads if head else []) + inputs[1 if head else 0:]
     op = Op("fused", name, call, reads, [out.index], run[-1].line, f"{len(run)} ops")
     op.out_call = out_call
     return op, source
+
+
+def _kernel_source(run, mode, headed, lines, arguments, dtype):
+    """The module text of one kernel (its loop body ``lines``) and its name's hash."""
+    header = f"# fused by scratchgen.compile ({mode}): {', '.join(op.name for op in run)}\n"
+    if headed:
+        header += "# in0 is the MatMul's product, made by NumPy in out before this runs (in place)\n"
+    text = "\n".join(lines)
+    imports = ("import math\n\n" if "math." in text else "") + "import numba\n"
+    if "T(" in text:   # typed constants: a bare 1.0 would make the arithmetic float64
+        imports += f"import numpy\n\nT = numpy.{np.dtype(dtype).name}\n"
+    digest = hashlib.sha1((header + imports + text).encode()).hexdigest()[:10]
+    source = (f"{header}{imports}\n\n@numba.njit(cache=True, error_model=\"numpy\")\n"
+              f"def fused_{digest}({arguments}):\n    for i in range(out.size):\n{text}\n")
+    return source, digest
 
 
 def _operand(program, index, names, made, out_shape):
