@@ -76,6 +76,7 @@ def test_generated_backward_kernels_pass_a_gradcheck(mode):
     program = next(iter(compiled.cache.values())).program
     groups = [op.name for op in program.ops if op.kind == "fused"]
     assert any("MatMul+Add" in name for name in groups), groups
+    assert any(op.kind == "fused" and "loss.backward()" in op.line for op in program.ops), groups
     if mode == "fast":
         assert any("Exp" in name or "TanhOp" in name for name in groups), groups
     step = 1e-6
