@@ -10,6 +10,7 @@ function, is reported as such rather than timed.
 """
 import dataclasses
 import importlib
+import os
 
 from .workload import Skip, Work, Workload, guarded, implementation_contenders, peer_contender
 
@@ -90,21 +91,24 @@ def training_contenders(name, options):
         recipe, batch, _ = prepared(name, options)
         return {"training step": build(recipe, tuple(part.numpy() for part in batch))}
     return implementation_contenders(options, "scratchgen", ours) | peer_contender(options, "torch", twin) \
-        | other_peer_contenders(name, options) | compiled_contender(name, options)
+        | other_peer_contenders(name, options) | compiled_contender(name, options) \
+        | torch_compile_contender(name, options)
 
 
 def compiled_contender(name, options):
     """``scratchgen compiled``: the same step through ``scratchgen.compile`` with the cpu kernels,
-    captured (two calls) before the timing starts; a step it cannot capture is a ``Skip`` saying why."""
+    captured (two calls) before the timing starts; a step it cannot capture is a ``Skip`` saying why.
+    Beside it (not in a --quick smoke run: more kernels to compile) ``compiled fast``, with
+    ``fuse="fast"`` (exp, tanh, ... fused too; docs/compile.md)."""
     if "cpu" not in options.impls:
         return {}
     import scratchgen
     from scratchgen.kernels import use_kernels
 
-    def build():
+    def build(fuse=True):
         with use_kernels("cpu"):
             recipe, batch, clock = prepared(name, options)
-            step = scratchgen.compile(recipe.train_step)
+            step = scratchgen.compile(recipe.train_step, fuse=fuse)
             try:
                 for _ in range(2):
                     step(batch, clock)
@@ -115,7 +119,35 @@ def compiled_contender(name, options):
             with use_kernels("cpu"):
                 return step(batch, clock)
         return {"training step": compiled_step}
-    return {"scratchgen compiled[cpu]": guarded(build)}
+    fast = {} if options.quick else {"scratchgen compiled fast[cpu]": guarded(lambda: build("fast"))}
+    return {"scratchgen compiled[cpu]": guarded(build)} | fast
+
+
+TORCH_COMPILE_SWITCH = "SCRATCHGEN_BENCH_TORCH_COMPILE"
+
+
+def torch_compile_contender(name, options):
+    """``torch.compile``: the twin's step through ``torch.compile`` (inductor, CPU), compiled by two
+    calls before the timing starts. Opt-in (``SCRATCHGEN_BENCH_TORCH_COMPILE=1``, else no row): its
+    first call takes minutes per model on a small machine (about 100 s for a two-layer MLP's step
+    here), far beyond a smoke run; a step it cannot compile is reported with its error."""
+    if "torch" not in options.peers or os.environ.get(TORCH_COMPILE_SWITCH) != "1":
+        return {}
+    try:
+        import torch
+    except ImportError as error:
+        return {"torch.compile": Skip(f"torch is not installed ({error})")}
+
+    def build():
+        make = twin_function(name, "twin_training_step")
+        if isinstance(make, Skip):
+            return make
+        recipe, batch, _ = prepared(name, options)
+        step = torch.compile(make(recipe, tuple(part.numpy() for part in batch)))
+        for _ in range(2):
+            step()
+        return {"training step": step}
+    return {"torch.compile": guarded(build)}
 
 
 def sampling_contenders(name, n, sample_options, options):

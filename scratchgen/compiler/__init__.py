@@ -49,7 +49,11 @@ def compile(fn=None, *, modules=(), cache_size=4, poisoning=False, fuse=True):  
     ``modules``: modules whose flags and parameters guard the program, beside those found through
     ``fn`` (its bound object's attributes and its closure); ``poisoning``: fill every freed buffer
     with NaN during replays (a use after free then shows as NaN); ``fuse``: generate one Numba kernel
-    per run of elementwise arithmetic once a program is trusted (fusion.py)."""
+    per run of elementwise ops once a program is trusted (fusion.py): ``"exact"`` (or True) fuses
+    only correctly rounded operations (eager's bits), ``"fast"`` also exp, log, tanh, sigmoid,
+    softplus and powers (within docs/compile.md's tolerance), False nothing."""
+    if fuse not in (True, False, *fusion.MODES):
+        raise ValueError(f"compile: expected fuse to be True, False, 'exact' or 'fast', got {fuse!r}")
     if fn is None:
         return lambda function: CompiledFunction(function, modules, cache_size, poisoning, fuse)
     return CompiledFunction(fn, modules, cache_size, poisoning, fuse)
@@ -111,7 +115,7 @@ class CompiledFunction:
             entry.program, entry.capture_seconds = program, seconds
             entry.trusted = difference is None
             if entry.trusted and self.fuse:
-                program.fused_sources = fusion.fuse(program, protected)
+                program.fused_sources = fusion.fuse(program, protected, "exact" if self.fuse is True else self.fuse)
                 program.finish(protected)
             if difference is not None and entry.captures >= CAPTURES_BEFORE_GIVING_UP:
                 del self.cache[key]

@@ -21,10 +21,12 @@ class MemoryPlan:
     def __init__(self, dead_after, owner_of, peak_bytes, total_bytes, peak_op):
         self.dead_after, self.owner_of = dead_after, owner_of
         self.peak_bytes, self.total_bytes, self.peak_op = peak_bytes, total_bytes, peak_op
+        self.arena = None   # the blocks outputs are written into (``plan_arena``), once planned
 
     def describe(self):
-        return (f"memory: peak {self.peak_bytes} bytes of intermediates live at once (at op {self.peak_op}), "
+        text = (f"memory: peak {self.peak_bytes} bytes of intermediates live at once (at op {self.peak_op}), "
                 f"{self.total_bytes} bytes if none were freed; {len(self.owner_of)} arrays freed as they die")
+        return text if self.arena is None else f"{text}\n{self.arena.describe()}"
 
 
 def plan_memory(program, protected=()):
@@ -86,3 +88,53 @@ def poison(array):
         array.fill(np.nan)
     elif np.dtype(array.dtype).kind in "iu":
         array.fill(np.iinfo(array.dtype).max)
+
+
+class Arena:
+    """Preallocated blocks that op outputs are written into (``out=``), each reused by later outputs
+    of its shape and dtype once the buffer in it has died.
+
+    ``block_of`` maps a buffer to its block; ``blocks`` are the arrays (allocated once per program and
+    kept between replays, so a replay allocates nothing for these outputs)."""
+
+    def __init__(self, block_of, blocks):
+        self.block_of, self.blocks = block_of, blocks
+
+    @property
+    def nbytes(self):
+        return sum(block.nbytes for block in self.blocks)
+
+    def describe(self):
+        return (f"arena: {len(self.block_of)} outputs written into {len(self.blocks)} reused blocks "
+                f"({self.nbytes} bytes, kept between calls)")
+
+
+def plan_arena(program, plan, forms):
+    """Give a block to every output that may have one, walking the ops in order (greedy): a block of
+    the output's shape and dtype that is free (its buffer died at an earlier op) or else a new one.
+
+    An output may have a block if its op can write into a given array (``forms[k]``, one per op, is not None),
+    it owns its memory and dies inside the program (``plan.owner_of``: not an input, parameter,
+    gradient bound to ``.grad`` or returned value), and it was a C-contiguous array when captured
+    (a block is one: a later reshape views it exactly as it viewed the captured array)."""
+    buffers, free, block_of, shapes = program.buffers, {}, {}, []
+    for k, op in enumerate(program.ops):
+        if len(op.writes) == 1 and forms[k] is not None and _may_have_block(buffers[op.writes[0]], plan):
+            buffer = buffers[op.writes[0]]
+            key = (buffer.shape, np.dtype(buffer.dtype))
+            spare = free.get(key)
+            block_of[buffer.index] = spare.pop() if spare else _new_block(shapes, key)
+        for index in plan.dead_after[k]:
+            if index in block_of:
+                buffer = buffers[index]
+                free.setdefault((buffer.shape, np.dtype(buffer.dtype)), []).append(block_of[index])
+    return Arena(block_of, [np.empty(shape, dtype) for shape, dtype in shapes])
+
+
+def _may_have_block(buffer, plan):
+    return buffer.index in plan.owner_of and buffer.contiguous and not buffer.is_scalar and buffer.shape != ()
+
+
+def _new_block(shapes, key):
+    shapes.append(key)
+    return len(shapes) - 1

@@ -171,3 +171,40 @@ def host_call(method, args, kwargs, traced, returns):
         result = method(*current, **kwargs)
         return result.data if returns else None
     return call
+
+
+# ---- writing into a given output (the arena's blocks) ---------------------------------------------------
+def matmul_into(a, b, out):
+    """``MatMul.forward`` into ``out``: the same BLAS product (rows stacked when a 2-D weight is shared
+    by a batch), so the same bits."""
+    if b.ndim == 2 and a.ndim > 2:
+        np.matmul(a.reshape(-1, a.shape[-1]), b, out=out.reshape(-1, b.shape[-1]))
+    else:
+        np.matmul(a, b, out=out)
+    return out
+
+
+# Ops whose forward is one NumPy call that accepts ``out=`` (the same loop, so the same bits).
+OUT_FORMS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Neg": np.negative,
+             "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "TanhOp": np.tanh, "MatMul": matmul_into}
+
+
+def out_form(op, buffers):
+    """``function(*inputs, out=array)`` computing ``op``'s single output into ``out``, or None where the
+    op has none: another op, array parameters, or an input that is not a NumPy array of the output's
+    dtype (a mixed-dtype ufunc could pick another loop)."""
+    if op.kind == "fused":
+        return op.out_call
+    if op.kind != "forward" or op.name not in OUT_FORMS or len(op.writes) != 1 or op.slots:
+        return None
+    dtype = buffers[op.writes[0]].dtype
+    if any(not buffers[i].on_host or buffers[i].dtype != dtype for i in op.reads):
+        return None
+    return OUT_FORMS[op.name]
+
+
+def writing_into(form, block):
+    """The op's call for the replay: ``form`` writing into the preallocated ``block``."""
+    def call(*arrays):
+        return form(*arrays, out=block)
+    return call

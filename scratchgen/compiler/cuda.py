@@ -5,13 +5,13 @@ A program whose arrays are CuPy arrays replays on the GPU: every recorded op cal
 becomes one ``@cuda.jit`` kernel instead of an ``@njit`` loop. The loop body is written by the code
 that writes the CPU kernel's (``fusion.kernel_body``), from this target's formulas; around it:
 
-    # fused by scratchgen.compile for numba.cuda: Mul, Sub, Mul
+    # fused by scratchgen.compile for numba.cuda (exact): Mul, Sub, Mul
     from numba import cuda
     from scratchgen.compiler.cuda_arithmetic import fadd_rn, fmul_rn
 
 
     @cuda.jit
-    def fused_cuda_13e512578f(in0, in1, in2, out):
+    def fused_cuda_5dda4d6208(in0, in1, in2, out):
         for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
             v43 = fmul_rn(in0[i], in0[i])
             v45 = fadd_rn(in1[0], -v43)
@@ -35,6 +35,8 @@ arrays — how the tests check them on a machine without a GPU. Both are in the 
 arguments' devices, the kernel choice), so a change re-captures. Verified in the simulator and as PTX
 only (docs/gpu.md): nothing here has run on GPU hardware yet.
 """
+import hashlib
+
 import numpy as np
 
 from .. import backend, kernels
@@ -54,24 +56,29 @@ def wanted(out):
 class CudaKernels:
     """The ``numba.cuda`` kernel of a fusion group (the CPU twin is ``fusion.CpuKernels``)."""
 
-    prefix = "fused_cuda"
+    broadcasts = False   # no ``[i % n]`` bias reads yet: not checked in the simulator or as PTX
 
-    def header(self, names):
-        return f"# fused by scratchgen.compile for numba.cuda: {names}\n"
+    def header(self, mode, names):
+        return f"# fused by scratchgen.compile for numba.cuda ({mode}): {names}\n"
 
-    def formulas(self, dtype):
+    def formulas(self, mode, dtype):
+        """The same in both modes: only the correctly rounded arithmetic (squaring is a product). Not
+        yet here, so never fused into a GPU group: ``Where``, ``Sqrt`` and the fast mode's libm calls."""
         rounded = ROUNDED[np.dtype(dtype)]
-        return {"Add": f"{rounded['add']}({{}}, {{}})", "Sub": f"{rounded['add']}({{}}, -{{}})",
-                "Mul": f"{rounded['mul']}({{}}, {{}})", "Div": "{} / {}", "Neg": "-{}"}
+        return {"Add": f"{rounded['add']}({{0}}, {{1}})", "Sub": f"{rounded['add']}({{0}}, -{{1}})",
+                "Mul": f"{rounded['mul']}({{0}}, {{1}})", "Div": "{0} / {1}", "Neg": "-{0}"}
 
-    def source(self, name, header, arguments, body, dtype):
-        functions = ", ".join(sorted(ROUNDED[np.dtype(dtype)].values()))
-        return (f"{header}from numba import cuda\nfrom {ARITHMETIC_MODULE} import {functions}\n\n\n"
-                f"@cuda.jit\ndef {name}({arguments}):\n"
-                f"    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):\n{body}\n")
+    def source(self, header, arguments, body, dtype):
+        """``(name, module text)``: the name is the hash of the text (the dtype's functions included)."""
+        imports = f"from numba import cuda\nfrom {ARITHMETIC_MODULE} import " \
+                  f"{', '.join(sorted(ROUNDED[np.dtype(dtype)].values()))}\n"
+        name = f"fused_cuda_{hashlib.sha1((header + imports + body).encode()).hexdigest()[:10]}"
+        return name, (f"{header}{imports}\n\n@cuda.jit\ndef {name}({arguments}):\n"
+                      f"    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):\n{body}\n")
 
-    def call(self, kernel, out, scalar):
-        return fused_cuda_call(kernel, out.shape, out.dtype, scalar, out.is_scalar)
+    def calls(self, kernel, out, scalar):
+        """``(call, None)``: no ``out_call``, since the arena holds NumPy arrays only."""
+        return fused_cuda_call(kernel, out.shape, out.dtype, scalar, out.is_scalar), None
 
 
 def fused_cuda_call(kernel, shape, dtype, scalar, returns_scalar):
@@ -89,7 +96,7 @@ def fused_cuda_call(kernel, shape, dtype, scalar, returns_scalar):
         flat = [_number(v, number, plain_numbers) if is_number else xp.ascontiguousarray(v).reshape(-1)
                 for v, is_number in zip(values, scalar)]
         launch_over(out.size, kernel, *flat, out.reshape(-1))
-        return out[()] if returns_scalar else out   # a NumPy scalar where eager made one (fusion.fused_call)
+        return out[()] if returns_scalar else out   # a NumPy scalar where eager made one (fusion.fused_calls)
     return call
 
 

@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 from .. import backend
-from .arena import plan_memory, poison
+from .arena import plan_arena, plan_memory, poison
+from .calls import out_form, writing_into
 
 
 class Buffer:
@@ -38,6 +39,9 @@ class Buffer:
         self.dtype = value.dtype if self.is_array else None
         self.nbytes = int(value.nbytes) if self.is_array else 0
         self.is_scalar = isinstance(value, np.generic)   # NumPy's 0-d results are scalars, not arrays
+        self.on_host = hasattr(value, "__array_interface__")   # a NumPy array (the arena holds only these)
+        # C-contiguous as captured: an arena block is, so a later reshape views it as it viewed this
+        self.contiguous = self.on_host and bool(getattr(getattr(value, "flags", None), "c_contiguous", False))
         self.escapes = False   # held by Python state after the op (a leaf's .grad): never freed or poisoned
 
     def describe(self):
@@ -55,6 +59,7 @@ class Op:
         self.reads, self.writes = list(reads), list(writes)
         self.line, self.detail = line, detail
         self.extra_uses = []   # buffers that must stay live while this op runs (a kept node's arrays)
+        self.out_call = None   # a fused op's ``call(*arrays, out=array)`` writing into a given array
 
     def describe(self):
         reads = ", ".join(f"%{i}" for i in self.reads)
@@ -90,8 +95,18 @@ class Program:
         """Plan memory (liveness: which buffers die after which op) once the program is complete.
         ``protected`` buffers (those the step returns) are never freed."""
         self.plan = plan_memory(self, protected)
-        self.steps = [(op.call, op.reads, op.writes, dead)
-                      for op, dead in zip(self.ops, self.plan.dead_after)]
+        forms = [out_form(op, self.buffers) for op in self.ops]
+        self.arena = self.plan.arena = plan_arena(self, self.plan, forms)
+        self.steps = [(self._replay_call(op, form), op.reads, op.writes, dead)
+                      for op, form, dead in zip(self.ops, forms, self.plan.dead_after)]
+
+    def _replay_call(self, op, form):
+        """What a replay calls for ``op``: its form writing into its arena block if it has one; a
+        NumPy ufunc directly (no node made) where it has no block; else the recorded call."""
+        block = self.arena.block_of.get(op.writes[0]) if op.writes else None
+        if block is not None:
+            return writing_into(form, self.arena.blocks[block])
+        return form if isinstance(form, np.ufunc) else op.call
 
     def run(self, input_arrays, poisoning=False):
         """Replay on ``input_arrays`` (one per input buffer); returns the slots of returned buffers
