@@ -22,7 +22,9 @@ def as_tensor_operand(value, like):
         return value
     if type(value) in (float, int) or isinstance(value, (numbers.Number, np.bool_)):  # ABC check last: slow
         array = like.data
-        dtype = backend.scalar_dtype(array.dtype, value)
+        dtype = array.dtype
+        if type(value) is not float or dtype.kind != "f":  # a float with a float tensor: its dtype
+            dtype = backend.scalar_dtype(dtype, value)
         xp = np if type(array) is np.ndarray else backend.get_array_module(array)
         return Tensor._from_node(xp.asarray(value, dtype=dtype))  # a constant
     return Tensor(backend.to_device(np.asarray(value) if not hasattr(value, "dtype") else value, like.device))
