@@ -52,11 +52,13 @@ def test_erf_float32_refuses_other_dtypes():
         erf_float32(np.zeros(3))
 
 
-def test_tensor_erf_uses_the_kernel_for_float32_and_scipy_for_float64():
-    values = np.linspace(-4, 4, 101)
-    np.testing.assert_array_equal(sg.tensor(values.astype(np.float32)).erf().numpy(),
-                                  erf_float32(values.astype(np.float32)))
-    np.testing.assert_array_equal(sg.tensor(values).erf().numpy(), scipy.special.erf(values))
+@pytest.mark.parametrize("method, kernel, scipy_function, bound", [
+    ("erf", erf_float32, scipy.special.erf, 4), ("sigmoid", sigmoid_float32, scipy.special.expit, 30)])
+def test_tensor_op_uses_the_kernel_for_float32_and_scipy_for_float64(method, kernel, scipy_function, bound):
+    values = np.linspace(-bound, bound, 101)
+    np.testing.assert_array_equal(getattr(sg.tensor(values.astype(np.float32)), method)().numpy(),
+                                  kernel(values.astype(np.float32)))
+    np.testing.assert_array_equal(getattr(sg.tensor(values), method)().numpy(), scipy_function(values))
 
 
 SIGMOID_RELATIVE_ERROR = 3e-7   # kernels/_float32.py's sigmoid, down to its tails
@@ -79,9 +81,3 @@ def test_sigmoid_float32_special_values_and_refusal():
     with pytest.raises(TypeError, match="sigmoid_float32: expected a float32 array, got float64"):
         sigmoid_float32(np.zeros(3))
 
-
-def test_tensor_sigmoid_uses_the_kernel_for_float32_and_scipy_for_float64():
-    values = np.linspace(-30, 30, 101)
-    np.testing.assert_array_equal(sg.tensor(values.astype(np.float32)).sigmoid().numpy(),
-                                  sigmoid_float32(values.astype(np.float32)))
-    np.testing.assert_array_equal(sg.tensor(values).sigmoid().numpy(), scipy.special.expit(values))
