@@ -8,6 +8,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
+    python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy
 """
 import argparse
 import statistics
@@ -75,6 +76,25 @@ def compare_conv_paths(repeats):
                   f"{summary(interleaved_ratios(a, b, repeats))}", flush=True)
 
 
+def compare_elementwise_kernels(repeats):
+    """``kernels.special.sigmoid_float32`` (B) against SciPy's ``expit`` (A) on the RBM's hidden layer
+    (20, 256), and ``kernels.scatter.add_rows`` (B) against ``np.add.at`` (A) on the GPT's token
+    embedding gradient (48 x 64 ids into a 65 x 96 table)."""
+    import scipy.special
+    from scratchgen.kernels.scatter import add_rows
+    from scratchgen.kernels.special import sigmoid_float32
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 256)).astype(np.float32)
+    ids, rows = rng.integers(0, 65, (48, 64)), rng.standard_normal((48, 64, 96)).astype(np.float32)
+
+    def scatter(add):
+        return lambda: add(np.zeros((65, 96), np.float32), ids, rows)
+    print(f"sigmoid (20, 256) float32: sigmoid_float32/expit "
+          f"{summary(interleaved_ratios(lambda: scipy.special.expit(x), lambda: sigmoid_float32(x), repeats))}")
+    print(f"embedding gradient 48x64 ids into 65x96: add_rows/np.add.at "
+          f"{summary(interleaved_ratios(scatter(np.add.at), scatter(add_rows), repeats))}")
+
+
 def compare_optimizer_step(model, repeats):
     """``model``'s first optimizer over its parameters, per-parameter (A) against fused (B), each
     step on fresh gradient arrays as the engine leaves them."""
@@ -123,7 +143,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("what", choices=("conv", "optim", "step", "revisions"))
+    parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise"))
     parser.add_argument("names", nargs="*", metavar="MODEL | A B",
                         help="optim, step: the model (e.g. diffusion); "
                              f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
@@ -142,6 +162,8 @@ def main(argv=None):
     with pin_threads(1):  # the figure that counts is one thread's
         if args.what == "conv":
             compare_conv_paths(args.repeats)
+        elif args.what == "elementwise":
+            compare_elementwise_kernels(args.repeats)
         elif args.what == "optim":
             compare_optimizer_step(args.names[0], args.repeats)
         else:

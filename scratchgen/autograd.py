@@ -169,13 +169,24 @@ class Function:
 
     # ---- building the graph -------------------------------------------------------------------
     _saved_arrays = ()  # what ``save_for_backward`` sets on the node, read once by ``_connect``
+    _saved = ()         # the saved arrays with their graph positions (see ``_link``)
+    released = False    # set by ``release`` once a backward without retain_graph went through
 
     @classmethod
     def apply(cls, *inputs, **params):
         # Every op of every step passes through here: the loops below are written out rather than
-        # as generator expressions, and the clock is read only when someone watches.
+        # as comprehensions (each one a function call of its own in Python 3.11), and the clock is
+        # read only when someone watches.
         node = cls()
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        arrays = []
+        track = False  # does any input want a gradient?
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                if x._requires_grad:
+                    track = True
+            else:
+                arrays.append(x)
         if _observers:
             _notify_begin("on_forward_begin", node)
             _notify_begin("on_forward_call", node, arrays, params)
@@ -185,18 +196,11 @@ class Function:
         outputs = (outputs,) if single else outputs
         for observer in _observers:
             observer.on_forward(node, arrays, outputs, time.perf_counter() - started)
-        track = False
-        if _mode.enabled:  # is_grad_enabled(), without the call
-            for x in inputs:
-                if isinstance(x, Tensor) and x._requires_grad:
-                    track = True
-                    break
-        if not track:
+        if not (track and _mode.enabled):  # _mode.enabled: is_grad_enabled(), without the call
             if single:
                 return Tensor._from_node(outputs[0])
             return tuple([Tensor._from_node(out) for out in outputs])
         node._connect(inputs, arrays, outputs)
-        node._saved_arrays = ()  # now in ``_saved``; an untracked node is dropped with them
         if single:
             out = Tensor._from_node(outputs[0], node, 0)
             if getattr(outputs[0], "base", None) is not None:  # a view (transpose, reshape...)
@@ -223,10 +227,17 @@ class Function:
             edges.append(None)
             needs.append(False)
         self.next_edges, self.needs_input_grad, self.input_meta = tuple(edges), tuple(needs), tuple(input_meta)
-        self.output_meta = tuple([(out.shape, out.dtype) for out in outputs])
-        self.released = False
+        if len(outputs) == 1:
+            self.output_meta = ((outputs[0].shape, outputs[0].dtype),)
+        else:
+            self.output_meta = tuple([(out.shape, out.dtype) for out in outputs])
         saved = self._saved_arrays
-        self._saved = tuple([self._link(array, inputs, arrays, outputs) for array in saved]) if saved else ()
+        if saved:
+            links = []
+            for array in saved:
+                links.append(self._link(array, inputs, arrays, outputs))
+            self._saved = tuple(links)
+            self._saved_arrays = ()  # now in ``_saved``; an untracked node is dropped with them
 
     def _link(self, saved, inputs, arrays, outputs):
         """Remember a saved array with the graph position it came from (see module docstring)."""
@@ -349,21 +360,22 @@ def topological_order(roots):
     Iterative depth-first search (a 5,000-op chain would overflow Python's recursion limit);
     reversing the post-order puts every consumer before its producers.
     """
-    post_order, visited = [], set()
+    post_order, visited = [], set()  # nodes hash by identity (no Function defines __eq__)
     stack = [(node, False) for node in roots]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             post_order.append(node)
             continue
-        if id(node) in visited:
+        if node in visited:
             continue
-        visited.add(id(node))
+        visited.add(node)
         stack.append((node, True))
         for edge in node.next_edges:
-            if isinstance(edge, tuple) and id(edge[0]) not in visited:
+            if type(edge) is tuple and edge[0] not in visited:
                 stack.append((edge[0], False))
-    return post_order[::-1]
+    post_order.reverse()
+    return post_order
 
 
 def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
@@ -423,7 +435,10 @@ def _backward_step(node, grads_out, create_graph, pending, leaf_grads):
     grads_in = _call_backward(node, grads_out, create_graph)
     for edge, grad, meta in zip(node.next_edges, grads_in, node.input_meta):
         if edge is not None and grad is not None:
-            _deliver(edge, _match_input(grad, meta, node), pending, leaf_grads)
+            array = grad.data
+            if array.shape != meta[0] or array.dtype is not meta[1]:  # (``is``: the usual match, fast)
+                grad = _match_input(grad, meta, node)
+            _deliver(edge, grad, pending, leaf_grads)
     for observer in _observers:
         observer.on_backward(node, grads_out, grads_in, time.perf_counter() - started)
 
@@ -455,6 +470,8 @@ def _block_second_order(grad, node, edges):
 
 def _fill_missing(node, grads_out):
     """Zeros for outputs that received no gradient (e.g. an unused output of a multi-output op)."""
+    if len(grads_out) == 1:  # one output: its gradient is what made the node pending
+        return grads_out
     present = [g for g in grads_out if g is not None]  # (``None in grads_out`` would call Tensor.__eq__)
     if len(present) == len(grads_out):
         return grads_out

@@ -99,6 +99,8 @@ def require_cupy(purpose):
 
 def to_device(array, device):
     """Copy ``array`` to ``device`` (no copy when it is already there)."""
+    if type(array) is np.ndarray and (device is CPU or device == "cpu"):  # every draw asks: no parsing
+        return array
     device = Device(device)
     if device.type == "cpu":
         return array.get() if is_cupy_array(array) else array

@@ -622,11 +622,16 @@ def _make(array, dtype, device, requires_grad):
 
 
 def _shape_of(size):
-    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
+    """``size`` (ints, or one sequence of ints) as a tuple of non-negative Python ints. Every draw
+    and every ``zeros`` passes here: ``type(s) is int`` is asked before the (slow) ABC check."""
+    if len(size) == 1 and type(size[0]) is not int and not isinstance(size[0], numbers.Integral):
         size = tuple(size[0])
-    if any(not isinstance(s, numbers.Integral) or s < 0 for s in size):
-        raise ValueError(f"size: expected non-negative ints, got {size}")
-    return tuple(int(s) for s in size)
+    shape = []
+    for s in size:
+        if (type(s) is not int and not isinstance(s, numbers.Integral)) or s < 0:
+            raise ValueError(f"size: expected non-negative ints, got {size}")
+        shape.append(int(s))
+    return tuple(shape)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -644,10 +649,13 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _draw(method, arguments, dtype, device, requires_grad=False):
-    """Numbers from the global generator through the ``RandomDraw`` op (so the compiler sees the draw)."""
-    array = _ops.random.RandomDraw.apply(method=method, arguments=arguments,
-                                         dtype=as_dtype(dtype) or DEFAULT_DTYPE, device=device or "cpu").data
-    return Tensor(array, requires_grad=requires_grad)
+    """Numbers from the global generator through the ``RandomDraw`` op (so the compiler sees the draw);
+    the op has no inputs, so its output is already a leaf."""
+    drawn = _ops.random.RandomDraw.apply(method=method, arguments=arguments,
+                                         dtype=as_dtype(dtype) or DEFAULT_DTYPE, device=device or "cpu")
+    if requires_grad:
+        drawn.requires_grad = True
+    return drawn
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):

@@ -195,6 +195,13 @@ def _is_basic(index):
     return all(isinstance(i, (numbers.Integral, slice, type(None), type(Ellipsis))) for i in items)
 
 
+def _adds_rows(x, index, out):
+    """Whether ``out[index] += x`` adds whole rows of floating ``out``: one integer index array into
+    its first axis, ``x`` of the indexed shape (``kernels.scatter.add_rows``' contract)."""
+    return (isinstance(index, np.ndarray) and index.dtype.kind in "iu" and out.dtype.kind == "f"
+            and x.dtype == out.dtype and x.shape == index.shape + out.shape[1:])
+
+
 class Index(Function):
     """y = x[index] (ints, slices, None, ..., integer or boolean arrays);
     dx = zeros with dy added at the same positions (``index_add``: repeated indices sum)."""
@@ -216,6 +223,9 @@ class IndexAdd(Function):
         out = xp.zeros(shape, dtype=x.dtype)
         if _is_basic(index):
             out[index] = x  # positions are distinct: plain assignment is the fast path
+        elif xp is np and _adds_rows(x, index, out):  # an embedding's gradient: rows added in one loop
+            from ..kernels.scatter import add_rows  # Numba: imported on first use
+            add_rows(out, index, x)                 # = np.add.at, bit for bit, many times faster
         elif xp is np:
             np.add.at(out, index, x)
         else:

@@ -16,9 +16,11 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     assert ab.main(["conv", "--repeats", "2"]) == 0
     assert ab.main(["optim", "mlp", "--repeats", "2"]) == 0
     assert ab.main(["step", "mlp", "--repeats", "2"]) == 0
+    assert ab.main(["elementwise", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "[channels-last] forward: channels-last/per-sample median" in out
     assert "[channels-last] backward_weight: channels-last/per-sample median" in out
+    assert "sigmoid_float32/expit median" in out and "add_rows/np.add.at median" in out
     assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
     with pytest.raises(SystemExit):
         ab.main(["optim"])
