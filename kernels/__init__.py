@@ -1,4 +1,5 @@
-"""Pure array kernels for the hot paths: convolution, recurrence, attention, optimizer updates.
+"""Pure array kernels for the hot paths: convolution, recurrence, attention, optimizer updates,
+normalisation.
 
 Installed as ``scratchgen.kernels``. Nothing here knows about ``Tensor``: every function takes
 NumPy (or CuPy) arrays and returns arrays. Each family is a subpackage with three modules that
@@ -17,7 +18,7 @@ import importlib
 import os
 import threading
 
-FAMILIES = ("conv", "recurrence", "attention", "optim")
+FAMILIES = ("conv", "recurrence", "attention", "optim", "normalization")
 IMPLEMENTATIONS = ("reference", "cpu", "gpu")
 
 _state = threading.local()

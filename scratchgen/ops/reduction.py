@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, is_grad_enabled
+from ..kernels import implementation
 from ..tensor import Tensor
 from .elementwise import exp, isfinite, log, sqrt, where
 from .shape import expand, normalize_dim, normalize_dims, reshape
@@ -83,28 +84,23 @@ def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 class Normalize(Function):
-    """y = (x - mean) / sqrt(var + eps), the statistics over ``axes`` (biased variance): the core
-    of LayerNorm, GroupNorm and BatchNorm as one node, where written with ops it took seven
-    (and their backward twenty), which dominated small convolutional models' steps.
+    """y = (x - mean) * inverse_std over ``axes``, the statistics from ``Moments`` (inverse_std =
+    1 / sqrt(var + eps), biased variance): the core of LayerNorm, GroupNorm and BatchNorm as one
+    node, where written with ops it took seven (and their backward twenty).
 
-        dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)          (means over ``axes``)
+        dx = inverse_std (dy - mean(dy) - y mean(dy y))      (means over ``axes``: NormalizeBackward)
 
-    ``forward`` takes the centred input and the variance from ``standardize``, which also hands
-    them to BatchNorm's running averages. For a first-order backward the inverse standard
-    deviation is a constant array; under ``create_graph=True`` it is recomputed from x with ops,
-    so that a second derivative (a gradient penalty through a normalised critic) sees how it
-    depends on x — y is the saved output, already attached to the graph.
+    For a first-order backward inverse_std is a constant array; under ``create_graph=True`` it is
+    recomputed from x with ops, so that a second derivative (a gradient penalty through a
+    normalised critic) sees how it depends on x — y is the saved output, already attached to the
+    graph. Either way the arithmetic is one ``NormalizeBackward`` node (one kernel call).
     """
 
-    def forward(self, x, axes, eps, centred, variance, scale):
-        # y = (c / s) / sqrt(var / s^2 + eps / s^2): with s = max |c| no square overflows, even
-        # for values near 1e19 in float32 (var itself may be inf there; this form never forms it)
-        self.axes, self.eps = axes, eps
-        xp = backend.get_array_module(x)
-        scaled = centred / scale
-        scaled_std = xp.sqrt((scaled * scaled).mean(axis=axes, keepdims=True) + eps / scale / scale)
-        self.inverse_std = 1 / scaled_std / scale
-        y = scaled / scaled_std
+    def forward(self, x, axes, eps, mean, inverse_std):
+        self.axes, self.eps, self.inverse_std = axes, eps, inverse_std
+        layout = _Layout(x.shape, axes)
+        y = layout.restore(_normalization(x).normalize(layout.arrange(x), layout.flat(mean),
+                                                       layout.flat(inverse_std)))
         self.save_for_backward(x, y)
         return y
 
@@ -114,45 +110,109 @@ class Normalize(Function):
             inverse_std = 1 / sqrt(var(x, self.axes, correction=0, keepdim=True) + self.eps)
         else:
             inverse_std = Tensor(self.inverse_std)
-        average_grad = mean(grad, self.axes, keepdim=True)
-        average_grad_y = mean(grad * y, self.axes, keepdim=True)
-        return (grad - average_grad - y * average_grad_y) * inverse_std
+        return NormalizeBackward.apply(grad, y, inverse_std, axes=self.axes)
+
+
+class NormalizeBackward(Function):
+    """g_x = r (g - mean(g) - y mean(g y)), means over ``axes``, r = inverse_std (reduced dims
+    kept): ``Normalize``'s gradient as one kernel call. Its own derivative, for second order, with
+    u the gradient of g_x::
+
+        dg = r (u - mean(u) - y mean(u y))     (the map is self-adjoint in g)
+        dy = -r (u mean(g y) + g mean(u y))
+        dr = u (g - mean(g) - y mean(g y))     (summed down to r's shape by the engine)
+    """
+
+    def forward(self, grad, y, inverse_std, axes):
+        self.axes = axes
+        layout = _Layout(y.shape, axes)
+        flat_inverse_std = layout.flat(inverse_std.astype(np.float64, copy=False))
+        grad_x = _normalization(y).normalize_backward(layout.arrange(grad.astype(y.dtype, copy=False)),
+                                                      layout.arrange(y), flat_inverse_std)
+        self.save_for_backward(grad, y, inverse_std)
+        return layout.restore(grad_x)
+
+    def backward(self, upstream):
+        grad, y, inverse_std = self.saved_tensors
+        axes = self.axes
+        average_grad_y = mean(grad * y, axes, keepdim=True)
+        average_upstream_y = mean(upstream * y, axes, keepdim=True)
+        d_grad = NormalizeBackward.apply(upstream, y, inverse_std, axes=axes)
+        d_y = -inverse_std * (upstream * average_grad_y + grad * average_upstream_y)
+        d_inverse_std = upstream * (grad - mean(grad, axes, keepdim=True) - y * average_grad_y)
+        return d_grad, d_y, d_inverse_std
 
 
 def standardize(x, dim, eps=1e-5):
     """``(y, mean, variance)``: x normalised over ``dim`` (see ``Normalize``), and the batch's
-    mean and biased variance as arrays with the reduced dims kept."""
+    mean and biased variance as float64 arrays with the reduced dims kept."""
     if not backend.is_floating(x.dtype):
         raise TypeError(f"standardize: expected a floating-point tensor, got dtype {x.dtype}")
     axes = normalize_dims("standardize", dim, x.ndim)
-    average, centred, variance, scale = (t.data for t in Moments.apply(x.data, axes=axes))
-    y = Normalize.apply(x, axes=axes, eps=eps, centred=centred, variance=variance, scale=scale)
+    average, variance, inverse_std = (t.data for t in Moments.apply(x.data, axes=axes, eps=eps))
+    y = Normalize.apply(x, axes=axes, eps=eps, mean=average, inverse_std=inverse_std)
     return y, average, variance
 
 
 class Moments(Function):
-    """(mean, x - mean, biased variance, max |x - mean|) over ``axes``, reduced dims kept: what
-    ``Normalize`` and BatchNorm's running averages need. Arrays only, no gradient (``Normalize``'s
-    backward carries it); an op so that observers (the compiler) see the arithmetic."""
+    """(mean, biased variance, 1 / sqrt(variance + eps)) over ``axes``, float64 arrays with the
+    reduced dims kept: what ``Normalize`` and BatchNorm's running averages need (the numerics,
+    float64 sums and the corrected two-pass variance: ``scratchgen.kernels.normalization``).
+    Arrays only, no gradient (``Normalize``'s backward carries it); an op so that observers (the
+    compiler) see the arithmetic."""
 
-    def forward(self, x, *, axes):
-        xp = backend.get_array_module(x)
-        average = x.mean(axis=axes, keepdims=True)
-        # corrected two-pass: the mean of the centred values is the first mean's rounding error (in
-        # float32, 1e-7 of the values' size: all there is of a spread of 1e-3 around 1000). It is
-        # taken off the centred values, which resolve it, not added to the mean, which cannot.
-        centred = x - average
-        error = centred.mean(axis=axes, keepdims=True)
-        centred -= error
-        average = average + error
-        scale = xp.abs(centred).max(axis=axes, keepdims=True) if centred.size else xp.ones_like(average)
-        scale = xp.where(scale > 0, scale, xp.ones_like(scale))   # a constant row: c = 0 anyway
-        with np.errstate(over="ignore"):   # the variance BatchNorm averages may be inf; y never is
-            variance = (centred * centred).mean(axis=axes, keepdims=True)
-        return average, centred, variance, scale
+    def forward(self, x, *, axes, eps):
+        layout = _Layout(x.shape, axes)
+        statistics = _normalization(x).moments(layout.arrange(x), eps)
+        return tuple(statistic.reshape(_keepdim_shape(x.shape, axes)) for statistic in statistics)
 
     def backward(self, *grads):
         return (None,)
+
+
+def _normalization(array):
+    return implementation("normalization", array)
+
+
+class _Layout:
+    """How an array reduced over ``axes`` maps onto the kernels' (A, C, B) layout, and back.
+
+    When the kept axes are consecutive (every norm: LayerNorm's and GroupNorm's trailing axes,
+    BatchNorm's all-but-dim-1) A and B are the reduced axes before and after them: a reshape.
+    Otherwise the reduced axes are moved to the front first, (R, C, 1), a copy."""
+
+    def __init__(self, shape, axes):
+        self.shape = shape
+        kept = [i for i in range(len(shape)) if i not in axes]
+        if kept and kept != list(range(kept[0], kept[-1] + 1)):
+            self.order = tuple(sorted(axes)) + tuple(kept)
+            self.arranged_shape = (_product(shape[i] for i in axes), _product(shape[i] for i in kept), 1)
+        else:
+            self.order = None
+            first, last = (kept[0], kept[-1] + 1) if kept else (0, 0)
+            self.arranged_shape = (_product(shape[:first]), _product(shape[first:last]), _product(shape[last:]))
+
+    def arrange(self, array):
+        """``array`` as a C-contiguous (A, C, B) array (a view when it already was contiguous)."""
+        xp = backend.get_array_module(array)
+        if self.order is not None:
+            array = array.transpose(self.order)
+        return xp.ascontiguousarray(array).reshape(self.arranged_shape)
+
+    def flat(self, statistic):
+        """A keepdim-shaped statistic as the kernels' contiguous (C,) array."""
+        return backend.get_array_module(statistic).ascontiguousarray(statistic).reshape(-1)
+
+    def restore(self, arranged):
+        """The inverse of ``arrange``, for an output of the kernels."""
+        if self.order is None:
+            return arranged.reshape(self.shape)
+        moved = arranged.reshape(tuple(self.shape[i] for i in self.order))
+        return moved.transpose(np.argsort(self.order))
+
+
+def _product(sizes):
+    return int(np.prod(list(sizes), dtype=np.int64))
 
 
 def amax(x, dim=None, keepdim=False):

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen.ops import shape
+from scratchgen.ops.reduction import NormalizeBackward
 from scratchgen.testing.strategies import GradCase, arrays, broadcastable_shapes, has_ties, near, shapes
 
 
@@ -200,7 +201,20 @@ def flat_spread(axes_of):
     return reject
 
 
+@st.composite
+def normalize_backward_draw(draw):
+    """(g, y, r) of ``NormalizeBackward``: (rows, M) arrays and a positive inverse_std with the reduced
+    axis kept, the statistics over the trailing axis (LayerNorm's layout) or the leading one (BatchNorm's)."""
+    rows, count, axis = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.sampled_from([0, 1]))
+    statistic_shape = (rows, 1) if axis == 1 else (1, count)
+    arrays_drawn = (draw(arrays((rows, count))), draw(arrays((rows, count))),
+                    draw(arrays(statistic_shape, low=0.5, high=2.0)))
+    return arrays_drawn, {"axes": (axis,)}
+
+
 NORM_CASES = [
+    GradCase("normalize_backward", lambda g, y, r, axes: NormalizeBackward.apply(g, y, r, axes=axes),
+             normalize_backward_draw(), second_order=True),
     GradCase("layer_norm", lambda a, groups: F.layer_norm(a, a.shape[1:]), norm_draw(),
              torch_fn("lambda a, groups: F.layer_norm(a, a.shape[1:])"),
              reject=flat_spread(lambda a, g: (a, tuple(range(1, a.ndim)))), second_order=True),

@@ -100,6 +100,22 @@ def run_attention(kernels, case, dtype, xp):
     return {"out": out, "logsumexp": logsumexp, "grad_q": grads[0], "grad_k": grads[1], "grad_v": grads[2]}
 
 
+@st.composite
+def normalization_cases(draw):
+    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(0, 4)), draw(st.integers(1, 9))),
+                offset=draw(st.sampled_from([0.0, 100.0])), seed=draw(st.integers(0, 2**16)))
+
+
+def run_normalization(kernels, case, dtype, xp):
+    rng = np.random.default_rng(case["seed"])
+    x = xp.asarray((case["offset"] + rng.standard_normal(case["shape"])).astype(dtype))
+    mean, variance, inverse_std = kernels.moments(x, 1e-5)
+    y = kernels.normalize(x, mean, inverse_std)
+    grad_y = xp.asarray(rng.standard_normal(case["shape"]).astype(dtype))
+    return {"mean": mean, "variance": variance, "inverse_std": inverse_std, "y": y,
+            "grad_x": kernels.normalize_backward(grad_y, y, inverse_std)}
+
+
 def run_optim(kernels, case, dtype, xp):
     """The drawn optimizer update (``optimizer_kernel_cases``) for a few steps: parameter and state."""
     arrays = optimizer_kernel_cases.run(kernels, case | {"dtype": dtype}, xp.asarray)
@@ -108,7 +124,8 @@ def run_optim(kernels, case, dtype, xp):
 
 FAMILIES = {"conv": (conv_cases(), run_conv), "recurrence": (lstm_cases(), run_lstm),
             "attention": (attention_cases(), run_attention),
-            "optim": (optimizer_kernel_cases.drawn_updates(), run_optim)}
+            "optim": (optimizer_kernel_cases.drawn_updates(), run_optim),
+            "normalization": (normalization_cases(), run_normalization)}
 
 
 def host(array):
