@@ -9,6 +9,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
     python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy
+    python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu against reference
 """
 import argparse
 import statistics
@@ -95,6 +96,27 @@ def compare_elementwise_kernels(repeats):
           f"{summary(interleaved_ratios(scatter(np.add.at), scatter(add_rows), repeats))}")
 
 
+# The (A, C, B) layouts the models' norms hand to kernels.normalization (float32): the U-Net's
+# GroupNorm(8) on 64 images of 8x8 and 4x4 maps, the GPT's LayerNorm on 48 x 64 tokens, VAE-GAN's BatchNorm2d.
+NORM_SHAPES = [(1, 512, 128), (1, 512, 256), (1, 512, 768), (1, 3072, 96), (32, 64, 4), (32, 32, 16)]
+
+
+def compare_norm_kernels(repeats):
+    """``kernels.normalization``: ``cpu`` (B) against ``reference`` (A), the forward (moments and
+    normalize) and the backward, on each of ``NORM_SHAPES``."""
+    from scratchgen.kernels.normalization import cpu, reference
+    rng = np.random.default_rng(0)
+    for shape in NORM_SHAPES:
+        x, grad_y = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+        mean, _, inverse_std = cpu.moments(x, 1e-5)
+        y = cpu.normalize(x, mean, inverse_std)
+        passes = {"forward": lambda kernels: lambda: kernels.normalize(x, *kernels.moments(x, 1e-5)[::2]),
+                  "backward": lambda kernels: lambda: kernels.normalize_backward(grad_y, y, inverse_std)}
+        for pass_name, bind in passes.items():
+            print(f"norm {shape} float32 {pass_name}: cpu/reference "
+                  f"{summary(interleaved_ratios(bind(reference), bind(cpu), repeats))}", flush=True)
+
+
 def compare_optimizer_step(model, repeats):
     """``model``'s first optimizer over its parameters, per-parameter (A) against fused (B), each
     step on fresh gradient arrays as the engine leaves them."""
@@ -143,7 +165,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise"))
+    parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise", "norms"))
     parser.add_argument("names", nargs="*", metavar="MODEL | A B",
                         help="optim, step: the model (e.g. diffusion); "
                              f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
@@ -164,6 +186,8 @@ def main(argv=None):
             compare_conv_paths(args.repeats)
         elif args.what == "elementwise":
             compare_elementwise_kernels(args.repeats)
+        elif args.what == "norms":
+            compare_norm_kernels(args.repeats)
         elif args.what == "optim":
             compare_optimizer_step(args.names[0], args.repeats)
         else:
