@@ -49,3 +49,11 @@ def test_an_exported_revision_is_laid_out_as_installed_and_times_its_workloads(t
     times = revisions.time_revision(path, "engine/one tiny op", batches=1, batch_seconds=0.0)  # checks its import
     assert set(times) == {"engine/one tiny op forward", "engine/one tiny op forward+backward"}
     assert all(seconds > 0 for seconds in times.values())
+
+
+def test_norms_comparison_runs(capsys, monkeypatch):
+    monkeypatch.setattr(ab, "NORM_SHAPES", [(2, 3, 5)])
+    assert ab.main(["norms", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "norm (2, 3, 5) float32 forward: cpu/reference median" in out
+    assert "norm (2, 3, 5) float32 backward: cpu/reference median" in out
