@@ -9,7 +9,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
     python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy
-    python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu against reference
+    python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
 """
 import argparse
 import statistics

@@ -19,8 +19,8 @@ def check_statistics(op, x, **statistics):
     check_moments_input(op, x)
     for name, array in statistics.items():
         if array.dtype != np.float64 or array.shape != (x.shape[1],) or not array.flags.c_contiguous:
-            raise ValueError(f"{op}: expected {name} as a C-contiguous float64 array of shape ({x.shape[1]},), "
-                             f"got {array.dtype} of shape {tuple(array.shape)}")
+            raise ValueError(f"{op}: expected {name} as a C-contiguous float64 array of shape "
+                             f"({x.shape[1]},), got {array.dtype} of shape {tuple(array.shape)}")
 
 
 def check_gradient_inputs(op, grad_y, y, inverse_std):

@@ -190,7 +190,8 @@ class _Layout:
         else:
             self.order = None
             first, last = (kept[0], kept[-1] + 1) if kept else (0, 0)
-            self.arranged_shape = (_product(shape[:first]), _product(shape[first:last]), _product(shape[last:]))
+            self.arranged_shape = tuple(_product(sizes) for sizes in (shape[:first], shape[first:last],
+                                                                      shape[last:]))
 
     def arrange(self, array):
         """``array`` as a C-contiguous (A, C, B) array (a view when it already was contiguous)."""

@@ -204,7 +204,8 @@ def flat_spread(axes_of):
 @st.composite
 def normalize_backward_draw(draw):
     """(g, y, r) of ``NormalizeBackward``: (rows, M) arrays and a positive inverse_std with the reduced
-    axis kept, the statistics over the trailing axis (LayerNorm's layout) or the leading one (BatchNorm's)."""
+    axis kept, the statistics over the trailing axis (LayerNorm's layout) or the leading one
+    (BatchNorm's)."""
     rows, count, axis = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.sampled_from([0, 1]))
     statistic_shape = (rows, 1) if axis == 1 else (1, count)
     arrays_drawn = (draw(arrays((rows, count))), draw(arrays((rows, count))),
