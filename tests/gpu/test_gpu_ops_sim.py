@@ -80,3 +80,9 @@ def test_lstm_two_layers_batch_first():
         return out, h_n, c_n
 
     check_against_reference(two_layers, randn(2, 4, 3), *layer(3), *layer(5))
+
+
+def test_the_norms():
+    """LayerNorm's, GroupNorm's and BatchNorm's layouts through kernels.normalization's gpu module."""
+    check_against_reference(lambda x: (F.layer_norm(x, x.shape[1:]), F.group_norm(x, 2),
+                                       F.batch_norm(x, None, None, training=True)), randn(3, 4, 5))
