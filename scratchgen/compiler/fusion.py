@@ -1,8 +1,8 @@
 """Fusion: runs of elementwise ops become one generated Numba kernel (one pass over memory, one call).
 
-A group is a run of *adjacent* ops of the program, each an elementwise op whose result only the next
-op of the run reads (so no intermediate is needed elsewhere, and nothing runs in between that could
-write an input in place), optionally headed by a ``MatMul`` whose product the run then finishes in
+A group is a run of *adjacent* ops of the program, each an elementwise op whose result only later
+ops of the run read, once (so no intermediate is needed elsewhere, and nothing runs in between that
+could write an input in place), optionally headed by a ``MatMul`` whose product the run then finishes in
 place (an *epilogue*: bias add, activation mask). Every array in it has the output's shape and dtype,
 is a single element, or broadcasts to the output's shape (a bias read at ``i % n``, a per-channel
 scale at ``(i // HW) % C``); a ``Where``'s condition is a bool array of such a shape; plain Python
@@ -77,20 +77,20 @@ def fuse(program, protected, mode="exact"):
     fused, run, sources = [], [], []
 
     def close_run():
-        if len(run) >= MIN_GROUP or (len(run) == 1 and run[0].name not in OUT_FORMS):
-            # a lone op with no out= form (Where) still gains: its kernel writes into an arena block
-            op, source = _fused_op(program, run, mode)
-            fused.append(op)
-            sources.append(source)
-        else:
-            fused.extend(run)
-        run.clear()
+        while run:   # the longest group at the run's start, then the same for what is left
+            group = run[:_longest_group(run, readers, protected)]
+            del run[:len(group)]
+            if len(group) >= MIN_GROUP or (len(group) == 1 and group[0].name not in OUT_FORMS):
+                # a lone op with no out= form (Where) still gains: its kernel writes into an arena block
+                op, source = _fused_op(program, group, mode)
+                fused.append(op)
+                sources.append(source)
+            else:
+                fused.extend(group)
 
     for op in program.ops:
         if _formula(program, op, mode) is not None:
-            tail = run[-1].writes[0] if run else None
-            if run and (tail not in op.reads or readers.get(tail) != 1 or tail in protected
-                        or not _same_kind(program, run[0], op)):
+            if run and not _same_kind(program, run[0], op):
                 close_run()
             run.append(op)
         else:
@@ -99,6 +99,20 @@ def fuse(program, protected, mode="exact"):
     close_run()
     program.ops = fused
     return sources
+
+
+def _longest_group(run, readers, protected):
+    """How many ops at the start of ``run`` (adjacent elementwise ops of one shape) make one group:
+    every output but the last must be read once in the whole program, by a later op of the group, so
+    that nothing outside needs it. The ops need not form a chain: a ``Where`` and a ``Mul`` that an
+    ``Add`` combines (a leaky ReLU's backward) are one group."""
+    longest = 1
+    for end in range(2, len(run) + 1):
+        read = {index for op in run[1:end] for index in op.reads}
+        if all(op.writes[0] in read and readers.get(op.writes[0]) == 1 and op.writes[0] not in protected
+               for op in run[:end - 1]):
+            longest = end
+    return longest
 
 
 def _relu_masks_from_outputs(program):

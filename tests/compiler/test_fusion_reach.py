@@ -1,5 +1,6 @@
 """How far fusion reaches: a ReLU's forward inside a group (its mask recomputed from its output), any
-broadcast operand (a batch norm's per-channel scale), a lone ``where`` into an arena block — and what
+broadcast operand (a batch norm's per-channel scale), ops that are not one chain, a lone ``where``
+into an arena block — and what
 it must not fuse: a result NumPy laid out in a permuted input's order. Each against the unfused
 program, bit for bit."""
 import numpy as np
@@ -67,6 +68,22 @@ def test_a_channel_scale_and_shift_fuse_with_the_activation():
         return step
     program = _run_both(make, lambda: [rng.standard_normal((2, 3, 4, 5)).astype(np.float32)])
     assert "Mul+Add+Relu" in _groups(program), _groups(program)
+
+
+def test_ops_that_are_not_one_chain_fuse_into_one_group():
+    """``x * 2`` and ``x - 1`` each read once, by the ``Add`` that follows: one kernel of three ops
+    (a leaky ReLU's backward has this shape: a ``Where`` and a ``Mul`` that an ``Add`` combines)."""
+    rng = np.random.default_rng(5)
+
+    def make():
+        def step(x):
+            loss = ((x * 2.0 + (x - 1.0)) * x).sum()
+            loss.backward()
+            return loss, x.grad
+        return step
+    program = _run_both(make, lambda: [rng.standard_normal((3, 4)).astype(np.float32)])
+    groups = _groups(program)
+    assert "Mul+Sub+Add" in groups or "Sub+Mul+Add" in groups, groups
 
 
 def test_a_lone_where_writes_into_an_arena_block():
