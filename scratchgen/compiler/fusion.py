@@ -22,8 +22,8 @@ the source, and imported from there: a second process loads Numba's cached machi
 (cuda.py) the same loop body becomes a ``numba.cuda`` kernel instead; ``kernel_body`` is shared, each
 target supplying its formulas. A GPU group fuses only the exact arithmetic (its ``_rn`` sums and
 products) of operands of the output's shape or single elements: not ``Where``, ``Sqrt``, the fast
-mode's libm calls or a broadcast bias yet, and no ``MatMul`` head, no arena block (host NumPy arrays
-only).
+mode's libm calls or a broadcast operand yet, no ReLU, no ``MatMul`` head, no arena block (host
+NumPy arrays only).
 
     # fused by scratchgen.compile (exact): Mul, Sub, Mul
     @numba.njit(cache=True, error_model="numpy")
