@@ -124,3 +124,29 @@ def test_a_broadcast_operand_is_read_where_numpy_reads_it(out_shape, data):
     flat = numbers.reshape(-1)
     read = [eval(f"flat{indexing}", {"flat": flat, "i": i}) for i in range(expected.size)]  # noqa: S307
     np.testing.assert_array_equal(read, expected, err_msg=f"{shape} -> {out_shape}: {indexing}")
+
+
+def test_the_wider_groups_of_a_backward_pass_a_float64_gradcheck():
+    """Central differences of the compiled loss against the compiled gradient, in float64, for a
+    step whose backward fuses a ReLU mask read from the output, per-channel operands and a group
+    that is not a chain."""
+    rng = np.random.default_rng(6)
+    gamma, beta = (sg.tensor(rng.standard_normal((1, 3, 1, 1))) for _ in range(2))
+
+    def step(x):
+        loss = (F.relu(x * gamma + beta) * (x - 1.0) + x * 2.0).sum()
+        loss.backward()
+        return loss, x.grad
+    compiled = sg.compile(step)
+    x = rng.standard_normal((2, 3, 4, 4))
+    for _ in range(3):
+        _, grad = compiled(sg.tensor(x, requires_grad=True))
+    program = next(iter(compiled.cache.values())).program
+    assert any(op.kind == "fused" and "loss.backward()" in op.line for op in program.ops)
+    assert "Mul+Add+Relu" in _groups(program), _groups(program)
+    for _ in range(3):
+        direction = rng.standard_normal(x.shape)
+        up, _ = compiled(sg.tensor(x + 1e-6 * direction, requires_grad=True))
+        down, _ = compiled(sg.tensor(x - 1e-6 * direction, requires_grad=True))
+        numeric = (up.data - down.data) / 2e-6
+        np.testing.assert_allclose(numeric, np.sum(grad.data * direction), rtol=1e-6, atol=1e-9)
