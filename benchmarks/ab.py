@@ -8,6 +8,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
+        [--contender 'scratchgen compiled[cpu]']                          # another contender than eager
     python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy
     python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
 """
@@ -172,6 +173,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=80)
     parser.add_argument("--only", help="revisions: the workloads to time (a regular expression, as the suite's)")
     parser.add_argument("--rounds", type=int, default=12, help="revisions: interleaved rounds")
+    parser.add_argument("--contender", help="revisions: the contender to time (default scratchgen[cpu]; "
+                                            "e.g. 'scratchgen compiled[cpu]')")
     args = parser.parse_args(argv)
     if args.what in ("optim", "step") and len(args.names) != 1:
         parser.error(f"{args.what}: expected a MODEL, e.g. python -m benchmarks.ab {args.what} diffusion")
@@ -179,7 +182,7 @@ def main(argv=None):
         parser.error("revisions: expected two revisions and --only, e.g. "
                      "python -m benchmarks.ab revisions HEAD WORKTREE --only engine/")
     if args.what == "revisions":
-        revisions.compare_revisions(*args.names, args.only, args.rounds)
+        revisions.compare_revisions(*args.names, args.only, args.rounds, contender=args.contender)
         return 0
     with pin_threads(1):  # the figure that counts is one thread's
         if args.what == "conv":

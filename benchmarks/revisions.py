@@ -42,7 +42,8 @@ with pin_threads(1):
         if workload.family == "ceiling":
             continue
         contenders = workload.setup(options)
-        passes = contenders.get("scratchgen[cpu]", contenders.get("scratchgen"))
+        passes = contenders.get(sys.argv[4]) if len(sys.argv) > 4 else \
+            contenders.get("scratchgen[cpu]", contenders.get("scratchgen"))
         for name, call in (passes or {}).items():
             call(), call()                                   # compile, warm the caches
             start = time.thread_time(); call(); once = max(time.thread_time() - start, 1e-7)
@@ -69,16 +70,17 @@ def export(revision, folder):
     return folder
 
 
-def time_revision(path, pattern, batches, batch_seconds):
+def time_revision(path, pattern, batches, batch_seconds, contender=None):
     """``{"family/name pass": seconds per call}`` measured in a fresh process running ``path``'s code
-    (None: the installed checkout's)."""
+    (None: the installed checkout's), of ``contender`` (default ``scratchgen[cpu]``)."""
     environment = thread_environment(1)
     if path is not None:
         environment["PYTHONPATH"] = path  # ahead of the editable install's finder
     # started in a folder with no scratchgen/ of its own: ``python -c`` puts its working directory
     # first on sys.path, so from a checkout's root it would import that checkout instead
     with tempfile.TemporaryDirectory(prefix="scratchgen-ab-cwd-") as neutral:
-        done = subprocess.run([sys.executable, "-c", TIMER, pattern, str(batches), str(batch_seconds)],
+        arguments = [pattern, str(batches), str(batch_seconds)] + ([contender] if contender else [])
+        done = subprocess.run([sys.executable, "-c", TIMER, *arguments],
                               env=environment, capture_output=True, text=True, cwd=neutral)
     lines = done.stdout.splitlines()
     results = [line for line in lines if line.startswith("RESULT ")]
@@ -90,7 +92,7 @@ def time_revision(path, pattern, batches, batch_seconds):
     return json.loads(results[-1][len("RESULT "):])
 
 
-def compare_revisions(revision_a, revision_b, pattern, rounds, batches=7, batch_seconds=0.01):
+def compare_revisions(revision_a, revision_b, pattern, rounds, batches=7, batch_seconds=0.01, contender=None):
     with tempfile.TemporaryDirectory(prefix="scratchgen-ab-") as scratch:
         paths = {}
         for side, revision in (("a", revision_a), ("b", revision_b)):
@@ -100,7 +102,8 @@ def compare_revisions(revision_a, revision_b, pattern, rounds, batches=7, batch_
         ratios = {}
         for round_index in range(rounds):
             order = ("a", "b") if round_index % 2 == 0 else ("b", "a")
-            times = {side: time_revision(paths[side], pattern, batches, batch_seconds) for side in order}
+            times = {side: time_revision(paths[side], pattern, batches, batch_seconds, contender)
+                     for side in order}
             for key in times["a"].keys() & times["b"].keys():
                 ratios.setdefault(key, []).append(times["b"][key] / times["a"][key])
             print(f"round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)

@@ -184,9 +184,20 @@ def matmul_into(a, b, out):
     return out
 
 
+def relu_call(x, out=None):
+    """``Relu.forward`` without the mask it keeps (fusion recomputes the mask from the output)."""
+    return np.maximum(x, 0, out=out)
+
+
+def relu_mask_call(y):
+    """The mask ``x > 0`` of a ReLU, from its output ``y = max(x, 0)``: the same bools."""
+    return y > 0
+
+
 # Ops whose forward is one NumPy call that accepts ``out=`` (the same loop, so the same bits).
 OUT_FORMS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Neg": np.negative,
-             "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "TanhOp": np.tanh, "MatMul": matmul_into}
+             "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "TanhOp": np.tanh, "MatMul": matmul_into,
+             "Relu": relu_call}
 
 
 def out_form(op, buffers):

@@ -1,12 +1,14 @@
 """Fusion: runs of elementwise ops become one generated Numba kernel (one pass over memory, one call).
 
-A group is a run of *adjacent* ops of the program, each an elementwise op whose result only the next
-op of the run reads (so no intermediate is needed elsewhere, and nothing runs in between that could
-write an input in place), optionally headed by a ``MatMul`` whose product the run then finishes in
+A group is a run of *adjacent* ops of the program, each an elementwise op whose result only later
+ops of the run read, once (so no intermediate is needed elsewhere, and nothing runs in between that
+could write an input in place), optionally headed by a ``MatMul`` whose product the run then finishes in
 place (an *epilogue*: bias add, activation mask). Every array in it has the output's shape and dtype,
-is a single element, or matches the output's trailing axes (a bias: read at ``i % n``); a ``Where``'s
-condition is a bool array of such a shape; plain Python numbers are cast to the dtype first, as NumPy
-does with them.
+is a single element, or broadcasts to the output's shape (a bias read at ``i % n``, a per-channel
+scale at ``(i // HW) % C``); a ``Where``'s condition is a bool array of such a shape; plain Python
+numbers are cast to the dtype first, as NumPy does with them. A ReLU joins a group once its kept mask
+is recomputed from its output (``_relu_masks_from_outputs``); a lone op without an ``out=`` form
+(``Where``) becomes a group of one, so that it writes into an arena block.
 
 Two modes. ``exact`` (the default) fuses only operations that are correctly rounded both in NumPy
 and in the kernel — ``+ - * /``, negation, ``where``, ``sqrt``, squaring — so a fused program gives
@@ -20,8 +22,8 @@ the source, and imported from there: a second process loads Numba's cached machi
 (cuda.py) the same loop body becomes a ``numba.cuda`` kernel instead; ``kernel_body`` is shared, each
 target supplying its formulas. A GPU group fuses only the exact arithmetic (its ``_rn`` sums and
 products) of operands of the output's shape or single elements: not ``Where``, ``Sqrt``, the fast
-mode's libm calls or a broadcast bias yet, and no ``MatMul`` head, no arena block (host NumPy arrays
-only).
+mode's libm calls or a broadcast operand yet, no ReLU, no ``MatMul`` head, no arena block (host
+NumPy arrays only).
 
     # fused by scratchgen.compile (exact): Mul, Sub, Mul
     @numba.njit(cache=True, error_model="numpy")
@@ -39,13 +41,14 @@ import sys
 import numpy as np
 
 from . import cuda
-from .calls import matmul_into
+from .calls import OUT_FORMS, matmul_into, relu_call, relu_mask_call
 from .program import Op
 
 # The IEEE operations NumPy performs, each correctly rounded: a kernel made of them gives NumPy's bits.
 EXACT = {"Add": "{0} + {1}", "Sub": "{0} - {1}", "Mul": "{0} * {1}", "Div": "{0} / {1}", "Neg": "-{0}",
          "Where": "{0} if {2} else {1}",   # (a, b, condition)
-         "Sqrt": "math.sqrt({0})"}
+         "Sqrt": "math.sqrt({0})",
+         "Relu": "T(0) if {0} <= T(0) else {0}"}   # np.maximum(x, 0): NaN stays NaN, -0 becomes +0
 # libm's functions through Numba: within a few ulp of NumPy's, not equal to them (``fuse="fast"``).
 FAST = {"Exp": "math.exp({0})", "Log": "math.log({0})", "TanhOp": "math.tanh({0})",
         "SigmoidOp": "T(1) / (T(1) + math.exp(-{0}))",
@@ -65,6 +68,7 @@ def fuse(program, protected, mode="exact"):
     """Replace every fusible run of ``program.ops`` by one ``fused`` op; returns the groups' sources."""
     if mode not in MODES:
         raise ValueError(f"fuse: expected one of {MODES}, got {mode!r}")
+    _relu_masks_from_outputs(program)
     readers = {}
     for op in program.ops:
         for index in op.reads + op.extra_uses:
@@ -73,19 +77,20 @@ def fuse(program, protected, mode="exact"):
     fused, run, sources = [], [], []
 
     def close_run():
-        if len(run) >= MIN_GROUP:
-            op, source = _fused_op(program, run, mode)
-            fused.append(op)
-            sources.append(source)
-        else:
-            fused.extend(run)
-        run.clear()
+        while run:   # the longest group at the run's start, then the same for what is left
+            group = run[:_longest_group(run, readers, protected)]
+            del run[:len(group)]
+            if len(group) >= MIN_GROUP or (len(group) == 1 and group[0].name not in OUT_FORMS):
+                # a lone op with no out= form (Where) still gains: its kernel writes into an arena block
+                op, source = _fused_op(program, group, mode)
+                fused.append(op)
+                sources.append(source)
+            else:
+                fused.extend(group)
 
     for op in program.ops:
         if _formula(program, op, mode) is not None:
-            tail = run[-1].writes[0] if run else None
-            if run and (tail not in op.reads or readers.get(tail) != 1 or tail in protected
-                        or not _same_kind(program, run[0], op)):
+            if run and not _same_kind(program, run[0], op):
                 close_run()
             run.append(op)
         else:
@@ -94,6 +99,45 @@ def fuse(program, protected, mode="exact"):
     close_run()
     program.ops = fused
     return sources
+
+
+def _longest_group(run, readers, protected):
+    """How many ops at the start of ``run`` (adjacent elementwise ops of one shape) make one group:
+    every output but the last must be read once in the whole program, by a later op of the group, so
+    that nothing outside needs it. The ops need not form a chain: a ``Where`` and a ``Mul`` that an
+    ``Add`` combines (a leaky ReLU's backward) are one group."""
+    longest = 1
+    for end in range(2, len(run) + 1):
+        read = {index for op in run[1:end] for index in op.reads}
+        if all(op.writes[0] in read and readers.get(op.writes[0]) == 1 and op.writes[0] not in protected
+               for op in run[:end - 1]):
+            longest = end
+    return longest
+
+
+def _relu_masks_from_outputs(program):
+    """Let a ReLU's forward fuse (host arrays only; on the GPU it stays as it is). Its node was kept
+    for one thing, the mask ``x > 0`` that its backward reads; the output ``y = max(x, 0)`` gives the
+    same mask as ``y > 0`` (NaN and -0 give False both ways). So the forward becomes a plain
+    elementwise op, and each read of the mask compares the output instead (at that point of the
+    backward, which keeps ``y`` live until then)."""
+    node_readers = {}
+    for op in program.ops:
+        for index in op.reads:
+            node_readers.setdefault(index, []).append(op)
+    for op in program.ops:
+        if op.kind != "forward+" or op.name != "Relu":
+            continue
+        out, node = op.writes
+        buffer, masks = program.buffers[out], node_readers.get(node, [])
+        if not buffer.on_host or cuda.wanted(buffer) or np.dtype(buffer.dtype).kind != "f" \
+                or any(mask.kind != "attr" or mask.name != "Relu.positive" for mask in masks):
+            continue
+        op.kind, op.writes, op.call = "forward", [out], relu_call
+        for mask in masks:
+            mask.kind, mask.reads, mask.call, mask.extra_uses = "forward", [out], relu_mask_call, []
+            mask.slots = []   # no array parameters, as a forward op's record says
+            mask.detail = "the mask from the output: y > 0"
 
 
 def _sink_producers(program, mode, readers, protected):
@@ -120,8 +164,8 @@ def _formula(program, op, mode):
     if op.kind != "forward" or len(op.writes) != 1 or (op.slots and op.name != "Where"):
         return None
     out = program.buffers[op.writes[0]]
-    if not out.is_array or np.dtype(out.dtype).kind != "f":
-        return None
+    if not out.is_array or np.dtype(out.dtype).kind != "f" or (out.on_host and not out.contiguous):
+        return None   # a kernel writes C order; NumPy kept a permuted input's order, which later ops see
     target = _target(out)
     formulas = target.formulas(mode, out.dtype)
     if op.name == "Pow" and _constant_of(program, op.reads[1]) == 2:
@@ -164,21 +208,42 @@ def _constant_of(program, index):
 
 def _indexing(shape, out_shape, broadcasts=True):
     """How a kernel reads an input of ``shape`` at the output's flat index ``i``: ``[0]`` (a single
-    element), ``[i]`` (the output's shape), ``[i % n]`` (the output's trailing axes, a bias, where the
-    target ``broadcasts``), or None."""
-    size = int(np.prod(shape))
-    if size == 1:
+    element), ``[i]`` (the output's shape), or, where the target ``broadcasts``, any shape NumPy
+    broadcasts to the output's: a bias over the trailing axes is read at ``[i % n]``, a batch norm's
+    ``(1, C, 1, 1)`` scale at ``[(i // HW) % C]`` (``_broadcast_index``); None if it cannot be read."""
+    if int(np.prod(shape)) == 1:
         return "[0]"
     if tuple(shape) == tuple(out_shape):
         return "[i]"
-    if not broadcasts:
+    padded = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    if not broadcasts or len(shape) > len(out_shape) \
+            or any(size not in (1, out) for size, out in zip(padded, out_shape)):
         return None
-    trailing = tuple(shape)
-    while trailing and trailing[0] == 1:
-        trailing = trailing[1:]
-    if trailing and trailing == tuple(out_shape[len(out_shape) - len(trailing):]):
-        return f"[i % {size}]"
-    return None
+    return f"[{_broadcast_index(padded, out_shape)}]"
+
+
+def _broadcast_index(padded, out_shape):
+    """The flat index into a C-contiguous input of shape ``padded`` (``out_shape``'s rank, a 1 where
+    it is broadcast) at the output's flat index ``i``. Neighbouring axes that are both kept or both
+    broadcast act as one; each kept group ``g`` adds its coordinate ``(i // stride_out) % size`` times
+    its stride in the input (no ``//`` for the innermost group, no ``%`` for the outermost)."""
+    groups = []   # [kept?, size], innermost first
+    for size, out in zip(reversed(padded), reversed(out_shape)):
+        if out == 1:
+            continue
+        if groups and groups[-1][0] == (size == out):
+            groups[-1][1] *= out
+        else:
+            groups.append([size == out, out])
+    terms, out_stride, in_stride = [], 1, 1
+    for position, (kept, size) in enumerate(groups):
+        if kept:
+            term = "i" if out_stride == 1 else f"(i // {out_stride})"
+            term += f" % {size}" if position < len(groups) - 1 else ""
+            terms.append(term + (f" * {in_stride}" if in_stride != 1 else ""))
+            in_stride *= size
+        out_stride *= size
+    return " + ".join(reversed(terms))
 
 
 def _same_kind(program, first, op):

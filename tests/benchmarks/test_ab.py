@@ -30,11 +30,13 @@ def test_revisions_alternate_the_processes_and_report_b_over_a(monkeypatch, caps
     from scratchgen.benchmarks import revisions
     started = []
 
-    def fake_time(path, pattern, batches, batch_seconds):
+    def fake_time(path, pattern, batches, batch_seconds, contender=None):
+        assert contender == "scratchgen compiled[cpu]"   # --contender reaches each timing process
         started.append(path)
         return {"engine/x forward": 2.0 if path is None else 1.0}
     monkeypatch.setattr(revisions, "time_revision", fake_time)
-    ratios = revisions.compare_revisions("HEAD", revisions.WORKTREE, "engine/", rounds=2)
+    ratios = revisions.compare_revisions("HEAD", revisions.WORKTREE, "engine/", rounds=2,
+                                         contender="scratchgen compiled[cpu]")
     exported = started[0]
     assert exported is not None and started == [exported, None, None, exported]  # A B, then B A
     assert ratios == {"engine/x forward": [2.0, 2.0]}
