@@ -31,13 +31,20 @@ BASELINE_THREADS = "1,2"
 BASELINE_TORCH_COMPILE = "ae|vae|gan|charlstm|gpt|seq2seq"
 BASELINE_HEADER = f"""# Baseline: the full benchmark suite on a 2-core machine
 
-Regenerate it (from the repository root, on an otherwise idle machine; under 30 minutes):
+Regenerate it (from the repository root, on an otherwise idle machine; under 30 minutes, plus
+torch.compile's compilation below):
 
     env -u {' -u '.join(SLOWING_ENVIRONMENT)} python -m benchmarks --baseline
 
 That runs every workload at {BASELINE_THREADS.replace(',', ' and ')} threads into `benchmarks/baseline/`
 (`results.json`, `REPORT.md`, the plots) and rewrites this file from the report, keeping the
-hand-written analysis below (between its markers): re-read it against the new figures.
+hand-written analysis below (between its markers): re-read it against the new figures. At 1 thread
+the training steps of {BASELINE_TORCH_COMPILE.replace('|', ', ')} also run through `torch.compile`
+(inductor); their compilation is timed apart (the Compilation section). It is cached on disk
+(`TORCHINDUCTOR_CACHE_DIR`, by default `/tmp/torchinductor_$USER`): for all of them together about
+2 minutes warm and 16 minutes cold (the first run after a change of torch or of a twin), upper bounds
+measured on this machine under load by running
+`python -m benchmarks --only 'model/train ({BASELINE_TORCH_COMPILE})$' --torch-compile '.*'` twice.
 """
 ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
 

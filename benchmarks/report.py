@@ -174,7 +174,9 @@ def ceilings_section(results):
 def ratio_section(results):
     parts = ["## scratchgen / PyTorch\n\nMedian time of each scratchgen contender divided by PyTorch's on "
              "the same workload and pass (below 1: scratchgen is faster). `scratchgen[IMPL]` is the user's "
-             "path (Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone."]
+             "path (Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone; "
+             "`torch.compile`, where run, is the PyTorch twin compiled by PyTorch (a row it could not "
+             "compile is under Not run, with the error)."]
     for run in results["runs"]:
         peers = peer_rows(run)
         rows = [row for row in timed(run["rows"]) if is_ours(row["contender"])
