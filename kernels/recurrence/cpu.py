@@ -93,11 +93,11 @@ def forward_step(projected, recurrent, bias_columns, cell_prev, gates, cell, h):
     the arrays it writes do not overlap those it reads, and gives up above a handful of such
     pairs. One loop over all seven blocks (four gate offsets each) was past that limit and ran
     about 10 ns per (unit, sample) here, its four gates packed side by side at best; each loop
-    below touches two to four blocks and runs at full vector width (about 5 ns: the forward at the
-    DESIGN workload took 0.86x the thread-CPU time of the one-loop version, ``python -m benchmarks.ab
-    revisions 8c7871e WORKTREE --only 'kernel/lstm T=64'``). The gates and cells they pass between
-    them are L2-resident. (``backward_step``, split the same way, ran 1.16x slower: it has fewer
-    blocks and keeps its one loop.)
+    below touches two to four blocks and runs at full vector width (about 5 ns; the whole forward at
+    the DESIGN workload took 0.86-0.97x the thread-CPU time of the one-loop version in interleaved
+    runs, e.g. ``python -m benchmarks.ab revisions 8c7871e WORKTREE --only 'kernel/lstm T=64'``). The
+    gates and cells they pass between them are L2-resident. (``backward_step``, split the same way,
+    ran 1.16x slower: it touches fewer blocks, and keeps its one loop.)
     """
     n = cell.size
     z_x, z_h, b = projected.reshape(4 * n), recurrent.reshape(4 * n), bias_columns.reshape(4 * n)
