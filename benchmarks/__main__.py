@@ -7,6 +7,7 @@ is from the machine's ceilings, and how time and memory scale with size.
     python -m benchmarks --list                   # the workloads, without running them
     python -m benchmarks --only model/ --compare benchmarks/baseline/results.json   # ratio changes
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks --baseline   # benchmarks/BASELINE.md
+    python -m benchmarks --only 'model/train (ae|vae)$' --torch-compile 'ae|vae'   # + torch.compile rows
     scratchgen bench ...                          # the same, wherever scratchgen is installed
 
 Writes ``results.json``, ``REPORT.md`` and the scaling plots into ``--out``. Exit status 0, or 1
@@ -20,20 +21,30 @@ import sys
 
 from .compare import comparison_markdown, load_results
 from .machine import SLOWING_ENVIRONMENT
+from .models import TORCH_COMPILE_SWITCH
 from .report import ratio_section, write_outputs
 from .suite import all_workloads, run_suite, select, worker
 from .workload import IMPLEMENTATIONS, PEERS, Options
 
 BASELINE_THREADS = "1,2"
+# The models whose step the baseline also times through torch.compile (at 1 thread): issue #25's six.
+BASELINE_TORCH_COMPILE = "ae|vae|gan|charlstm|gpt|seq2seq"
 BASELINE_HEADER = f"""# Baseline: the full benchmark suite on a 2-core machine
 
-Regenerate it (from the repository root, on an otherwise idle machine; under 30 minutes):
+Regenerate it (from the repository root, on an otherwise idle machine; under 30 minutes, plus
+torch.compile's compilation below):
 
     env -u {' -u '.join(SLOWING_ENVIRONMENT)} python -m benchmarks --baseline
 
 That runs every workload at {BASELINE_THREADS.replace(',', ' and ')} threads into `benchmarks/baseline/`
 (`results.json`, `REPORT.md`, the plots) and rewrites this file from the report, keeping the
-hand-written analysis below (between its markers): re-read it against the new figures.
+hand-written analysis below (between its markers): re-read it against the new figures. At 1 thread
+the training steps of {BASELINE_TORCH_COMPILE.replace('|', ', ')} also run through `torch.compile`
+(inductor); their compilation is timed apart (the Compilation section). It is cached on disk
+(`TORCHINDUCTOR_CACHE_DIR`, by default `/tmp/torchinductor_$USER`): for all of them together about
+2 minutes warm and 16 minutes cold (the first run after a change of torch or of a twin), upper bounds
+measured on this machine under load by running
+`python -m benchmarks --only 'model/train ({BASELINE_TORCH_COMPILE})$' --torch-compile '.*'` twice.
 """
 ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
 
@@ -52,6 +63,15 @@ def comma_list(kind, allowed=None, convert=str):
             raise argparse.ArgumentTypeError(f"expected {kind} ({expected}), got {text!r}")
         return items
     return parse
+
+
+def regular_expression(text):
+    """An argparse type: ``text`` if it compiles as a regular expression."""
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"expected a regular expression, got {text!r} ({error})")
+    return text
 
 
 def parse_arguments(argv, prog="python -m benchmarks"):
@@ -81,6 +101,12 @@ def parse_arguments(argv, prog="python -m benchmarks"):
                         help="timed seconds to aim for per workload and pass (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=Options.repeats,
                         help="timed rounds at most (default: %(default)s)")
+    parser.add_argument("--torch-compile", type=regular_expression, metavar="MODELS",
+                        default=".*" if os.environ.get(TORCH_COMPILE_SWITCH) == "1" else "",
+                        help="also time these models' twin steps through torch.compile (a regular expression "
+                             "of model names, e.g. 'ae|vae' or '.*'; first thread count only, never with "
+                             f"--quick; {TORCH_COMPILE_SWITCH}=1 means '.*'); its compilation is the first "
+                             "call: minutes per model with cold caches")
     parser.add_argument("--list", action="store_true", help="list the selected workloads and exit")
     parser.add_argument("--in-process", action="store_true", help="run every thread count in this process "
                         "(debugging; pinned by threadpoolctl alone)")
@@ -98,7 +124,7 @@ def options_from(args):
         return Options.for_quick_run(impls=args.impl, peers=args.peers,
                                      reference_max_length=args.reference_max_length)
     return Options(impls=args.impl, peers=args.peers, reference_max_length=args.reference_max_length,
-                   repeats=args.repeats, budget_s=args.budget)
+                   repeats=args.repeats, budget_s=args.budget, torch_compile=args.torch_compile)
 
 
 def baseline_paths(out="bench-out"):
@@ -153,6 +179,7 @@ def main(argv=None, prog="python -m benchmarks"):
     if args.baseline:
         args.quick, args.only = False, None
         args.threads = comma_list("thread counts", convert=int)(BASELINE_THREADS)
+        args.torch_compile = BASELINE_TORCH_COMPILE
         args.out, baseline_file = baseline_paths(args.out)
     options = options_from(args)
     compared = None

@@ -11,6 +11,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
         [--contender 'scratchgen compiled[cpu]']                          # another contender than eager
     python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy
     python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
+    python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
 """
 import argparse
 import statistics
@@ -162,11 +163,34 @@ def compare_training_step(model, repeats):
           f"{summary(interleaved_ratios(build(False), build(True), repeats))}")
 
 
+def compare_lstm_forward(repeats):
+    """The DESIGN LSTM's forward: ``kernel[cpu]`` (B) against PyTorch's ``nn.LSTM`` (A); our GEMMs
+    alone (the input projection and the recurrent products, B) against PyTorch's whole forward and
+    against the same products through ``torch.mm`` (A): how much of the gap is the GEMMs."""
+    import torch
+    from . import recurrence
+    from scratchgen.kernels.recurrence import cpu
+    torch.set_num_threads(1)
+    a = recurrence.make_inputs(recurrence.WORKLOAD)
+    ours, _ = recurrence.kernel_calls(cpu, a)
+    theirs, _ = recurrence.torch_calls(a)
+    arrays = (a["weight_ih"], a["x"].transpose(0, 2, 1), a["weight_hh"], a["h0"].T.copy(),
+              np.empty((a["weight_hh"].shape[0], a["h0"].shape[0]), np.float32))
+    gemms = recurrence.forward_gemms(*arrays, np.matmul)
+    torch_gemms = recurrence.forward_gemms(*map(torch.from_numpy, arrays), torch.matmul)
+    for label, (base, variant) in {"kernel[cpu] forward / torch forward": (theirs, ours),
+                                   "our forward GEMMs / torch forward": (theirs, gemms),
+                                   "our forward GEMMs / the same through torch.matmul": (torch_gemms, gemms)}.items():
+        print(f"lstm {recurrence.WORKLOAD.describe()}: {label} {summary(interleaved_ratios(base, variant, repeats))}",
+              flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise", "norms"))
+    parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise", "norms",
+                                         "lstm"))
     parser.add_argument("names", nargs="*", metavar="MODEL | A B",
                         help="optim, step: the model (e.g. diffusion); "
                              f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
@@ -191,6 +215,8 @@ def main(argv=None):
             compare_elementwise_kernels(args.repeats)
         elif args.what == "norms":
             compare_norm_kernels(args.repeats)
+        elif args.what == "lstm":
+            compare_lstm_forward(args.repeats)
         elif args.what == "optim":
             compare_optimizer_step(args.names[0], args.repeats)
         else:

@@ -10,9 +10,10 @@ function, is reported as such rather than timed.
 """
 import dataclasses
 import importlib
-import os
+import re
 
-from .workload import Skip, Work, Workload, guarded, implementation_contenders, peer_contender
+from .timing import describe
+from .workload import Skip, Work, Workload, compile_ahead, guarded, implementation_contenders, peer_contender
 
 SAMPLES, QUICK_SAMPLES = 32, 2                    # images: one batch of this many
 TEXT_LENGTH, QUICK_TEXT_LENGTH = 64, 8            # text: one sample of this many characters (sample_length)
@@ -123,15 +124,18 @@ def compiled_contender(name, options):
     return {"scratchgen compiled[cpu]": guarded(build)} | fast
 
 
-TORCH_COMPILE_SWITCH = "SCRATCHGEN_BENCH_TORCH_COMPILE"
+TORCH_COMPILE_SWITCH = "SCRATCHGEN_BENCH_TORCH_COMPILE"  # =1: every model, as --torch-compile '.*'
+TORCH_COMPILE_BACKEND = "inductor"                       # tests set "eager": dynamo without code generation
 
 
 def torch_compile_contender(name, options):
-    """``torch.compile``: the twin's step through ``torch.compile`` (inductor, CPU), compiled by two
-    calls before the timing starts. Opt-in (``SCRATCHGEN_BENCH_TORCH_COMPILE=1``, else no row): its
-    first call takes minutes per model on a small machine (about 100 s for a two-layer MLP's step
-    here), far beyond a smoke run; a step it cannot compile is reported with its error."""
-    if "torch" not in options.peers or os.environ.get(TORCH_COMPILE_SWITCH) != "1":
+    """``torch.compile``: the twin's step through ``torch.compile`` (inductor, CPU), for the models
+    ``options.torch_compile`` names (``--torch-compile``; ``--baseline`` names some, at 1 thread).
+    Its first call compiles: minutes per model with cold caches, so it runs in setup, timed there
+    (``compile_ahead``), and the row's first call says how long it took and how many compiled graphs
+    came from inductor's on-disk caches. A step it cannot compile is a ``Skip`` with the error."""
+    if "torch" not in options.peers or options.quick or not options.torch_compile \
+            or not re.fullmatch(options.torch_compile, name):
         return {}
     try:
         import torch
@@ -143,11 +147,33 @@ def torch_compile_contender(name, options):
         if isinstance(make, Skip):
             return make
         recipe, batch, _ = prepared(name, options)
-        step = torch.compile(make(recipe, tuple(part.numpy() for part in batch)))
-        for _ in range(2):
-            step()
-        return {"training step": step}
+        torch._dynamo.reset()  # each model compiles on its own (the on-disk caches stay)
+        before = compile_cache_counts()
+        step = torch.compile(make(recipe, tuple(part.numpy() for part in batch)), backend=TORCH_COMPILE_BACKEND)
+        try:
+            ahead = compile_ahead(step)
+        except Exception as error:  # noqa: BLE001 -- the row says what failed; the suite goes on
+            return Skip(f"torch.compile could not compile this step here: {describe(error)[:300]}")
+        return {"training step": dataclasses.replace(ahead, note=cache_note(before, compile_cache_counts()))}
     return {"torch.compile": guarded(build)}
+
+
+COMPILE_CACHES = {"FX graph cache": ("inductor", "fxgraph_cache"),
+                  "AOTAutograd cache": ("aot_autograd", "autograd_cache")}
+
+
+def compile_cache_counts():
+    """``{cache: (hits, misses)}`` of inductor's on-disk caches (in ``TORCHINDUCTOR_CACHE_DIR``,
+    by default ``/tmp/torchinductor_USER``), counted since the process started."""
+    from torch._dynamo.utils import counters
+    return {cache: (counters[group][f"{prefix}_hit"], counters[group][f"{prefix}_miss"])
+            for cache, (group, prefix) in COMPILE_CACHES.items()}
+
+
+def cache_note(before, after):
+    """``"FX graph cache 3 hits / 0 misses, ..."``: what one compilation found on disk."""
+    return ", ".join(f"{cache} {after[cache][0] - before[cache][0]} hits / {after[cache][1] - before[cache][1]} "
+                     "misses" for cache in COMPILE_CACHES)
 
 
 def sampling_contenders(name, n, sample_options, options):

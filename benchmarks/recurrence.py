@@ -115,6 +115,17 @@ def torch_calls(a):
     return forward, forward_backward
 
 
+def forward_gemms(weight_ih, x_columns, weight_hh, state, recurrent, matmul):
+    """The forward's matrix products alone, through ``matmul`` (``np.matmul`` or ``torch.matmul``):
+    the input projection ``weight_ih @ x_columns`` ((T, I, B) columns), then one recurrent product
+    ``weight_hh @ state`` per step into ``recurrent`` (always the same state: their cost only)."""
+    def call():
+        matmul(weight_ih, x_columns)
+        for _ in range(len(x_columns)):
+            matmul(weight_hh, state, out=recurrent)
+    return call
+
+
 def workloads(options):
     """The LSTM against the sequence length (the DESIGN length 64 among them), for the suite."""
     shape, steps = (QUICK, QUICK_STEPS) if options.quick else (WORKLOAD, STEPS)

@@ -35,7 +35,8 @@ def write_outputs(results, folder, image_prefix=""):
 
 def report_markdown(results, images=None):
     sections = [f"# scratchgen benchmarks\n\n{summary_line(results)}", machine_section(results),
-                ceilings_section(results), ratio_section(results), scaling_section(results, images or {}),
+                ceilings_section(results), ratio_section(results), compilation_section(results),
+                scaling_section(results, images or {}),
                 detail_section(results), notes_section(results)]
     return "\n\n".join(section for section in sections if section) + "\n"
 
@@ -173,7 +174,9 @@ def ceilings_section(results):
 def ratio_section(results):
     parts = ["## scratchgen / PyTorch\n\nMedian time of each scratchgen contender divided by PyTorch's on "
              "the same workload and pass (below 1: scratchgen is faster). `scratchgen[IMPL]` is the user's "
-             "path (Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone."]
+             "path (Tensors through autograd, kernels of IMPL), `kernel[IMPL]` the kernels alone; "
+             "`torch.compile`, where run, is the PyTorch twin compiled by PyTorch (a row it could not "
+             "compile is under Not run, with the error)."]
     for run in results["runs"]:
         peers = peer_rows(run)
         rows = [row for row in timed(run["rows"]) if is_ours(row["contender"])
@@ -192,6 +195,20 @@ def ratio_section(results):
                      + table(["family", "workload", "pass", *(f"{c}:" for c in contenders)], lines)
                      + "\n\n" + NOISE_LEGEND)
     return "\n\n".join(parts) if len(parts) > 1 else ""
+
+
+def compilation_section(results):
+    """The first calls measured in setup (``Precompiled``: torch.compile's compilation), with what
+    the compiler's caches held, beside the steady-state median: the price of each compiled row."""
+    lines = [[threads_label(run["threads"]), row["workload"], row["pass"], row["contender"],
+              f"{row['first_call_s']:.1f}", milliseconds(row["median_s"]), row["first_call_note"] or "-"]
+             for run in results["runs"] for row in timed(run["rows"]) if "first_call_note" in row]
+    if not lines:
+        return ""
+    return ("## Compilation\n\nContenders compiled before their timing (`torch.compile`: inductor, CPU): the "
+            "first call, which compiles, in seconds, and the median of the compiled calls after it. With warm "
+            "on-disk caches (a second run) the first call is a fraction of a cold one.\n\n"
+            + table(["threads", "workload", "pass", "contender", "first call s:", "median ms:", "caches"], lines))
 
 
 def detail_section(results):

@@ -29,7 +29,7 @@ from scratchgen.progress import format_duration
 from .ceilings import ceilings_from
 from .machine import environment_warnings, machine_info, pin_threads, pinned_threads, thread_environment
 from .timing import describe, peak_bytes, time_interleaved
-from .workload import Broken, Options, Skip
+from .workload import Broken, Options, Precompiled, Skip
 
 SCHEMA_VERSION = 1
 CEILING_OF_UNIT = {"flop": "gemm_gflops", "byte": "bandwidth_gbs"}  # both ceilings are in units of 1e9/s
@@ -108,7 +108,10 @@ def passes_in_order(workload, contenders):
 
 
 def time_pass(workload, pass_name, calls, options):
-    """Rows ``{contender, median_s, ..., rate, peak_bytes}`` of one pass, contenders interleaved."""
+    """Rows ``{contender, median_s, ..., rate, peak_bytes}`` of one pass, contenders interleaved
+    (a ``Precompiled`` pass with the first call and note its setup measured)."""
+    precompiled = {name: call for name, call in calls.items() if isinstance(call, Precompiled)}
+    calls = {name: precompiled[name].call if name in precompiled else call for name, call in calls.items()}
     try:
         timings = time_interleaved(calls, repeats=options.repeats, warmup=options.warmup,
                                    budget_s=options.budget_s, min_repeats=options.min_repeats)
@@ -118,6 +121,8 @@ def time_pass(workload, pass_name, calls, options):
     rows = []
     for name, timing in timings.items():
         row = {"contender": name, **timing}
+        if name in precompiled and "median_s" in row:
+            row |= {"first_call_s": precompiled[name].first_call_s, "first_call_note": precompiled[name].note}
         if work is not None and "median_s" in row:
             row |= {"rate": work.amount / row["median_s"], "unit": work.unit, "work": work.amount,
                     "work_note": work.note}
@@ -183,8 +188,8 @@ def run_suite(options, threads=(1,), pattern=None, in_process=False, stream=None
     started = time.perf_counter()
     runs = []
     for index, count in enumerate(threads):
-        # memory does not depend on the thread count: measure it once, at the first
-        run_options = options if index == 0 else dataclasses.replace(options, memory=False)
+        # memory does not depend on the thread count, and torch.compile's minutes are spent once
+        run_options = options if index == 0 else dataclasses.replace(options, memory=False, torch_compile="")
         if in_process:
             chosen = workloads if workloads is not None else select(all_workloads(options), pattern)
             runs.append(run_workloads(chosen, run_options, count, Progress(len(chosen), count, stream)))

@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import typing
 
-from .timing import describe
+from .timing import describe, measure
 
 PASSES = ("forward", "forward+backward")
 IMPLEMENTATIONS = ("reference", "cpu", "gpu")
@@ -78,10 +78,32 @@ class Options:
     warmup: int = 2                            # untimed calls first (the first is reported: JIT compilation)
     budget_s: float = 5.0                      # seconds of timed rounds to aim for, per workload and pass
     memory: bool = True                        # tracemalloc peaks (measured at the first thread count only)
+    torch_compile: str = ""                    # models (a regular expression) also run through torch.compile,
+                                               # at the first thread count only; never in a quick run
 
     @classmethod
     def for_quick_run(cls, **changes):
         return cls(quick=True, repeats=1, min_repeats=1, warmup=1, budget_s=0.0, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Precompiled:
+    """A pass whose first call (a compilation: ``torch.compile``'s takes minutes) already ran in
+    setup, timed there. The suite reports ``first_call_s`` and ``note`` from here and times ``call``
+    like any other pass: the compilation neither counts as a round nor, being far over the budget,
+    cuts the rounds of the workload's other contenders (see ``time_interleaved``)."""
+    call: typing.Callable
+    first_call_s: float
+    note: str = ""
+
+
+def compile_ahead(step, calls=2):
+    """``Precompiled(step)`` after ``calls`` untimed calls: the first is where a JIT compiles (its
+    time is kept), the others where it may compile again (e.g. once an optimizer's state exists)."""
+    first_call_s = measure(step)
+    for _ in range(calls - 1):
+        step()
+    return Precompiled(step, first_call_s)
 
 
 def as_passes(pair, names=PASSES):

@@ -1,6 +1,7 @@
 """``python -m benchmarks.ab``: interleaved thread-CPU-time A/B runs (tiny repeats: a smoke test of the
 command and of the ratio bookkeeping, not a timing)."""
 import pytest
+from conftest import require_torch
 
 from scratchgen.benchmarks import ab
 
@@ -24,6 +25,15 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
     with pytest.raises(SystemExit):
         ab.main(["optim"])
+
+
+def test_lstm_comparison_runs(capsys):
+    require_torch()
+    assert ab.main(["lstm", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for label in ("kernel[cpu] forward / torch forward", "our forward GEMMs / torch forward",
+                  "our forward GEMMs / the same through torch.matmul"):
+        assert f"{label} median" in out
 
 
 def test_revisions_alternate_the_processes_and_report_b_over_a(monkeypatch, capsys):

@@ -78,6 +78,27 @@ def _leaves(nested):
     return [leaf for item in nested for leaf in _leaves(item)]
 
 
+@settings(max_examples=30)
+@given(hidden=st.integers(1, 9), batch=st.integers(1, 5), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_forward_step_writes_every_gate_cell_and_state(hidden, batch, dtype, seed):
+    """The step kernel's loops (one per gate block, then the cell, then h) cover every element:
+    its outputs start as NaN and must equal the formula computed in NumPy."""
+    rng = np.random.default_rng(seed)
+    projected, recurrent, bias_columns = (rng.uniform(-3, 3, (4 * hidden, batch)).astype(dtype) for _ in range(3))
+    cell_prev = rng.uniform(-1, 1, (hidden, batch)).astype(dtype)
+    gates, cell, h = (np.full(shape, np.nan, dtype) for shape in ((4 * hidden, batch), (hidden, batch),
+                                                                  (hidden, batch)))
+    cpu.forward_step(projected, recurrent, bias_columns, cell_prev, gates, cell, h)
+    z = (projected.astype(np.float64) + recurrent + bias_columns).reshape(4, hidden, batch)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    i, f, g, o = sigmoid(z[0]), sigmoid(z[1]), np.tanh(z[2]), sigmoid(z[3])
+    expected_cell = f * cell_prev + i * g
+    for name, ours, expected in (("gates", gates, np.concatenate([i, f, g, o])), ("cell", cell, expected_cell),
+                                 ("h", h, o * np.tanh(expected_cell))):
+        np.testing.assert_allclose(ours, expected, **TOLERANCES[dtype], err_msg=name)
+
+
 @settings(max_examples=15)
 @given(config=lstm_configs(), input_scale=st.sampled_from([30.0, 1e4]))
 def test_cpu_matches_reference_when_saturated(config, input_scale):
