@@ -9,6 +9,7 @@ Both build the model as ``scratchgen train`` does (same config defaults, same se
 order) and call its recipe's own ``train_step`` — the optimizer update included — so what you see
 is exactly what training runs.
 """
+import gc
 import itertools
 import time
 
@@ -62,6 +63,10 @@ def profile_steps(model, steps=20, warmup=1, overrides=None, device="cpu", timer
         timer = synchronized_timer(cupy.cuda.Device().synchronize, timer)
     for batch, position in itertools.islice(batches, warmup):
         recipe.train_step(batch, position)
+    # A full collection walks every object the imports left (torch, Numba, SciPy): 350-500 ms here.
+    # One left pending by the imports and warm-up would land inside whichever op was running (it
+    # once showed as 19% of the U-Net step in Moments); collecting now starts the block with none.
+    gc.collect()
     with profile(timer) as profiler:
         for batch, position in itertools.islice(batches, steps):
             recipe.train_step(batch, position)

@@ -36,3 +36,18 @@ def test_profile_counts_each_linear_layer_once_per_step(tmp_path, capsys):
 def test_compile_command_takes_the_batch_size_like_train(capsys):
     assert cli.main(["compile", "mlp", "--steps", "3", "--batch-size", "16", "--explain"]) == 0
     assert "signature: ([16, 8, 8] float32 cpu, [16] int64 cpu)" in capsys.readouterr().out
+
+
+def test_profile_collects_garbage_before_its_timed_block(monkeypatch):
+    """A full collection pending from the imports would otherwise be timed as part of one op."""
+    events = []
+    monkeypatch.setattr(study.gc, "collect", lambda: events.append("collect"))
+    real_profile = study.profile
+
+    def recording_profile(timer):
+        events.append("profile")
+        return real_profile(timer)
+
+    monkeypatch.setattr(study, "profile", recording_profile)
+    study.profile_steps("mlp", steps=1, warmup=0, overrides={"batch_size": 4})
+    assert events == ["collect", "profile"]
