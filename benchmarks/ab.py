@@ -8,8 +8,8 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
-    python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy,
-                                                           # SiLU and GELU ops vs their former compositions
+    python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid, row scatter-add kernels vs
+                                                           # NumPy/SciPy; SiLU, GELU ops vs their compositions
 """
 import argparse
 import statistics

@@ -22,7 +22,8 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     assert "[channels-last] forward: channels-last/per-sample median" in out
     assert "[channels-last] backward_weight: channels-last/per-sample median" in out
     assert "sigmoid_float32/expit median" in out and "add_rows/np.add.at median" in out
-    for line in ("gelu (3, 5) float32 forward: op/composition median", "gelu_tanh (4,) float32 forward+backward",
+    for line in ("gelu (3, 5) float32 forward: op/composition median",
+                 "gelu_tanh (4,) float32 forward+backward",
                  "silu (2, 3) float32 forward+backward: op/composition median"):
         assert line in out
     assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
