@@ -9,7 +9,8 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
         [--contender 'scratchgen compiled[cpu]']                          # another contender than eager
-    python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid and row scatter-add kernels vs NumPy/SciPy
+    python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid, row scatter-add kernels vs
+                                                           # NumPy/SciPy; SiLU, GELU ops vs their compositions
     python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
     python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
 """
@@ -33,6 +34,10 @@ CONV_SHAPES = [((64, 64, 4, 4), (64, 64, 3, 3), 1, 1), ((64, 128, 4, 4), (64, 12
                ((64, 64, 8, 8), (64, 64, 3, 3), 1, 1), ((64, 96, 8, 8), (32, 96, 3, 3), 1, 1),
                ((64, 32, 8, 8), (1, 32, 3, 3), 1, 1), ((64, 1, 8, 8), (32, 1, 3, 3), 1, 1),
                ((32, 32, 16, 16), (64, 32, 3, 3), 1, 1)]
+
+# (activation, input shape): GELU on the GPT's MLP hidden layer (batch 48, 64 tokens, 4 x 96 features),
+# SiLU on the U-Net's 64-channel 8x8 maps (batch 64).
+ACTIVATION_SHAPES = [("gelu", (48, 64, 384)), ("gelu_tanh", (48, 64, 384)), ("silu", (64, 64, 8, 8))]
 
 
 def interleaved_ratios(a, b, repeats, warmup=3):
@@ -96,6 +101,36 @@ def compare_elementwise_kernels(repeats):
           f"{summary(interleaved_ratios(lambda: scipy.special.expit(x), lambda: sigmoid_float32(x), repeats))}")
     print(f"embedding gradient 48x64 ids into 65x96: add_rows/np.add.at "
           f"{summary(interleaved_ratios(scatter(np.add.at), scatter(add_rows), repeats))}")
+    compare_activations(repeats)
+
+
+def compare_activations(repeats):
+    """Each of ``ACTIVATION_SHAPES``, float32, forward then backward through the engine: the op
+    (``F.silu``, ``F.gelu``: one op each way, B) against the composition of ops it was written as
+    before (A), for the forward alone and for both."""
+    import math
+
+    import scratchgen as sg
+    import scratchgen.functional as F
+
+    def former_gelu_tanh(x):
+        return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
+    former = {"silu": lambda x: x * x.sigmoid(), "gelu": lambda x: 0.5 * x * (1 + sg.erf(x / math.sqrt(2))),
+              "gelu_tanh": former_gelu_tanh}
+    fused = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
+    rng = np.random.default_rng(0)
+    for name, shape in ACTIVATION_SHAPES:
+        x = sg.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        seed = sg.tensor(rng.standard_normal(shape).astype(np.float32))
+
+        def forward(function):
+            return lambda: function(x)
+
+        def both(function):
+            return lambda: function(x).backward(seed)
+        for what, variant in (("forward", forward), ("forward+backward", both)):
+            ratios = interleaved_ratios(variant(former[name]), variant(fused[name]), repeats)
+            print(f"{name} {shape} float32 {what}: op/composition {summary(ratios)}")
 
 
 # The (A, C, B) layouts the models' norms hand to kernels.normalization (float32): the U-Net's

@@ -1,10 +1,10 @@
 """``scratchgen.functional`` (import as ``F``): ``torch.nn.functional``'s names and signatures.
 
 Activations and losses here are compositions of the ops in ``scratchgen.ops``; each one's
-gradient follows from theirs. Everything else (dropout, convolution, attention, LSTM) is the op
-itself, re-exported: ``ops`` never imports this module, so the layers only point down.
+gradient follows from theirs. Everything else (dropout, convolution, attention, LSTM, and SiLU and
+GELU, each one fused op) is the op itself, re-exported: ``ops`` never imports this module, so the
+layers only point down.
 """
-import math
 
 import numpy as np
 
@@ -12,8 +12,8 @@ from . import backend
 from .autograd import Function, host_operation
 from .ops.attention import scaled_dot_product_attention  # noqa: F401
 from .ops.conv import avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d  # noqa: F401
-from .ops.elementwise import (abs, clamp, dropout, erf, exp, log, maximum, minimum, relu, sigmoid,  # noqa: F401
-                              softplus, sqrt, tanh, where)
+from .ops.elementwise import (abs, clamp, dropout, erf, exp, gelu, log, maximum, minimum, relu,  # noqa: F401
+                              sigmoid, silu, softplus, sqrt, tanh, where)
 from .ops.linalg import matmul
 from .ops.reduction import log_softmax, logsumexp, mean, softmax, standardize, sum  # noqa: F401
 from .ops.recurrence import lstm, lstm_cell  # noqa: F401
@@ -31,20 +31,6 @@ def elu(x, alpha=1.0):
     # where, not minimum(x, 0): at x = 0 the whole gradient goes to the exp branch, so elu'(0) =
     # alpha as in PyTorch (minimum would split the tie and give alpha / 2).
     return where(x > 0, x, (exp(where(x > 0, 0.0, x)) - 1) * alpha)
-
-
-def gelu(x, approximate="none"):
-    """x * Phi(x) with Phi the standard normal CDF; ``approximate="tanh"`` uses Hendrycks &
-    Gimpel's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    if approximate == "tanh":
-        return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
-    if approximate != "none":
-        raise ValueError(f"gelu: expected approximate 'none' or 'tanh', got {approximate!r}")
-    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
-
-
-def silu(x):
-    return x * sigmoid(x)
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):

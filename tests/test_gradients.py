@@ -22,6 +22,8 @@ NEEDS_A_GPU = {"ToDevice"}
 NOT_OPS = {"SecondOrderBlocked"}
 # Random draws and target weights have nothing to differentiate: Functions so that the compiler sees them.
 NOT_OPS |= {"RandomDraw", "DropoutMask", "TargetWeights", "Compare", "Moments", "Test", "ArgExtreme"}
+# Abstract bases, never applied themselves: their subclasses (SiLU, GELUBackward...) have cases.
+NOT_OPS |= {"_FusedActivation", "_ActivationGradient"}
 
 
 def _draw(case, data):

@@ -434,6 +434,175 @@ def softplus(x, beta=1.0, threshold=20.0):
     return SoftplusOp.apply(x * beta) / beta
 
 
+# ---- SiLU and GELU: one op each way ---------------------------------------------------------------
+# Written with the ops above, GELU took five forward passes over memory (divide, erf, add, two
+# multiplies), each with a temporary, and as many backward; here the activation is one op and its
+# gradient dy * f'(x) another, each one vectorised Numba loop for float32 on the CPU
+# (kernels/special.py). float64 (gradient checks) and CuPy arrays take each class's ``reference``:
+# the NumPy/CuPy formula the kernels are tested against.
+GELU_CUBIC = 0.044715   # the tanh form's x^3 coefficient (Hendrycks & Gimpel)
+
+
+def _kernel_or_reference(kernel, reference, *arrays):
+    """``kernels.special.<kernel>(*arrays)`` when all are float32 NumPy arrays of one shape, else
+    ``reference(*arrays)`` (NumPy or CuPy: it broadcasts, and keeps float64's accuracy)."""
+    x = arrays[0]
+    for a in arrays:  # (this module's ``all`` is the tensor op)
+        if type(a) is not np.ndarray or a.dtype != np.float32 or a.shape != x.shape:
+            return reference(*arrays)
+    from ..kernels import special  # Numba: imported on first use
+    return getattr(special, kernel)(*arrays)
+
+
+class _ActivationGradient(Function):
+    """dx = dy * f'(x) of a fused activation f, as one op (inputs x, dy). Its own backward makes
+    second derivatives work (gradient penalties, gradgradcheck):
+
+        d/d(dy) = g f'(x)          (this op again, with g in dy's place)
+        d/dx    = g dy f''(x)      (``second_derivative``, written with differentiable ops)
+    """
+
+    kernel = None   # the float32 kernel's name in kernels/special.py
+
+    def forward(self, x, grad):
+        self.save_for_backward(x, grad)
+        return _kernel_or_reference(self.kernel, self.reference, x, grad)
+
+    def backward(self, g):
+        x, grad = self.saved_tensors
+        return (g * grad * self.second_derivative(x) if self.needs_input_grad[0] else None,
+                type(self).apply(x, g) if self.needs_input_grad[1] else None)
+
+
+class _FusedActivation(Function):
+    """y = f(x) as one op; dx = ``gradient``(x, dy) = dy f'(x), one op too (see ``_ActivationGradient``)."""
+
+    kernel = None     # the float32 kernel's name in kernels/special.py
+    gradient = None   # the _ActivationGradient subclass for f
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return _kernel_or_reference(self.kernel, self.reference, x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return self.gradient.apply(x, grad)
+
+
+class SiLUBackward(_ActivationGradient):
+    """dx = dy silu'(x),  silu'(x) = s (1 + x (1 - s)),  s = sigmoid(x)  (from (x s)' = s + x s (1 - s));
+    silu''(x) = s (1 - s) (2 + x (1 - 2 s))."""
+
+    kernel = "silu_grad_float32"
+
+    @staticmethod
+    def reference(x, grad):
+        s = special_function("expit", x)
+        return grad * (s * (1 + x * (1 - s)))
+
+    @staticmethod
+    def second_derivative(x):
+        s = sigmoid(x)
+        return s * (1 - s) * (2 + x * (1 - 2 * s))
+
+
+class SiLU(_FusedActivation):
+    """y = silu(x) = x sigmoid(x) (Elfwing et al.'s sigmoid-weighted linear unit, a.k.a. swish);
+    dx = dy s (1 + x (1 - s)) by ``SiLUBackward``."""
+
+    kernel, gradient = "silu_float32", SiLUBackward
+
+    @staticmethod
+    def reference(x):
+        return x * special_function("expit", x)
+
+
+class GELUBackward(_ActivationGradient):
+    """dx = dy gelu'(x),  gelu'(x) = Phi(x) + x phi(x)  (phi = Phi', the standard normal density
+    exp(-x^2/2) / sqrt(2 pi));  gelu''(x) = 2 phi(x) + x phi'(x) = phi(x) (2 - x^2)."""
+
+    kernel = "gelu_grad_float32"
+
+    @staticmethod
+    def reference(x, grad):
+        xp = backend.get_array_module(x)
+        cdf = 0.5 * (1 + special_function("erf", x * math.sqrt(0.5)))
+        density = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return grad * (cdf + x * density)
+
+    @staticmethod
+    def second_derivative(x):
+        return exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)) * (2 - x * x)
+
+
+class GELU(_FusedActivation):
+    """y = gelu(x) = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2 the standard normal CDF
+    (Hendrycks & Gimpel);  dx = dy (Phi(x) + x phi(x)) by ``GELUBackward``."""
+
+    kernel, gradient = "gelu_float32", GELUBackward
+
+    @staticmethod
+    def reference(x):
+        return 0.5 * x * (1 + special_function("erf", x * math.sqrt(0.5)))
+
+
+def _gelu_tanh_inner(x):
+    """(u, u') of the tanh form: u = sqrt(2/pi) (x + c x^3), u' = sqrt(2/pi) (1 + 3 c x^2), for arrays
+    and Tensors alike."""
+    scale = math.sqrt(2 / math.pi)
+    return scale * (x + GELU_CUBIC * x * x * x), scale * (1 + 3 * GELU_CUBIC * x * x)
+
+
+class GELUTanhBackward(_ActivationGradient):
+    """dx = dy y'(x) of the tanh form y = x (1 + t) / 2, t = tanh(u(x)):
+    y'(x) = (1 + t) / 2 + x (1 - t^2) u'(x) / 2;
+    y''(x) = (1 - t^2) (u' + x (u'' - 2 t u'^2) / 2),  u'' = 6 c sqrt(2/pi) x."""
+
+    kernel = "gelu_tanh_grad_float32"
+
+    @staticmethod
+    def reference(x, grad):
+        u, slope = _gelu_tanh_inner(x)
+        t = backend.get_array_module(x).tanh(u)
+        return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * slope)
+
+    @staticmethod
+    def second_derivative(x):
+        u, slope = _gelu_tanh_inner(x)
+        t = tanh(u)
+        # 1 - t^2 = (1 - t)(1 + t) = 4 sigmoid(-2u) sigmoid(2u): keeps its relative accuracy where t
+        # saturates, which 1 - t * t loses to the rounding of a float32 t near +-1 (1e-3 at x = 4)
+        saturation = 4 * sigmoid(-2 * u) * sigmoid(2 * u)
+        curvature = x * (6 * GELU_CUBIC * math.sqrt(2 / math.pi))
+        return saturation * (slope + 0.5 * x * (curvature - 2 * t * slope * slope))
+
+
+class GELUTanh(_FusedActivation):
+    """y = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, GELU's tanh approximation;
+    dx by ``GELUTanhBackward``."""
+
+    kernel, gradient = "gelu_tanh_float32", GELUTanhBackward
+
+    @staticmethod
+    def reference(x):
+        u, _ = _gelu_tanh_inner(x)
+        return 0.5 * x * (1 + backend.get_array_module(x).tanh(u))
+
+
+def silu(x):
+    return SiLU.apply(_float_input("silu", x))
+
+
+def gelu(x, approximate="none"):
+    """x Phi(x) with Phi the standard normal CDF; ``approximate="tanh"`` uses Hendrycks & Gimpel's
+    tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate == "tanh":
+        return GELUTanh.apply(_float_input("gelu", x))
+    if approximate != "none":
+        raise ValueError(f"gelu: expected approximate 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(_float_input("gelu", x))
+
+
 # ---- comparisons and logic (no gradient) --------------------------------------------------------
 _COMPARISONS = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
                 "gt": np.greater, "ge": np.greater_equal, "and": np.logical_and, "or": np.logical_or}

@@ -317,8 +317,9 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
+    shape = tensors[0].data.shape  # (the arrays' shapes: ``Tensor.shape`` builds a tuple per call)
     for i, t in enumerate(tensors):
-        if t.shape != tensors[0].shape:
+        if t.data.shape != shape:
             raise ValueError(f"stack: expected every tensor of shape {tensors[0].shape}, "
                              f"got {t.shape} at position {i}")
     dim = normalize_dim("stack", dim, tensors[0].ndim + 1)
@@ -327,6 +328,9 @@ def stack(tensors, dim=0):
 
 def _one_dtype_on_one_device(op, tensors):
     """``tensors`` cast to their promoted dtype, after checking that they share the first one's device."""
+    dtype = tensors[0].data.dtype
+    if all_host_arrays_of(dtype, tensors):
+        return tensors  # the common case (a fan-in of a thousand tensors): nothing to check or cast
     first = tensors[0]
     for i, t in enumerate(tensors):
         if t.device != first.device:
@@ -334,6 +338,14 @@ def _one_dtype_on_one_device(op, tensors):
     from .elementwise import cast
     dtype = backend.result_dtype(*[t.dtype for t in tensors])
     return [cast(t, dtype) for t in tensors]
+
+
+def all_host_arrays_of(dtype, tensors):
+    """Whether every tensor holds a NumPy array of ``dtype``."""
+    for t in tensors:
+        if type(t.data) is not np.ndarray or t.data.dtype != dtype:
+            return False
+    return True
 
 
 def split(x, split_size_or_sections, dim=0):

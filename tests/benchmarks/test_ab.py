@@ -14,6 +14,7 @@ def test_ratios_alternate_the_order_and_compare_b_to_a():
 
 def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     monkeypatch.setattr(ab, "CONV_SHAPES", [((2, 64, 4, 4), (8, 64, 3, 3), 1, 1)])
+    monkeypatch.setattr(ab, "ACTIVATION_SHAPES", [("gelu", (3, 5)), ("gelu_tanh", (4,)), ("silu", (2, 3))])
     assert ab.main(["conv", "--repeats", "2"]) == 0
     assert ab.main(["optim", "mlp", "--repeats", "2"]) == 0
     assert ab.main(["step", "mlp", "--repeats", "2"]) == 0
@@ -22,6 +23,10 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
     assert "[channels-last] forward: channels-last/per-sample median" in out
     assert "[channels-last] backward_weight: channels-last/per-sample median" in out
     assert "sigmoid_float32/expit median" in out and "add_rows/np.add.at median" in out
+    for line in ("gelu (3, 5) float32 forward: op/composition median",
+                 "gelu_tanh (4,) float32 forward+backward",
+                 "silu (2, 3) float32 forward+backward: op/composition median"):
+        assert line in out
     assert "fused/per-parameter optimizer step" in out and "mlp: fused/per-parameter training step" in out
     with pytest.raises(SystemExit):
         ab.main(["optim"])

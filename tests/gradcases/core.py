@@ -28,6 +28,14 @@ def two(draw, low=-2.0, high=2.0, low_b=None, high_b=None):
 
 
 @st.composite
+def same_shape(draw, low=-2.0, high=2.0, **params):
+    """Two arrays of one shape (an input and a gradient of the same shape)."""
+    shape = draw(shapes())
+    return (draw(arrays(shape, low, high)), draw(arrays(shape, low, high))), \
+        {name: draw(strategy) for name, strategy in params.items()}
+
+
+@st.composite
 def with_dim(draw, low=-2.0, high=2.0, allow_none=True, multiple=False):
     """One array with ≥1 dims, a ``dim`` (an int, a tuple with ``multiple``, or None) and ``keepdim``."""
     array = draw(shapes(min_dims=1).flatmap(lambda s: arrays(s, low, high)))
@@ -149,6 +157,18 @@ def torch_fn(name):
     return call
 
 
+def activation_gradient(library, name):
+    """(x, dy) -> dy f'(x) for the activation ``F.<name>`` of ``library`` ("scratchgen" or "torch"), kept
+    differentiable: in scratchgen the activation's backward op (SiLUBackward...) is then the op under test."""
+    def gradient(x, dy, **params):
+        if library == "torch":
+            import torch
+            y = getattr(torch.nn.functional, name)(x, **params)
+            return torch.autograd.grad(y, x, dy, create_graph=True)[0]
+        return sg.grad(getattr(F, name)(x, **params), x, grad_outputs=dy, create_graph=True)[0]
+    return gradient
+
+
 def _torch_target(target):
     import torch
     return torch.as_tensor(target)
@@ -265,6 +285,11 @@ CASES = [
     GradCase("softplus", lambda a, beta: F.softplus(a, beta=beta), one(-5.0, 5.0, beta=st.sampled_from([1.0, 2.0])),
              torch_fn("lambda a, beta: F.softplus(a, beta=beta)"), second_order=True),
     GradCase("silu", lambda a: F.silu(a), one(), torch_fn("F.silu"), second_order=True),
+    GradCase("silu_backward", activation_gradient("scratchgen", "silu"), same_shape(-4.0, 4.0),
+             activation_gradient("torch", "silu")),
+    GradCase("gelu_backward", activation_gradient("scratchgen", "gelu"),
+             same_shape(-4.0, 4.0, approximate=st.sampled_from(["none", "tanh"])),
+             activation_gradient("torch", "gelu")),
     GradCase("cast", lambda a: a.float().double() * 1.0, one(),
              torch_fn("lambda a: a.float().double() * 1.0"), eps=1e-3),
     GradCase("matmul", lambda a, b: a @ b, matmul_pair(), torch_fn("torch.matmul"), second_order=True),
