@@ -1,6 +1,7 @@
 """Every differentiable op, property-tested: gradcheck (float64), gradgradcheck where declared,
 values and gradients against PyTorch, and a coverage check that no Function goes untested."""
 import importlib
+import itertools
 import pkgutil
 import warnings
 
@@ -85,10 +86,13 @@ def _import_every_op_module():
 
 
 def _examples(case, count):
+    """The first ``count`` examples the case accepts, out of at most ``20 * count`` drawn; lazily, so
+    drawing (hypothesis's ``.example()`` is slow) stops as soon as ``count`` are found."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # .example() outside @given is what we want here
         drawn = (case.inputs.example() for _ in range(20 * count))
-        return [d for d in drawn if case.reject is None or not case.reject(*d[0], **d[1])][:count]
+        accepted = (d for d in drawn if case.reject is None or not case.reject(*d[0], **d[1]))
+        return list(itertools.islice(accepted, count))
 
 
 def test_every_function_has_a_gradcheck_case():
