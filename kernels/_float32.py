@@ -7,7 +7,7 @@ in ``tests/kernels/test_float32.py``.
 Why not ``math.tanh`` / ``math.exp`` everywhere: this Numba build has no SVML, so inside a loop
 they are scalar libm calls, and one such call stops LLVM from vectorising the whole loop (a
 fused LSTM step with libm tanh ran 3x slower than the same step done with NumPy's ufuncs).
-The float32 versions below are only multiplies, adds, compares, one divide and a bit cast, so
+The float32 versions below are only multiplies, adds, compares, at most one divide and a bit cast, so
 the step kernels vectorise and cost a small fraction of the step's GEMM. float64 keeps libm: it
 is for gradient checks, where accuracy matters and speed does not.
 
@@ -21,10 +21,11 @@ is for gradient checks, where accuracy matters and speed does not.
                  arguments are clamped to [-87, 88] so 2^t stays a normal number, and beyond
                  the clamps the result is what IEEE exp gives: exactly 0 below -87 (so masked
                  -inf attention scores weigh nothing), inf above 88
-    erf(x)     = Numerical Recipes' Chebyshev fit of erfc for |x| >= 1 (Press et al., 2nd ed.,
-                 section 6.2: erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2)), erf = sign(x)(1 - erfc);
-                 for |x| < 1 the Maclaurin series to x^19, which keeps erf's relative accuracy near 0
-                 (absolute error below 2.5e-7 everywhere)
+    erf(x)     = sign(x) (1 - exp(F(|x|))) for |x| >= 1, F a degree-8 fit of log erfc on [1, 4] (|x| is
+                 clamped to 4, beyond which erf rounds to +-1); x + x N(x^2) for |x| < 1, N a degree-6 fit
+                 of erf(x) / x - 1, which keeps erf's relative accuracy near 0 (within 1.1 ulp of the
+                 correctly rounded float32 everywhere, compiled with the kernels' FMA contraction;
+                 1.3 ulp without)
 
 NaN stays NaN throughout (clamps are compares, not min/max, which would swallow it).
 
@@ -134,25 +135,38 @@ def exp_float32(x):
     return value
 
 
-# erfc's Chebyshev fit P(t), constant term first (Numerical Recipes' erfcc), and the series'
-# coefficients 2/sqrt(pi) (-1)^n / (n! (2n+1)), n = 0..9.
-C0, C1, C2, C3, C4, C5, C6, C7, C8, C9 = (np.float32(c) for c in (
-    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
-    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277))
-S0, S1, S2, S3, S4, S5, S6, S7, S8, S9 = (np.float32(2 / math.sqrt(math.pi) * (-1) ** n
-                                                     / (math.factorial(n) * (2 * n + 1))) for n in range(10))
+# erf's two polynomials, without a divide (Numerical Recipes' erfc fit, used here before, divided once per
+# element, and a vector divide costs as much as a dozen multiply-adds):
+#   F: log erfc(z) on 1 <= z <= 4, degree 8 in z, plain least squares (its absolute error is erfc's
+#      relative error: 1.3e-8 before rounding the coefficients)
+#   N: erf(x) / x - 1 on 0 <= u = x^2 <= 1, degree 6 in u, least squares weighted by x / erf(x) (the
+#      relative error of erf = x + x N(u): 1.2e-9 before rounding). The 1 is kept out of the
+#      polynomial: x + x q rounds once where x (1 + q) would round 1 + q to float32 first (2.3 ulp
+#      of erf near 0 that way, against 1 ulp)
+# Each fitted with numpy.linalg.lstsq at the 4000 Chebyshev nodes of its interval (close to minimax), in
+# the power basis of its variable (conditioned as t^k times Chebyshev polynomials of the interval), then
+# rounded to float32 one coefficient at a time from the constant term up, refitting the higher ones
+# after each rounding so they absorb it (with all rounded at once, erf's error grew from 1.0 to 1.2 ulp
+# in F). tests/kernels/test_float32.py bounds the result's error in float32 ulps.
+F0, F1, F2, F3, F4, F5, F6, F7, F8 = (np.float32(c) for c in (
+    0.00030321296, -1.1301666, -0.6319372, -0.10997806, 0.026364557,
+    -0.004740146, 0.0005927488, -4.558763e-05, 1.6138829e-06))
+N0, N1, N2, N3, N4, N5, N6 = (np.float32(c) for c in (
+    0.12837917, -0.37612626, 0.112835824, -0.026853643, 0.0051879627, -0.0008006793, 7.842288e-05))
+ERF_ROUNDS_TO_ONE = np.float32(4.0)  # erfc(4) = 1.5e-8 < half an ulp of 1: 1 - erfc(z) is 1 beyond
 
 
 def erf_float32(x):
     z = abs(x)
-    t = ONE / (ONE + HALF * z)
-    p = C5 + t * (C6 + t * (C7 + t * (C8 + t * C9)))  # Horner's rule, in two halves
-    p = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * p))))
-    complement = t * exp(p - z * z)
-    far = ONE - complement if x >= 0 else complement - ONE  # NaN: the else branch keeps it
+    if z > ERF_ROUNDS_TO_ONE:  # a compare, so NaN passes through
+        z = ERF_ROUNDS_TO_ONE
+    log_erfc = F4 + z * (F5 + z * (F6 + z * (F7 + z * F8)))  # Horner's rule, in two halves
+    log_erfc = F0 + z * (F1 + z * (F2 + z * (F3 + z * log_erfc)))
+    far = ONE - exp(log_erfc)
+    if x < 0:
+        far = -far
     u = x * x
-    series = S5 + u * (S6 + u * (S7 + u * (S8 + u * S9)))
-    near = x * (S0 + u * (S1 + u * (S2 + u * (S3 + u * (S4 + u * series)))))
+    near = x + x * (N0 + u * (N1 + u * (N2 + u * (N3 + u * (N4 + u * (N5 + u * N6))))))
     return near if z < ONE else far
 
 

@@ -1,5 +1,6 @@
-"""The float32 erf kernel (``kernels/special.py``) against SciPy's float64 erf: absolute error
-everywhere, relative error near 0, special values, any shape and memory layout; and ``sg.erf``
+"""The float32 erf kernel (``kernels/special.py``) against SciPy's float64 erf: absolute error on any
+shape and memory layout, special values (its accuracy in ulps, near 0 and at its branch points, is
+tested with its scalar function in test_float32.py); and ``sg.erf``
 using it for float32 CPU tensors only. The same for the float32 sigmoid kernel against float64 expit
 (relative error, as the sigmoid's tails matter; its scalar function is tested over its whole range
 in test_float32.py)."""
@@ -13,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 import scratchgen as sg
 from scratchgen.kernels.special import erf_float32, sigmoid_float32
 
-ABSOLUTE_ERROR = 2.5e-7   # ~2 float32 ulp of 1
-RELATIVE_ERROR = 2.5e-7   # on |x| < 1, where the series is used
+ABSOLUTE_ERROR = 1.2e-7   # 2 float32 ulps of erf's values in [0.5, 1)
+RELATIVE_ERROR = 1.2e-7   # 1 to 2 float32 ulps of any value
 
 finite_float32 = st.floats(-12, 12, width=32, allow_subnormal=False)
 
@@ -28,13 +29,6 @@ def test_erf_float32_matches_float64_scipy(x):
     result = erf_float32(x)
     assert result.dtype == np.float32 and result.shape == x.shape
     np.testing.assert_allclose(result, exact_erf(x), rtol=0, atol=ABSOLUTE_ERROR)
-
-
-@given(st.floats(-0.9990234375, 0.9990234375, width=32, allow_subnormal=False).filter(lambda v: v != 0))
-def test_erf_float32_keeps_relative_accuracy_near_zero(value):
-    x = np.array([value], dtype=np.float32)
-    exact = exact_erf(x)
-    assert abs(erf_float32(x)[0] - exact[0]) <= RELATIVE_ERROR * abs(exact[0])
 
 
 def test_special_values_and_layouts():
