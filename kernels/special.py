@@ -44,9 +44,9 @@ from numba import njit
 from ._float32 import HALF, KERNEL_OPTIONS, ONE, erf, exp, sigmoid, tanh
 
 # fastmath "contract" lets LLVM fuse each multiply-add of the inlined polynomials into one FMA
-# instruction (rounded once, so no less accurate): erf's loop has some sixty of them per element, and
-# without the flag LLVM keeps them separate (IEEE strictness); no other fast-math flag (NaN and inf
-# keep their meaning). GELU's forward loop went from 2.9 to 1.8 ns per element (docs/kernels.md).
+# instruction (rounded once, so no less accurate): erf and its exp have some two dozen of them per
+# element, and without the flag LLVM keeps them separate (IEEE strictness); no other fast-math flag (NaN
+# and inf keep their meaning). docs/kernels.md ("Activations in one loop") has what it saves.
 LOOP_OPTIONS = {**KERNEL_OPTIONS, "fastmath": {"contract"}}
 
 SQRT_HALF = np.float32(math.sqrt(0.5))                      # erf(x / sqrt 2) as erf(x * SQRT_HALF)
