@@ -179,6 +179,8 @@ def compare_model_convs(model, repeats):
         grad_y = rng.standard_normal(y_shape).astype(np.float32)
         paths = dict.fromkeys(CONV_PASSES, cpu.conv_path(weight_shape[2:], stride, padding, y_shape[2:],
                                                          weight[0].size))
+        paths["conv2d_backward_data"] = cpu.data_gradient_path(weight_shape, groups, stride, padding,
+                                                               dilation, y_shape[2:])
         flops = 2 * np.prod(y_shape) * weight[0].size
         for name, count in sorted(passes.items(), key=lambda item: CONV_PASSES.index(item[0])):
             ours, theirs = conv_pass_pair(name, x, weight, grad_y, window)

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scratchgen.kernels.conv import cpu, reference
+from scratchgen.kernels.conv._geometry import output_size
 
 TOLERANCES = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 pairs = st.tuples
@@ -75,6 +76,60 @@ def test_every_cpu_path_matches_reference(config, dtype, path, tiny_chunks):
                                    all_three(reference, x, weight, bias, grad_y, config)):
         assert got.dtype == dtype and got.shape == expected.shape, name
         np.testing.assert_allclose(got, expected, **TOLERANCES[dtype], err_msg=name)
+
+
+@settings(max_examples=40)
+@given(config=kernel_configs(), dtype=st.sampled_from([np.float32, np.float64]), tiny_chunks=st.booleans())
+def test_flipped_data_gradient_matches_reference(config, dtype, tiny_chunks):
+    """The data gradient as a forward convolution of grad_y (stride 1, padding at most the dilated
+    kernel's reach), on drawn shapes made to fit, whatever path that forward takes."""
+    padding = tuple(min(p, d * (k - 1))
+                    for p, d, k in zip(config["padding"], config["dilation"], config["kernel"]))
+    config = config | dict(stride=(1, 1), padding=padding)
+    assume(min(output_size(*axis) for axis in zip(config["input_hw"], config["kernel"], (1, 1), padding,
+                                                  config["dilation"])) >= 1)
+    x, weight, bias, grad_y = conv_arrays(config, dtype)
+    with mock.patch.object(cpu, "CHUNK_BYTES", 8 if tiny_chunks else cpu.CHUNK_BYTES):
+        got = cpu.conv2d_backward_data(grad_y, weight, config["input_hw"], *geometry(config), path="flipped")
+    expected = reference.conv2d_backward_data(grad_y, weight, config["input_hw"], *geometry(config))
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **TOLERANCES[dtype])
+
+
+def test_flipped_data_gradient_refuses_what_it_cannot_compute():
+    grad_y, weight = np.zeros((1, 2, 2, 2)), np.zeros((2, 3, 3, 3))
+    with pytest.raises(ValueError, match="'flipped' path needs stride 1"):
+        cpu.conv2d_backward_data(grad_y, weight, (4, 4), (2, 2), (1, 1), (1, 1), 1, path="flipped")
+    with pytest.raises(ValueError, match="'flipped' path needs stride 1"):  # padding 3 > d (k - 1) = 2
+        cpu.conv2d_backward_data(np.zeros((1, 2, 6, 6)), weight, (2, 2), (1, 1), (3, 3), (1, 1), 1,
+                                 path="flipped")
+
+
+def test_conv2d_gradients_through_the_flipped_path():
+    """F.conv2d on a narrowing stride-1 convolution (its data gradient takes "flipped"), gradchecked
+    in float64 to first and second order (double backward runs the data gradient again)."""
+    import scratchgen as sg
+    import scratchgen.functional as F
+    from scratchgen.testing import gradcheck, gradgradcheck
+    assert cpu.data_gradient_path((2, 6, 3, 3), 2, (1, 1), (1, 2), (1, 1), (4, 5)) == "flipped"
+    rng = np.random.default_rng(0)
+    x, weight = (sg.tensor(rng.standard_normal(shape), requires_grad=True)
+                 for shape in ((2, 6, 4, 3), (2, 3, 3, 3)))
+    flipped = mock.patch.object(cpu, "_backward_data_flipped", wraps=cpu._backward_data_flipped)
+    with sg.use_kernels("cpu"), flipped as spy:
+        for check in (gradcheck, gradgradcheck):
+            assert check(lambda x, w: F.conv2d(x, w, padding=(1, 2), groups=2), (x, weight))
+    assert spy.called
+
+
+def test_the_data_gradient_takes_the_flipped_path_where_channels_narrow():
+    unet_3x3 = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), output_hw=(8, 8))
+    assert cpu.data_gradient_path((1, 32, 3, 3), 1, **unet_3x3) == "flipped"        # the U-Net's output conv
+    assert cpu.data_gradient_path((32, 96, 3, 3), 1, **unet_3x3) == "flipped"
+    assert cpu.data_gradient_path((32, 32, 3, 3), 1, **unet_3x3) == "channels-last"
+    assert cpu.data_gradient_path((64, 32, 3, 3), 1, **unet_3x3) == "channels-last"
+    assert cpu.data_gradient_path((32, 96, 1, 1), 1, **unet_3x3 | dict(padding=(0, 0))) == "pointwise"
+    assert cpu.data_gradient_path((32, 96, 3, 3), 1, **unet_3x3 | dict(stride=(2, 2))) == "channels-last"
 
 
 def test_the_dispatch_table_picks_by_map_size_and_kernel():
