@@ -184,7 +184,7 @@ def test_benchmark_shapes_match_reference():
             np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)  # sums of 288-512 terms
 
 
-# ---- pooling and interpolation (cpu re-exports the reference) -----------------------------------
+# ---- pooling and interpolation (cpu: the reference's pooling; interpolation its own on small maps) ------
 def pool_window(drawn):
     """A drawn pooling (see ``gradcases.conv.pool_inputs``) as a contiguous x and the window pairs."""
     x, params = drawn
@@ -235,8 +235,9 @@ def test_max_pool2d_matches_torch_and_its_gather_is_adjoint(drawn):
        align_corners=st.booleans(), by_factor=st.booleans(),
        factor=pairs(st.sampled_from([0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0]),
                     st.sampled_from([0.6, 1.0, 2.0, 1.3])),
-       size=pairs(st.integers(1, 9), st.integers(1, 9)))
-def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, factor, size):
+       size=pairs(st.integers(1, 9), st.integers(1, 9)), kronecker=st.booleans())
+def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, factor, size, kronecker):
+    """cpu's interpolation both ways: one product with the Kronecker matrix (small maps) or two per plane."""
     torch = require_torch()
     assume(not by_factor or min(int(n * f) for n, f in zip(input_hw, factor)) >= 1)
     align_corners = align_corners if mode == "bilinear" else None
@@ -247,10 +248,12 @@ def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, fac
     grad_y = np.cos(np.arange(ty.numel())).reshape(ty.shape)
     ty.backward(torch.tensor(grad_y))
     args = (mode, bool(align_corners), factor if by_factor else None)
-    np.testing.assert_allclose(cpu.interpolate_forward(x, tuple(ty.shape[2:]), *args), ty.detach().numpy(),
-                               rtol=1e-6, atol=1e-6)  # PyTorch places bilinear sources in float32 math too
-    np.testing.assert_allclose(cpu.interpolate_backward(grad_y, input_hw, *args), tx.grad.numpy(), rtol=1e-6,
-                               atol=1e-6)
+    with mock.patch.object(cpu, "KRONECKER_MAX_ENTRIES", cpu.KRONECKER_MAX_ENTRIES if kronecker else 0):
+        y, grad_x = cpu.interpolate_forward(x, tuple(ty.shape[2:]), *args), \
+            cpu.interpolate_backward(grad_y, input_hw, *args)
+    # PyTorch places bilinear sources in float32 math too
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ---- boundary checks ---------------------------------------------------------------------------
