@@ -5,6 +5,8 @@ the median and quartiles of the per-round ratios B/A. They decide the kernel dis
 fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones that count.
 
     python -m benchmarks.ab conv [--repeats 80]            # kernels.conv.cpu: each path against per-sample
+    python -m benchmarks.ab conv --model diffusion [--repeats 30]   # each conv shape of a model's step, each
+                                                           # pass: kernels.conv.cpu against PyTorch's
     python -m benchmarks.ab optim MODEL [--repeats 200]   # a model's optimizer step: per-parameter vs fused
     python -m benchmarks.ab step MODEL [--repeats 30]     # its whole training step, the same two ways
     python -m benchmarks.ab revisions A B --only PATTERN [--rounds 12]   # two git revisions (or WORKTREE)
@@ -15,6 +17,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
     python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
 """
 import argparse
+import collections
 import statistics
 import sys
 import time
@@ -40,19 +43,23 @@ CONV_SHAPES = [((64, 64, 4, 4), (64, 64, 3, 3), 1, 1), ((64, 128, 4, 4), (64, 12
 ACTIVATION_SHAPES = [("gelu", (48, 64, 384)), ("gelu_tanh", (48, 64, 384)), ("silu", (64, 64, 8, 8))]
 
 
-def interleaved_ratios(a, b, repeats, warmup=3):
-    """B/A thread-CPU-time ratio of each round; the order alternates so neither side always runs warm."""
+def interleaved_times(a, b, repeats, warmup=3):
+    """``(times of a, times of b)``: each call's thread CPU time, in rounds whose order alternates so
+    neither side always runs warm."""
     for _ in range(warmup):
         a(), b()
-    ratios = []
+    spent = {a: [], b: []}
     for round_index in range(repeats):
-        spent = {}
         for variant in ((a, b) if round_index % 2 == 0 else (b, a)):
             start = time.thread_time()
             variant()
-            spent[variant] = time.thread_time() - start
-        ratios.append(spent[b] / max(spent[a], 1e-9))
-    return ratios
+            spent[variant].append(time.thread_time() - start)
+    return spent[a], spent[b]
+
+
+def interleaved_ratios(a, b, repeats, warmup=3):
+    """B/A thread-CPU-time ratio of each round (see ``interleaved_times``)."""
+    return [tb / max(ta, 1e-9) for ta, tb in zip(*interleaved_times(a, b, repeats, warmup))]
 
 
 def summary(ratios):
@@ -82,6 +89,111 @@ def compare_conv_paths(repeats):
         for pass_name, (a, b) in pairs.items():
             print(f"x{x_shape} w{weight_shape} stride {stride} [{path}] {pass_name}: {path}/per-sample "
                   f"{summary(interleaved_ratios(a, b, repeats))}", flush=True)
+
+
+CONV_PASSES = ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight")
+
+
+def model_conv_calls(model):
+    """``{(x shape, weight shape, stride, padding, dilation, groups): Counter(pass: calls)}`` over one
+    training step of ``model`` (its default config), recorded at ``kernels.conv.cpu``'s three entry points."""
+    from scratchgen.kernels.conv import cpu
+    from .models import prepared
+    from .workload import Options
+    recipe, batch, clock = prepared(model, Options())
+    calls = collections.defaultdict(collections.Counter)
+    originals = {name: getattr(cpu, name) for name in CONV_PASSES}
+
+    def geometry(name, args):
+        """The convolution a kernel call computes, whichever pass: its x and weight shapes, window."""
+        if name == "conv2d_forward":
+            x_shape, weight_shape, window = args[0].shape, args[1].shape, args[3:7]
+        elif name == "conv2d_backward_data":
+            (grad_y, weight, input_hw), window = args[:3], args[3:7]
+            x_shape, weight_shape = (grad_y.shape[0], weight.shape[1] * window[3]) + tuple(input_hw), \
+                weight.shape
+        else:
+            (grad_y, x, kernel_hw), window = args[:3], args[3:7]
+            x_shape, weight_shape = x.shape, (grad_y.shape[1], x.shape[1] // window[3]) + tuple(kernel_hw)
+        return tuple(x_shape), tuple(weight_shape), *(tuple(part) for part in window[:3]), window[3]
+
+    depth = [0]
+
+    def recording(name):
+        def call(*args, **kwargs):  # only the op's own calls: not a pass that one pass makes of another
+            if depth[0] == 0:
+                calls[geometry(name, args)][name] += 1
+            depth[0] += 1
+            try:
+                return originals[name](*args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return call
+    recipe.train_step(batch, clock)                      # compile and warm up outside the recording
+    try:
+        for name in CONV_PASSES:
+            setattr(cpu, name, recording(name))
+        recipe.train_step(batch, clock)
+    finally:
+        for name, function in originals.items():
+            setattr(cpu, name, function)
+    return calls
+
+
+def conv_pass_pair(name, x, weight, grad_y, window):
+    """``(ours, PyTorch's)`` callables of one pass of one convolution (float32 NumPy arrays)."""
+    import torch
+    from scratchgen.kernels.conv import cpu
+    stride, padding, dilation, groups = window
+    tx, tw, tg = (torch.from_numpy(a) for a in (x, weight, grad_y))
+
+    def torch_backward(mask):  # what torch's autograd calls for a conv2d's gradients
+        return lambda: torch.ops.aten.convolution_backward(tg, tx, tw, None, stride, padding, dilation, False,
+                                                           [0, 0], groups, mask)
+    ours = {"conv2d_forward": lambda: cpu.conv2d_forward(x, weight, None, *window),
+            "conv2d_backward_data": lambda: cpu.conv2d_backward_data(grad_y, weight, x.shape[2:], *window),
+            "conv2d_backward_weight": lambda: cpu.conv2d_backward_weight(grad_y, x, weight.shape[2:],
+                                                                         *window)}
+    theirs = {"conv2d_forward": lambda: torch.nn.functional.conv2d(tx, tw, None, *window),
+              "conv2d_backward_data": torch_backward([True, False, False]),
+              "conv2d_backward_weight": torch_backward([False, True, False])}
+    return ours[name], theirs[name]
+
+
+def compare_model_convs(model, repeats):
+    """Each distinct convolution of ``model``'s training step, each pass it takes there:
+    ``kernels.conv.cpu`` against PyTorch (float32, interleaved, thread CPU time, medians), with
+    the calls per step and the time per step the difference makes (``calls x (ours - torch)``)."""
+    from scratchgen.kernels.conv import cpu
+    rng = np.random.default_rng(0)
+    short = {"conv2d_forward": "forward", "conv2d_backward_data": "data", "conv2d_backward_weight": "weight"}
+    print(f"{model}: each convolution of one training step, ours (kernels.conv.cpu) against torch, "
+          f"thread CPU ms (medians of {repeats} interleaved rounds)")
+    print(f"{'x':>18} {'weight':>18} s p {'path':>13} {'pass':>7} calls {'ours':>7} {'torch':>7} "
+          f"{'ratio':>6} {'GFLOP/s':>7} {'lost/step':>9}")
+    totals = collections.Counter()
+    for (x_shape, weight_shape, stride, padding, dilation, groups), passes in model_conv_calls(model).items():
+        x, weight = (rng.standard_normal(shape).astype(np.float32) for shape in (x_shape, weight_shape))
+        window = (stride, padding, dilation, groups)
+        y_shape = cpu.conv2d_forward(x, weight, None, *window).shape
+        grad_y = rng.standard_normal(y_shape).astype(np.float32)
+        paths = dict.fromkeys(CONV_PASSES, cpu.conv_path(weight_shape[2:], stride, padding, y_shape[2:],
+                                                         weight[0].size))
+        paths["conv2d_backward_data"] = cpu.data_gradient_path(weight_shape, groups, stride, padding,
+                                                               dilation, y_shape[2:])
+        flops = 2 * np.prod(y_shape) * weight[0].size
+        for name, count in sorted(passes.items(), key=lambda item: CONV_PASSES.index(item[0])):
+            ours, theirs = conv_pass_pair(name, x, weight, grad_y, window)
+            times = interleaved_times(ours, theirs, repeats)
+            ours_ms, torch_ms = (1e3 * statistics.median(t) for t in times)
+            ratio = statistics.median(a / max(b, 1e-9) for a, b in zip(*times))
+            totals["ours"] += count * ours_ms
+            totals["torch"] += count * torch_ms
+            print(f"{str(x_shape):>18} {str(weight_shape):>18} {stride[0]} {padding[0]} {paths[name]:>13} "
+                  f"{short[name]:>7} {count:5d} {ours_ms:7.3f} {torch_ms:7.3f} {ratio:6.2f} "
+                  f"{flops / ours_ms / 1e6:7.1f} {count * (ours_ms - torch_ms):9.3f}", flush=True)
+    print(f"per step: ours {totals['ours']:.1f} ms, torch {totals['torch']:.1f} ms, "
+          f"ratio {totals['ours'] / totals['torch']:.2f}")
 
 
 def compare_elementwise_kernels(repeats):
@@ -230,6 +342,8 @@ def main(argv=None):
                         help="optim, step: the model (e.g. diffusion); "
                              f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
     parser.add_argument("--repeats", type=int, default=80)
+    parser.add_argument("--model", help="conv: time each convolution of this model's training step against "
+                                        "PyTorch instead (e.g. diffusion)")
     parser.add_argument("--only", help="revisions: the workloads to time (a regular expression, as the suite's)")
     parser.add_argument("--rounds", type=int, default=12, help="revisions: interleaved rounds")
     parser.add_argument("--contender", help="revisions: the contender to time (default scratchgen[cpu]; "
@@ -244,7 +358,9 @@ def main(argv=None):
         revisions.compare_revisions(*args.names, args.only, args.rounds, contender=args.contender)
         return 0
     with pin_threads(1):  # the figure that counts is one thread's
-        if args.what == "conv":
+        if args.what == "conv" and args.model:
+            compare_model_convs(args.model, args.repeats)
+        elif args.what == "conv":
             compare_conv_paths(args.repeats)
         elif args.what == "elementwise":
             compare_elementwise_kernels(args.repeats)

@@ -14,6 +14,7 @@ from .ops.attention import scaled_dot_product_attention  # noqa: F401
 from .ops.conv import avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d  # noqa: F401
 from .ops.elementwise import (abs, clamp, dropout, erf, exp, gelu, log, maximum, minimum, relu,  # noqa: F401
                               sigmoid, silu, softplus, sqrt, tanh, where)
+from .ops.elementwise import channel_affine
 from .ops.linalg import matmul
 from .ops.reduction import log_softmax, logsumexp, mean, softmax, standardize, sum  # noqa: F401
 from .ops.recurrence import lstm, lstm_cell  # noqa: F401
@@ -75,7 +76,10 @@ def _channel_shape(ndim):
 
 
 def _channel_affine(out, weight, bias):
-    """out * weight + bias with per-channel weight and bias of shape (C,)."""
+    """out * weight + bias with per-channel weight and bias of shape (C,): one ``ChannelAffine`` op
+    when there is a weight of out's dtype (the norm layers' case)."""
+    if weight is not None and weight.dtype == out.dtype and (bias is None or bias.dtype == out.dtype):
+        return channel_affine(out, weight, bias)
     if weight is not None:
         out = out * reshape(weight, _channel_shape(out.ndim))
     return out if bias is None else out + reshape(bias, _channel_shape(out.ndim))

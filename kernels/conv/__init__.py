@@ -28,7 +28,7 @@ read as a conv2d weight whose "output" channels are the transposed op's inputs):
     its weight gradient               = conv2d_backward_weight(x, grad_y, kernel_hw, ...)
     with output_hw = (H - 1) s - 2 p + d (k - 1) + output_padding + 1 per axis.
 
-Pooling and interpolation (reference quality; ``cpu`` re-exports them)::
+Pooling and interpolation (reference quality; ``cpu`` re-exports pooling and, on large maps, interpolation)::
 
     avg_pool2d_forward(x, kernel_hw, stride, padding, count_include_pad) -> y
     avg_pool2d_backward(grad_y, input_hw, kernel_hw, stride, padding, count_include_pad) -> grad_x

@@ -19,15 +19,17 @@ Why this shape (measured on the benchmark workloads, 1 thread, float32; see benc
       im2col has just written (and col2im reads sgemm's output) from cache: 5-10% faster than
       one pass over the whole batch.
 
-Pooling and interpolation are the reference ones: memory-bound reductions and two small matrix
-products that NumPy already runs at memory speed (issue 4 asks reference quality for them).
+Pooling is the reference's: memory-bound reductions that NumPy already runs at memory speed (issue 4
+asks reference quality for them). Interpolation is the reference's two small products per (n, c)
+plane, ``A_h @ x @ A_w^T``, except on small maps, where NumPy's loop over thousands of tiny
+matrices cost more than the arithmetic: there it is one product with the Kronecker matrix.
 """
 import numpy as np
 from numba import njit
 
 from ._geometry import check_conv2d_backward, check_conv2d_forward
-from .reference import (avg_pool2d_backward, avg_pool2d_forward, interpolate_backward,  # noqa: F401
-                        interpolate_forward, max_pool2d_backward, max_pool2d_forward, max_pool2d_gather)
+from .reference import (avg_pool2d_backward, avg_pool2d_forward, interpolation_matrices,  # noqa: F401
+                        max_pool2d_backward, max_pool2d_forward, max_pool2d_gather)
 
 
 # ---- data movement: the gather and its adjoint ---------------------------------------------------
@@ -198,6 +200,15 @@ def sample_chunks(n_samples, bytes_per_sample):
 #   "per-sample"     everything else: im2col in NCHW order, one product per sample and group straight
 #                    into NCHW order (the weight gradient: one product per chunk over all positions).
 #
+# The data gradient has a fourth path, chosen by ``data_gradient_path`` before the table above:
+#
+#   "flipped"        stride 1, padding at most d*(k-1), and C_in > C_out (a convolution that narrows the
+#                    channels, as the U-Net's up-path and output convolutions do): a forward convolution of
+#                    grad_y with the flipped, transposed kernel (a gather, no col2im scatter), which then
+#                    takes the table's path for its own shape. Its product is C_in wide where col2im's is
+#                    C_out wide: the U-Net's output convolution (C_out = 1) went from 1.86 to 0.11 ms, its
+#                    (64, 96, 8, 8) -> 32 one from 3.0 to 2.6 ms; with C_in <= C_out it measured no gain.
+#
 # Measured with ``python -m benchmarks.ab conv`` (interleaved A/B against "per-sample" in thread CPU
 # time, medians; loaded 2-core machine, December 3): see docs/kernels.md for the table per shape.
 # On 16x16 outputs channels-last measured 0.93-1.11x of per-sample (no gain: the per-sample products
@@ -290,14 +301,17 @@ def _forward_channels_last(x, weight_matrices, geometry, y):
     ``cols_g @ W_g^T`` giving (n*P, C_out/G) (positions as rows), then one transposed copy into NCHW."""
     n_samples, out_channels = y.shape[:2]
     groups, positions = weight_matrices.shape[0], y.shape[2] * y.shape[3]
-    x_padded, weight_rows = padded_channels_last(x, geometry), channels_last_weight(weight_matrices, geometry)
-    chunks, cols, products = channels_last_buffers(n_samples, groups, weight_rows.shape[2] * groups,
+    x_padded = padded_channels_last(x, geometry)
+    # (G, K/G, C_out/G) contiguous: OpenBLAS runs cols @ W^T 3-10% faster with W^T laid out as its
+    # own matrix than as a transposed view (measured on the U-Net's shapes)
+    weight_columns = np.ascontiguousarray(channels_last_weight(weight_matrices, geometry).transpose(0, 2, 1))
+    chunks, cols, products = channels_last_buffers(n_samples, groups, weight_columns.shape[1] * groups,
                                                    out_channels, positions, x.dtype)
     for start, stop in chunks:
         rows = (stop - start) * positions
         block, product = cols[:, :rows], products[:, :rows]
         im2col_channels_last(x_padded[start:stop], geometry, groups, block)
-        np.matmul(block, weight_rows.transpose(0, 2, 1), out=product)
+        np.matmul(block, weight_columns, out=product)
         y[start:stop].reshape(stop - start, groups, -1, positions)[...] = \
             product.reshape(groups, stop - start, positions, -1).transpose(1, 0, 3, 2)
 
@@ -307,10 +321,13 @@ FORWARD_PATHS = {"per-sample": _forward_per_sample, "pointwise": _forward_pointw
 
 
 def conv2d_backward_data(grad_y, weight, input_hw, stride, padding, dilation, groups, path=None):
-    """``grad_x = col2im(W_g^T @ grad_y_g[n])`` along ``path`` (as ``conv2d_forward``)."""
+    """``grad_x = col2im(W_g^T @ grad_y_g[n])`` along ``path`` (as ``conv2d_forward``; default:
+    ``data_gradient_path``'s choice), or along "flipped" a forward convolution of ``grad_y``."""
     out_hw = check_conv2d_backward("conv2d_backward_data", grad_y, weight, "weight", weight.shape, input_hw,
                                    stride, padding, dilation, groups)
-    path = path or conv_path(weight.shape[2:], stride, padding, out_hw, weight[0].size)
+    path = path or data_gradient_path(weight.shape, groups, stride, padding, dilation, out_hw)
+    if path == "flipped":
+        return _backward_data_flipped(grad_y, weight, stride, padding, dilation, groups)
     grad_x = np.empty((grad_y.shape[0], weight.shape[1] * groups) + tuple(input_hw), dtype=grad_y.dtype)
     geometry = geometry_of(weight.shape[2:], stride, padding, dilation, out_hw)
     weight_transposed = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)
@@ -360,6 +377,50 @@ def _backward_data_channels_last(grad_y, weight_transposed, geometry, grad_x):
         grad_x[start:stop] = grad_padded[:, ph:ph + height, pw:pw + width, :].transpose(0, 3, 1, 2)
 
 
+def flipped_padding(kernel_hw, stride, padding, dilation):
+    """The padding ``d (k - 1) - p`` per axis under which a stride-1 convolution's data gradient is a
+    forward convolution (``_backward_data_flipped``), or None where that does not hold (a stride
+    above 1, or more padding than the dilated kernel's reach)."""
+    flipped = tuple(d * (k - 1) - p for k, p, d in zip(kernel_hw, padding, dilation))
+    return flipped if tuple(stride) == (1, 1) and min(flipped) >= 0 else None
+
+
+def flipped_weight(weight, groups):
+    """``(C_out, C_in/g, kh, kw)`` -> ``(C_in, C_out/g, kh, kw)``: per group, input and output
+    channels swapped and both kernel axes reversed, ``W'[g, c, o, i, j] = W[g, o, c, kh-1-i, kw-1-j]``."""
+    out_channels, group_in, kh, kw = weight.shape
+    swapped = weight.reshape(groups, out_channels // groups, group_in, kh, kw).transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(swapped[..., ::-1, ::-1]).reshape(groups * group_in, -1, kh, kw)
+
+
+def _backward_data_flipped(grad_y, weight, stride, padding, dilation, groups):
+    """A stride-1 data gradient as a forward convolution (a gather; no col2im scatter):
+
+        grad_x[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] grad_y[n, o, h + p - i d, w + p - j d]
+                           = conv2d(grad_y, W', padding d (k-1) - p)[n, c, h, w]
+
+    with ``W' = flipped_weight(W)`` (i' = k-1-i). The forward then takes its own path for the
+    transposed problem, whose product is C_in wide where the col2im paths' is C_out wide."""
+    padding_flipped = flipped_padding(weight.shape[2:], stride, padding, dilation)
+    if padding_flipped is None:
+        raise ValueError(f"conv2d_backward_data: the 'flipped' path needs stride 1 and padding at most "
+                         f"dilation * (kernel - 1), got stride {tuple(stride)}, padding {tuple(padding)}, "
+                         f"kernel {tuple(weight.shape[2:])}, dilation {tuple(dilation)}")
+    return conv2d_forward(grad_y, flipped_weight(weight, groups), None, (1, 1), padding_flipped, dilation,
+                          groups)
+
+
+def data_gradient_path(weight_shape, groups, stride, padding, dilation, output_hw):
+    """The data gradient's path: "flipped" for a stride-1 convolution that narrows the channels
+    (C_in > C_out: the transposed problem's product is wider), otherwise ``conv_path``'s choice."""
+    path = conv_path(weight_shape[2:], stride, padding, output_hw, int(np.prod(weight_shape[1:])))
+    narrowing = weight_shape[1] * groups > weight_shape[0]
+    if path != "pointwise" and narrowing and flipped_padding(weight_shape[2:], stride, padding,
+                                                             dilation) is not None:
+        return "flipped"
+    return path
+
+
 BACKWARD_DATA_PATHS = {"per-sample": _backward_data_per_sample, "pointwise": _backward_data_pointwise,
                        "channels-last": _backward_data_channels_last}
 
@@ -400,20 +461,51 @@ def _backward_weight_columns(grad_y, x, geometry, groups):
 
 
 def _backward_weight_channels_last(grad_y, x, geometry, groups):
-    """``grad_W_g = sum over chunks of grad_y_g (C_out/g, n*P) @ cols_g (n*P, K/g)`` with the columns
-    of ``im2col_channels_last`` (rows (i, j, c), reordered to (c, i, j) at the end), as
+    """``grad_W_g^T = sum over chunks of cols_g^T (K/g, n*P) @ grad_y_g (n*P, C_out/g)`` with the
+    columns of ``im2col_channels_last`` (rows (i, j, c), reordered to (c, i, j) at the end), as
     (groups, C_out/g, K/g)."""
     n_samples, out_channels = grad_y.shape[:2]
     positions, kh, kw = grad_y.shape[2] * grad_y.shape[3], geometry[0], geometry[1]
     x_padded = padded_channels_last(x, geometry)
     chunks, cols, gathered = channels_last_buffers(n_samples, groups, x.shape[1] * kh * kw, out_channels,
                                                    positions, x.dtype)
-    grad_weight = np.zeros((groups, out_channels // groups, cols.shape[2]), dtype=grad_y.dtype)
+    # accumulated transposed, (K/g, C_out/g): OpenBLAS runs cols^T @ grad_y 10-20% faster than
+    # grad_y^T @ cols on the U-Net's shapes (measured), as in _backward_weight_columns
+    grad_weight_t = np.zeros((groups, cols.shape[2], out_channels // groups), dtype=grad_y.dtype)
     for start, stop in chunks:
         rows = (stop - start) * positions
         by_position, block = gathered[:, :rows], cols[:, :rows]
         gather_by_position(grad_y[start:stop], groups, by_position)
         im2col_channels_last(x_padded[start:stop], geometry, groups, block)
-        grad_weight += by_position.transpose(0, 2, 1) @ block
-    group_out, group_channels = grad_weight.shape[1], x.shape[1] // groups
-    return grad_weight.reshape(groups, group_out, kh, kw, group_channels).transpose(0, 1, 4, 2, 3)
+        grad_weight_t += block.transpose(0, 2, 1) @ by_position
+    group_out, group_channels = grad_weight_t.shape[2], x.shape[1] // groups
+    return grad_weight_t.transpose(0, 2, 1).reshape(groups, group_out, kh, kw, group_channels) \
+        .transpose(0, 1, 4, 2, 3)
+
+
+# ---- interpolation: on small maps, one product with the Kronecker matrix --------------------------
+# (A_h kron A_w) has (OH*OW) x (H*W) entries; up to this many it is one sgemm over all N*C planes: the
+# U-Net's 4x4 -> 8x8 nearest upsampling went from 0.58 to 0.12 ms forward and 0.47 to 0.12 backward
+# (thread CPU medians, float32, batch 64 x 64 channels), where np.matmul looped over 4096 4x4 planes.
+KRONECKER_MAX_ENTRIES = 1 << 16
+
+
+def interpolate_forward(x, output_hw, mode, align_corners, scale_factor):
+    """``y[n, c] = A_h @ x[n, c] @ A_w^T``; on small maps ``y_flat = x_flat @ (A_h kron A_w)^T``, since
+    ``(A_h kron A_w)[(p, q), (i, j)] = A_h[p, i] A_w[q, j]``."""
+    rows, columns = interpolation_matrices("interpolate_forward", x, x.shape[2:], output_hw, mode,
+                                           align_corners, scale_factor)
+    if rows.size * columns.size > KRONECKER_MAX_ENTRIES:
+        return rows @ x @ columns.T
+    planes = x.shape[0] * x.shape[1]
+    return (x.reshape(planes, -1) @ np.kron(rows, columns).T).reshape(x.shape[:2] + tuple(output_hw))
+
+
+def interpolate_backward(grad_y, input_hw, mode, align_corners, scale_factor):
+    """``grad_x[n, c] = A_h^T @ grad_y[n, c] @ A_w``; on small maps ``grad_y_flat @ (A_h kron A_w)``."""
+    rows, columns = interpolation_matrices("interpolate_backward", grad_y, input_hw, grad_y.shape[2:], mode,
+                                           align_corners, scale_factor)
+    if rows.size * columns.size > KRONECKER_MAX_ENTRIES:
+        return rows.T @ grad_y @ columns
+    planes = grad_y.shape[0] * grad_y.shape[1]
+    return (grad_y.reshape(planes, -1) @ np.kron(rows, columns)).reshape(grad_y.shape[:2] + tuple(input_hw))

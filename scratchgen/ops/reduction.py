@@ -15,7 +15,7 @@ from ..autograd import Function, is_grad_enabled
 from ..kernels import implementation
 from ..tensor import Tensor
 from .elementwise import exp, isfinite, log, sqrt, where
-from .shape import expand, normalize_dim, normalize_dims, reshape
+from .shape import expand, normalize_dim, normalize_dims, reshape, sum_array
 
 
 def _keepdim_shape(shape, axes):
@@ -27,7 +27,7 @@ class Sum(Function):
 
     def forward(self, x, axes, keepdim):
         self.input_shape, self.axes = x.shape, axes
-        return x.sum(axis=axes, keepdims=keepdim)
+        return sum_array(x, axes, keepdim)
 
     def backward(self, grad):
         return expand(reshape(grad, _keepdim_shape(self.input_shape, self.axes)), self.input_shape)

@@ -32,6 +32,19 @@ def test_conv_and_optim_comparisons_run(capsys, monkeypatch):
         ab.main(["optim"])
 
 
+def test_model_conv_comparison_records_each_convolution_once(capsys):
+    require_torch()
+    calls = ab.model_conv_calls("diffusion")
+    head = calls[((64, 32, 8, 8), (1, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1)]
+    assert head == {"conv2d_forward": 1, "conv2d_backward_data": 1, "conv2d_backward_weight": 1}
+    # the head's flipped data gradient runs a forward of the stem's shape inside its own pass: not counted
+    stem = calls[((64, 1, 8, 8), (32, 1, 3, 3), (1, 1), (1, 1), (1, 1), 1)]
+    assert stem == {"conv2d_forward": 1, "conv2d_backward_weight": 1}
+    assert ab.main(["conv", "--model", "gan", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "gan: each convolution of one training step" in out and "per step: ours" in out
+
+
 def test_lstm_comparison_runs(capsys):
     require_torch()
     assert ab.main(["lstm", "--repeats", "1"]) == 0

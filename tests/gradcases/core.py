@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen.ops import shape
+from scratchgen.ops.elementwise import ChannelDot, channel_affine
 from scratchgen.ops.reduction import NormalizeBackward
 from scratchgen.testing.strategies import GradCase, arrays, broadcastable_shapes, has_ties, near, shapes
 
@@ -233,7 +234,39 @@ def normalize_backward_draw(draw):
     return arrays_drawn, {"axes": (axis,)}
 
 
+@st.composite
+def channel_affine_draw(draw, with_bias=True):
+    """x (N, C, *spatial) and per-channel weight (and bias) of shape (C,)."""
+    channels, batch = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    vectors = tuple(draw(arrays((channels,))) for _ in range(1 + with_bias))
+    return (draw(arrays((batch, channels) + spatial)),) + vectors, {}
+
+
+@st.composite
+def channel_dot_draw(draw):
+    """Two (N, C, *spatial) arrays of one shape."""
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + tuple(draw(st.lists(st.integers(1, 3),
+                                                                                     max_size=2)))
+    return (draw(arrays(shape)), draw(arrays(shape))), {}
+
+
+def torch_channel_affine(x, weight, bias=None):
+    view = (1, -1) + (1,) * (x.ndim - 2)
+    return x * weight.reshape(view) + (0 if bias is None else bias.reshape(view))
+
+
 NORM_CASES = [
+    GradCase("channel_affine", channel_affine, channel_affine_draw(), torch_channel_affine,
+             second_order=True),
+    GradCase("channel_affine_no_bias", channel_affine, channel_affine_draw(with_bias=False),
+             torch_channel_affine, second_order=True),
+    GradCase("channel_dot", lambda a, b: ChannelDot.apply(a, b), channel_dot_draw(),
+             torch_fn("lambda a, b: (a * b).sum([0] + list(range(2, a.ndim)))"), second_order=True),
+    GradCase("group_norm_affine", lambda a, w, b: F.group_norm(a, 1, w, b), channel_affine_draw(),
+             torch_fn("lambda a, w, b: F.group_norm(a, 1, w, b)"),
+             reject=lambda a, w, b: bool(np.any(np.std(a.reshape(a.shape[0], -1), axis=1) < 0.3)),
+             second_order=True),
     GradCase("normalize_backward", lambda g, y, r, axes: NormalizeBackward.apply(g, y, r, axes=axes),
              normalize_backward_draw(), second_order=True),
     GradCase("layer_norm", lambda a, groups: F.layer_norm(a, a.shape[1:]), norm_draw(),

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scratchgen.kernels.conv import cpu, reference
+from scratchgen.kernels.conv._geometry import output_size
 
 TOLERANCES = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 pairs = st.tuples
@@ -77,6 +78,60 @@ def test_every_cpu_path_matches_reference(config, dtype, path, tiny_chunks):
         np.testing.assert_allclose(got, expected, **TOLERANCES[dtype], err_msg=name)
 
 
+@settings(max_examples=40)
+@given(config=kernel_configs(), dtype=st.sampled_from([np.float32, np.float64]), tiny_chunks=st.booleans())
+def test_flipped_data_gradient_matches_reference(config, dtype, tiny_chunks):
+    """The data gradient as a forward convolution of grad_y (stride 1, padding at most the dilated
+    kernel's reach), on drawn shapes made to fit, whatever path that forward takes."""
+    padding = tuple(min(p, d * (k - 1))
+                    for p, d, k in zip(config["padding"], config["dilation"], config["kernel"]))
+    config = config | dict(stride=(1, 1), padding=padding)
+    assume(min(output_size(*axis) for axis in zip(config["input_hw"], config["kernel"], (1, 1), padding,
+                                                  config["dilation"])) >= 1)
+    x, weight, bias, grad_y = conv_arrays(config, dtype)
+    with mock.patch.object(cpu, "CHUNK_BYTES", 8 if tiny_chunks else cpu.CHUNK_BYTES):
+        got = cpu.conv2d_backward_data(grad_y, weight, config["input_hw"], *geometry(config), path="flipped")
+    expected = reference.conv2d_backward_data(grad_y, weight, config["input_hw"], *geometry(config))
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **TOLERANCES[dtype])
+
+
+def test_flipped_data_gradient_refuses_what_it_cannot_compute():
+    grad_y, weight = np.zeros((1, 2, 2, 2)), np.zeros((2, 3, 3, 3))
+    with pytest.raises(ValueError, match="'flipped' path needs stride 1"):
+        cpu.conv2d_backward_data(grad_y, weight, (4, 4), (2, 2), (1, 1), (1, 1), 1, path="flipped")
+    with pytest.raises(ValueError, match="'flipped' path needs stride 1"):  # padding 3 > d (k - 1) = 2
+        cpu.conv2d_backward_data(np.zeros((1, 2, 6, 6)), weight, (2, 2), (1, 1), (3, 3), (1, 1), 1,
+                                 path="flipped")
+
+
+def test_conv2d_gradients_through_the_flipped_path():
+    """F.conv2d on a narrowing stride-1 convolution (its data gradient takes "flipped"), gradchecked
+    in float64 to first and second order (double backward runs the data gradient again)."""
+    import scratchgen as sg
+    import scratchgen.functional as F
+    from scratchgen.testing import gradcheck, gradgradcheck
+    assert cpu.data_gradient_path((2, 6, 3, 3), 2, (1, 1), (1, 2), (1, 1), (4, 5)) == "flipped"
+    rng = np.random.default_rng(0)
+    x, weight = (sg.tensor(rng.standard_normal(shape), requires_grad=True)
+                 for shape in ((2, 6, 4, 3), (2, 3, 3, 3)))
+    flipped = mock.patch.object(cpu, "_backward_data_flipped", wraps=cpu._backward_data_flipped)
+    with sg.use_kernels("cpu"), flipped as spy:
+        for check in (gradcheck, gradgradcheck):
+            assert check(lambda x, w: F.conv2d(x, w, padding=(1, 2), groups=2), (x, weight))
+    assert spy.called
+
+
+def test_the_data_gradient_takes_the_flipped_path_where_channels_narrow():
+    unet_3x3 = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), output_hw=(8, 8))
+    assert cpu.data_gradient_path((1, 32, 3, 3), 1, **unet_3x3) == "flipped"        # the U-Net's output conv
+    assert cpu.data_gradient_path((32, 96, 3, 3), 1, **unet_3x3) == "flipped"
+    assert cpu.data_gradient_path((32, 32, 3, 3), 1, **unet_3x3) == "channels-last"
+    assert cpu.data_gradient_path((64, 32, 3, 3), 1, **unet_3x3) == "channels-last"
+    assert cpu.data_gradient_path((32, 96, 1, 1), 1, **unet_3x3 | dict(padding=(0, 0))) == "pointwise"
+    assert cpu.data_gradient_path((32, 96, 3, 3), 1, **unet_3x3 | dict(stride=(2, 2))) == "channels-last"
+
+
 def test_the_dispatch_table_picks_by_map_size_and_kernel():
     unet_3x3 = dict(kernel_hw=(3, 3), stride=(1, 1), padding=(1, 1))
     assert cpu.conv_path(**unet_3x3, output_hw=(4, 4), rows_per_group=64 * 9) == "channels-last"
@@ -129,7 +184,7 @@ def test_benchmark_shapes_match_reference():
             np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)  # sums of 288-512 terms
 
 
-# ---- pooling and interpolation (cpu re-exports the reference) -----------------------------------
+# ---- pooling and interpolation (cpu: the reference's pooling; interpolation its own on small maps) ------
 def pool_window(drawn):
     """A drawn pooling (see ``gradcases.conv.pool_inputs``) as a contiguous x and the window pairs."""
     x, params = drawn
@@ -180,8 +235,9 @@ def test_max_pool2d_matches_torch_and_its_gather_is_adjoint(drawn):
        align_corners=st.booleans(), by_factor=st.booleans(),
        factor=pairs(st.sampled_from([0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0]),
                     st.sampled_from([0.6, 1.0, 2.0, 1.3])),
-       size=pairs(st.integers(1, 9), st.integers(1, 9)))
-def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, factor, size):
+       size=pairs(st.integers(1, 9), st.integers(1, 9)), kronecker=st.booleans())
+def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, factor, size, kronecker):
+    """cpu's interpolation both ways: one product with the Kronecker matrix (small maps) or two per plane."""
     torch = require_torch()
     assume(not by_factor or min(int(n * f) for n, f in zip(input_hw, factor)) >= 1)
     align_corners = align_corners if mode == "bilinear" else None
@@ -192,10 +248,12 @@ def test_interpolate_matches_torch(input_hw, mode, align_corners, by_factor, fac
     grad_y = np.cos(np.arange(ty.numel())).reshape(ty.shape)
     ty.backward(torch.tensor(grad_y))
     args = (mode, bool(align_corners), factor if by_factor else None)
-    np.testing.assert_allclose(cpu.interpolate_forward(x, tuple(ty.shape[2:]), *args), ty.detach().numpy(),
-                               rtol=1e-6, atol=1e-6)  # PyTorch places bilinear sources in float32 math too
-    np.testing.assert_allclose(cpu.interpolate_backward(grad_y, input_hw, *args), tx.grad.numpy(), rtol=1e-6,
-                               atol=1e-6)
+    with mock.patch.object(cpu, "KRONECKER_MAX_ENTRIES", cpu.KRONECKER_MAX_ENTRIES if kronecker else 0):
+        y, grad_x = cpu.interpolate_forward(x, tuple(ty.shape[2:]), *args), \
+            cpu.interpolate_backward(grad_y, input_hw, *args)
+    # PyTorch places bilinear sources in float32 math too
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ---- boundary checks ---------------------------------------------------------------------------
