@@ -13,6 +13,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
                                                            # NumPy/SciPy; SiLU, GELU ops vs their compositions
     python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
     python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
+    python -m benchmarks.ab attention [--repeats 5]        # the attention forward's time by phase, T=1024, 4096
 """
 import argparse
 import statistics
@@ -220,12 +221,138 @@ def compare_lstm_forward(repeats):
               flush=True)
 
 
+# The attention forward's phases, in the order forward_head runs them on each (query tile, key tile).
+ATTENTION_PHASES = ("Q K^T tile products", "causal mask", "row max + rescale of l and acc", "exp",
+                    "row sums", "P V tile products (+ add into acc)", "final normalisation")
+
+
+def attention_stages(last_phase):
+    """A compiled copy of ``cpu.forward_heads`` that stops each tile after phase ``last_phase``.
+
+    Intended near-copy of ``cpu.forward_head`` (a profiling probe: the kernel itself stays
+    branch-free); timing stage n and stage n - 1 on the same data gives phase n's cost in place,
+    with the caches as warm as in the real kernel.
+    """
+    from numba import njit
+    from scratchgen.kernels.attention import cpu
+
+    no_mask = np.zeros((1, 1), np.float32)
+
+    @njit(nogil=True, fastmath=cpu.FASTMATH)
+    def stages(q, k, v, scale, out, logsumexp, block_q, block_k, workspace):
+        depth, value_depth = q.shape[3], v.shape[3]
+        for b in range(q.shape[0]):
+            for h in range(q.shape[1]):
+                queries = q.shape[2]
+                scaled_queries, at = cpu.carve(workspace, 0, block_q * depth)
+                acc, at = cpu.carve(workspace, at, block_q * value_depth)
+                scores_buffer, at = cpu.carve(workspace, at, block_q * block_k)
+                product_buffer, at = cpu.carve(workspace, at, block_q * value_depth)
+                running_max, at = cpu.carve(workspace, at, block_q)
+                running_sum, at = cpu.carve(workspace, at, block_q)
+                shift, at = cpu.carve(workspace, at, block_q)
+                for q0 in range(0, queries, block_q):
+                    rows = min(block_q, queries - q0)
+                    q_tile, acc_tile = cpu.tile(scaled_queries, rows, depth), cpu.tile(acc, rows, value_depth)
+                    cpu.scale_into(q[b, h, q0:q0 + rows], scale, q_tile)
+                    acc_tile[:] = 0
+                    running_max[:rows] = -np.inf
+                    running_sum[:rows] = 0
+                    for k0 in range(0, q0 + rows, block_k):
+                        cols = min(block_k, q0 + rows - k0)
+                        scores = cpu.tile(scores_buffer, rows, cols)
+                        np.dot(q_tile, k[b, h, k0:k0 + cols].T, scores)
+                        if last_phase >= 1:
+                            cpu.mask_tile(scores, no_mask, False, True, q0, k0)
+                        if last_phase >= 2:
+                            cpu.rescale_running(scores, running_max, running_sum, acc_tile, shift)
+                        if last_phase >= 3:
+                            cpu.exp_shifted_rows(scores, shift[:rows])
+                        if last_phase >= 4:
+                            cpu.add_row_sums(scores, running_sum)
+                        if last_phase >= 5:
+                            cpu.add_product(scores, v[b, h, k0:k0 + cols], acc_tile, product_buffer)
+                    if last_phase >= 6:
+                        cpu.normalise_rows(acc_tile, running_max, running_sum, out[b, h, q0:q0 + rows],
+                                           logsumexp[b, h, q0:q0 + rows])
+    return stages
+
+
+def gemm_rate(shape_a, shape_b, seconds=0.3):
+    """GFLOP/s of NumPy's float32 ``a @ b`` (one thread) at one shape, repeated for ``seconds``."""
+    a, b = (np.random.default_rng(0).standard_normal(s).astype(np.float32) for s in (shape_a, shape_b))
+    out = np.empty((shape_a[0], shape_b[1]), np.float32)
+    calls, start = 0, time.thread_time()
+    while time.thread_time() - start < seconds:
+        np.dot(a, b, out)
+        calls += 1
+    return 2.0 * shape_a[0] * shape_a[1] * shape_b[1] * calls / (time.thread_time() - start) / 1e9
+
+
+def profile_attention_forward(repeats, lengths=(1024, 4096)):
+    """The DESIGN attention forward (causal, B=8, heads=4, head_dim=32, float32, one thread) split
+    into its phases: each phase's thread CPU time (stage n minus stage n - 1, medians over
+    ``repeats`` rounds), its FLOPs or elements, and the tile GEMMs' rate against NumPy's GEMM at the
+    same tile shape and at a large shape; then the whole kernel against PyTorch's forward."""
+    import torch
+    from . import attention
+    from scratchgen.kernels.attention import cpu
+    torch.set_num_threads(1)
+    workload, (block_q, block_k) = attention.WORKLOAD, cpu.FORWARD_TILES
+    depth = workload.head_dim
+    stages = [attention_stages(last) for last in range(len(ATTENTION_PHASES))]
+    print(f"attention forward {workload.describe('T')}, tiles {cpu.FORWARD_TILES}; "
+          f"GEMM rates (GFLOP/s, NumPy float32, 1 thread): Q K^T tile ({block_q}x{depth} @ {depth}x{block_k}) "
+          f"{gemm_rate((block_q, depth), (depth, block_k)):.1f}, P V tile ({block_q}x{block_k} @ {block_k}x{depth}) "
+          f"{gemm_rate((block_q, block_k), (block_k, depth)):.1f}, 1024x1024 @ 1024x1024 "
+          f"{gemm_rate((1024, 1024), (1024, 1024)):.1f}", flush=True)
+    for length in lengths:
+        q, k, v, _ = attention.make_inputs(workload, length)
+        out, logsumexp = np.empty_like(q), np.empty(q.shape[:3], np.float32)
+        workspace = np.empty(block_q * (depth + block_k + 2 * depth + 3), np.float32)
+        scale = np.float32(depth ** -0.5)
+        calls = [lambda stage=stage: stage(q, k, v, scale, out, logsumexp, block_q, block_k, workspace)
+                 for stage in stages]
+        kernel, _ = attention.kernel_calls(cpu, workload, (q, k, v, None))
+        torch_forward, _ = attention.torch_calls(workload, (q, k, v, q))
+        calls += [kernel, torch_forward]
+        seconds = [[] for _ in calls]
+        for round_index in range(repeats + 1):  # round 0 compiles and warms up
+            order = range(len(calls)) if round_index % 2 == 0 else reversed(range(len(calls)))
+            for index in order:
+                start = time.thread_time()
+                calls[index]()
+                if round_index:
+                    seconds[index].append(time.thread_time() - start)
+        median = [statistics.median(s) for s in seconds]
+        report_attention_phases(workload, length, block_q, block_k, median)
+
+
+def report_attention_phases(workload, length, block_q, block_k, median):
+    """Print one length's phase table from the stage medians (seconds; then kernel, torch)."""
+    heads, depth = workload.batch * workload.heads, workload.head_dim
+    # visible (query, key) pairs the kernel computes: whole tiles up to each query tile's diagonal
+    pairs = heads * sum(block_q * min(q0 + block_q, length) for q0 in range(0, length, block_q))
+    work = {0: f"{2 * pairs * depth / 1e9:.2f} GFLOP", 5: f"{2 * pairs * depth / 1e9:.2f} GFLOP",
+            3: f"{pairs / 1e6:.0f} M exps", 6: f"{heads * length * depth / 1e6:.1f} M values"}
+    kernel, torch_forward = median[-2:]
+    print(f"T={length}: kernel[cpu] {kernel * 1e3:.0f} ms, torch {torch_forward * 1e3:.0f} ms "
+          f"(kernel/torch {kernel / torch_forward:.2f}); the stages' sum {median[-3] * 1e3:.0f} ms")
+    previous = 0.0
+    for index, name in enumerate(ATTENTION_PHASES):
+        spent = median[index] - previous
+        previous = median[index]
+        rate = (f", {2 * pairs * depth / spent / 1e9:.1f} GFLOP/s" if index in (0, 5) else
+                f", {pairs / spent / 1e9:.2f} G/s" if index == 3 else "")
+        print(f"  {name:38s} {spent * 1e3:7.1f} ms  {spent / median[-3]:5.1%}  {work.get(index, '')}{rate}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise", "norms",
-                                         "lstm"))
+                                         "lstm", "attention"))
     parser.add_argument("names", nargs="*", metavar="MODEL | A B",
                         help="optim, step: the model (e.g. diffusion); "
                              f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
@@ -252,6 +379,8 @@ def main(argv=None):
             compare_norm_kernels(args.repeats)
         elif args.what == "lstm":
             compare_lstm_forward(args.repeats)
+        elif args.what == "attention":
+            profile_attention_forward(args.repeats)
         elif args.what == "optim":
             compare_optimizer_step(args.names[0], args.repeats)
         else:
