@@ -13,7 +13,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
                                                            # NumPy/SciPy; SiLU, GELU ops vs their compositions
     python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
     python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
-    python -m benchmarks.ab attention [--repeats 5]        # the attention forward's time by phase, T=1024, 4096
+    python -m benchmarks.ab attention [--repeats 5]        # the attention forward by phase, T=1024, 4096
 """
 import argparse
 import statistics
@@ -226,12 +226,14 @@ ATTENTION_PHASES = ("Q K^T tile products", "causal mask", "row max + rescale of 
                     "row sums", "P V tile products (+ add into acc)", "final normalisation")
 
 
-def attention_stages(last_phase):
-    """A compiled copy of ``cpu.forward_heads`` that stops each tile after phase ``last_phase``.
+def attention_stages():
+    """A compiled copy of ``cpu.forward_heads`` whose first argument ``last_phase`` stops each tile
+    after that phase.
 
     Intended near-copy of ``cpu.forward_head`` (a profiling probe: the kernel itself stays
     branch-free); timing stage n and stage n - 1 on the same data gives phase n's cost in place,
-    with the caches as warm as in the real kernel.
+    with the caches as warm as in the real kernel. One compilation serves every stage (the
+    branches cost a compare per tile).
     """
     from numba import njit
     from scratchgen.kernels.attention import cpu
@@ -239,7 +241,7 @@ def attention_stages(last_phase):
     no_mask = np.zeros((1, 1), np.float32)
 
     @njit(nogil=True, fastmath=cpu.FASTMATH)
-    def stages(q, k, v, scale, out, logsumexp, block_q, block_k, workspace):
+    def stages(last_phase, q, k, v, scale, out, logsumexp, block_q, block_k, workspace):
         depth, value_depth = q.shape[3], v.shape[3]
         for b in range(q.shape[0]):
             for h in range(q.shape[1]):
@@ -300,19 +302,20 @@ def profile_attention_forward(repeats, lengths=(1024, 4096)):
     torch.set_num_threads(1)
     workload, (block_q, block_k) = attention.WORKLOAD, cpu.FORWARD_TILES
     depth = workload.head_dim
-    stages = [attention_stages(last) for last in range(len(ATTENTION_PHASES))]
+    stages = attention_stages()
+    gemms = {"Q K^T tile": ((block_q, depth), (depth, block_k)),
+             "P V tile": ((block_q, block_k), (block_k, depth)), "square": ((1024, 1024), (1024, 1024))}
+    rates = ", ".join(f"{name} {a[0]}x{a[1]} @ {b[0]}x{b[1]} {gemm_rate(a, b):.1f}"
+                      for name, (a, b) in gemms.items())
     print(f"attention forward {workload.describe('T')}, tiles {cpu.FORWARD_TILES}; "
-          f"GEMM rates (GFLOP/s, NumPy float32, 1 thread): Q K^T tile ({block_q}x{depth} @ {depth}x{block_k}) "
-          f"{gemm_rate((block_q, depth), (depth, block_k)):.1f}, P V tile ({block_q}x{block_k} @ {block_k}x{depth}) "
-          f"{gemm_rate((block_q, block_k), (block_k, depth)):.1f}, 1024x1024 @ 1024x1024 "
-          f"{gemm_rate((1024, 1024), (1024, 1024)):.1f}", flush=True)
+          f"GEMM rates (GFLOP/s, NumPy float32, 1 thread): {rates}", flush=True)
     for length in lengths:
         q, k, v, _ = attention.make_inputs(workload, length)
         out, logsumexp = np.empty_like(q), np.empty(q.shape[:3], np.float32)
         workspace = np.empty(block_q * (depth + block_k + 2 * depth + 3), np.float32)
         scale = np.float32(depth ** -0.5)
-        calls = [lambda stage=stage: stage(q, k, v, scale, out, logsumexp, block_q, block_k, workspace)
-                 for stage in stages]
+        calls = [lambda last=last: stages(last, q, k, v, scale, out, logsumexp, block_q, block_k, workspace)
+                 for last in range(len(ATTENTION_PHASES))]
         kernel, _ = attention.kernel_calls(cpu, workload, (q, k, v, None))
         torch_forward, _ = attention.torch_calls(workload, (q, k, v, q))
         calls += [kernel, torch_forward]
@@ -336,8 +339,10 @@ def report_attention_phases(workload, length, block_q, block_k, median):
     work = {0: f"{2 * pairs * depth / 1e9:.2f} GFLOP", 5: f"{2 * pairs * depth / 1e9:.2f} GFLOP",
             3: f"{pairs / 1e6:.0f} M exps", 6: f"{heads * length * depth / 1e6:.1f} M values"}
     kernel, torch_forward = median[-2:]
+    flops = workload.forward_flops(length) / 1e9  # the causal half's two products, either side's work
     print(f"T={length}: kernel[cpu] {kernel * 1e3:.0f} ms, torch {torch_forward * 1e3:.0f} ms "
-          f"(kernel/torch {kernel / torch_forward:.2f}); the stages' sum {median[-3] * 1e3:.0f} ms")
+          f"(kernel/torch {kernel / torch_forward:.2f}); the stages' sum {median[-3] * 1e3:.0f} ms; "
+          f"{flops:.2f} GFLOP: kernel {flops / kernel:.1f} GFLOP/s, torch {flops / torch_forward:.1f}")
     previous = 0.0
     for index, name in enumerate(ATTENTION_PHASES):
         spent = median[index] - previous
