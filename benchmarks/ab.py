@@ -253,6 +253,8 @@ def attention_stages():
                 running_max, at = cpu.carve(workspace, at, block_q)
                 running_sum, at = cpu.carve(workspace, at, block_q)
                 shift, at = cpu.carve(workspace, at, block_q)
+                key_tiles, at = cpu.carve(workspace, at, k.shape[2] * depth)
+                cpu.pack_key_tiles(k[b, h], block_k, key_tiles)
                 for q0 in range(0, queries, block_q):
                     rows = min(block_q, queries - q0)
                     q_tile, acc_tile = cpu.tile(scaled_queries, rows, depth), cpu.tile(acc, rows, value_depth)
@@ -261,9 +263,9 @@ def attention_stages():
                     running_max[:rows] = -np.inf
                     running_sum[:rows] = 0
                     for k0 in range(0, q0 + rows, block_k):
-                        cols = min(block_k, q0 + rows - k0)
+                        cols = min(block_k, k.shape[2] - k0)
                         scores = cpu.tile(scores_buffer, rows, cols)
-                        np.dot(q_tile, k[b, h, k0:k0 + cols].T, scores)
+                        np.dot(q_tile, cpu.tile(key_tiles[k0 * depth:], depth, cols), scores)
                         if last_phase >= 1:
                             cpu.mask_tile(scores, no_mask, False, True, q0, k0)
                         if last_phase >= 2:
@@ -280,9 +282,11 @@ def attention_stages():
     return stages
 
 
-def gemm_rate(shape_a, shape_b, seconds=0.3):
-    """GFLOP/s of NumPy's float32 ``a @ b`` (one thread) at one shape, repeated for ``seconds``."""
-    a, b = (np.random.default_rng(0).standard_normal(s).astype(np.float32) for s in (shape_a, shape_b))
+def gemm_rate(shape_a, shape_b, seconds=0.3, b_transposed=False):
+    """GFLOP/s of NumPy's float32 ``a @ b`` (one thread) at one shape, repeated for ``seconds``;
+    ``b_transposed``: b is the transposed view of a C-contiguous array (BLAS's "T" operand)."""
+    a, b = (np.random.default_rng(0).standard_normal(s).astype(np.float32) for s in (shape_a, shape_b[::-1]))
+    b = b.T if b_transposed else b.reshape(shape_b)
     out = np.empty((shape_a[0], shape_b[1]), np.float32)
     calls, start = 0, time.thread_time()
     while time.thread_time() - start < seconds:
@@ -303,16 +307,18 @@ def profile_attention_forward(repeats, lengths=(1024, 4096)):
     workload, (block_q, block_k) = attention.WORKLOAD, cpu.FORWARD_TILES
     depth = workload.head_dim
     stages = attention_stages()
-    gemms = {"Q K^T tile": ((block_q, depth), (depth, block_k)),
-             "P V tile": ((block_q, block_k), (block_k, depth)), "square": ((1024, 1024), (1024, 1024))}
-    rates = ", ".join(f"{name} {a[0]}x{a[1]} @ {b[0]}x{b[1]} {gemm_rate(a, b):.1f}"
-                      for name, (a, b) in gemms.items())
+    gemms = {"Q K^T tile": ((block_q, depth), (depth, block_k), False),
+             "the same, K^T a transposed view": ((block_q, depth), (depth, block_k), True),
+             "P V tile": ((block_q, block_k), (block_k, depth), False),
+             "square": ((1024, 1024), (1024, 1024), False)}
+    rates = ", ".join(f"{name} {a[0]}x{a[1]} @ {b[0]}x{b[1]} {gemm_rate(a, b, b_transposed=t):.1f}"
+                      for name, (a, b, t) in gemms.items())
     print(f"attention forward {workload.describe('T')}, tiles {cpu.FORWARD_TILES}; "
           f"GEMM rates (GFLOP/s, NumPy float32, 1 thread): {rates}", flush=True)
     for length in lengths:
         q, k, v, _ = attention.make_inputs(workload, length)
         out, logsumexp = np.empty_like(q), np.empty(q.shape[:3], np.float32)
-        workspace = np.empty(block_q * (depth + block_k + 2 * depth + 3), np.float32)
+        workspace = np.empty(block_q * (depth + block_k + 2 * depth + 3) + length * depth, np.float32)
         scale = np.float32(depth ** -0.5)
         calls = [lambda last=last: stages(last, q, k, v, scale, out, logsumexp, block_q, block_k, workspace)
                  for last in range(len(ATTENTION_PHASES))]
@@ -334,8 +340,9 @@ def profile_attention_forward(repeats, lengths=(1024, 4096)):
 def report_attention_phases(workload, length, block_q, block_k, median):
     """Print one length's phase table from the stage medians (seconds; then kernel, torch)."""
     heads, depth = workload.batch * workload.heads, workload.head_dim
-    # visible (query, key) pairs the kernel computes: whole tiles up to each query tile's diagonal
-    pairs = heads * sum(block_q * min(q0 + block_q, length) for q0 in range(0, length, block_q))
+    # (query, key) pairs the kernel computes: whole key tiles up to each query tile's diagonal
+    pairs = heads * sum(block_q * min(-(-(q0 + block_q) // block_k) * block_k, length)
+                        for q0 in range(0, length, block_q))
     work = {0: f"{2 * pairs * depth / 1e9:.2f} GFLOP", 5: f"{2 * pairs * depth / 1e9:.2f} GFLOP",
             3: f"{pairs / 1e6:.0f} M exps", 6: f"{heads * length * depth / 1e6:.1f} M values"}
     kernel, torch_forward = median[-2:]

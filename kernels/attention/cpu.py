@@ -31,8 +31,8 @@ what remains once the GEMMs are in BLAS.
 Threads and memory: the (batch * head) units are split over ``numba.get_num_threads()`` Python
 threads (the kernels release the GIL), while BLAS is held to one thread (``tile_blas``). Each
 thread gets one scratch *workspace* allocated here with NumPy, so ``tracemalloc`` sees every
-byte: a few tiles for the forward, plus O(L * D) for the backward's scaled queries. The Numba
-code itself allocates nothing.
+byte: a few tiles and K^T packed tile by tile (O(S * D)) for the forward, plus O(L * D) for the
+backward's scaled queries. The Numba code itself allocates nothing.
 """
 import functools
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +65,7 @@ def attention_forward(q, k, v, mask, is_causal, scale, tiles=FORWARD_TILES):
     out = np.empty(scores_shape[:3] + (v.shape[3],), dtype=q.dtype)
     logsumexp = np.empty(scores_shape[:3], dtype=q.dtype)
     block_q, block_k = tiles
-    workspace_size = block_q * (q.shape[3] + block_k + 2 * v.shape[3] + 3)  # see forward_head
+    workspace_size = block_q * (q.shape[3] + block_k + 2 * v.shape[3] + 3) + k[0, 0].size  # see forward_head
     run_over_heads(forward_heads, q, workspace_size, q, k, v, *mask_view(mask, q.dtype), bool(is_causal),
                    q.dtype.type(scale), out, logsumexp, block_q, block_k)
     return out, logsumexp
@@ -163,6 +163,8 @@ def forward_head(q, k, v, mask, has_mask, is_causal, scale, out, logsumexp, bloc
     running_max, at = carve(workspace, at, block_q)
     running_sum, at = carve(workspace, at, block_q)
     shift, at = carve(workspace, at, block_q)
+    key_tiles, at = carve(workspace, at, keys * depth)
+    pack_key_tiles(k, block_k, key_tiles)
     for q0 in range(0, queries, block_q):
         rows = min(block_q, queries - q0)
         q_tile, acc_tile = tile(scaled_queries, rows, depth), tile(acc, rows, value_depth)
@@ -172,9 +174,9 @@ def forward_head(q, k, v, mask, has_mask, is_causal, scale, out, logsumexp, bloc
         running_sum[:rows] = 0
         key_end = min(keys, q0 + rows) if is_causal else keys  # later tiles are all above the diagonal
         for k0 in range(0, key_end, block_k):
-            cols = min(block_k, key_end - k0)
+            cols = min(block_k, keys - k0)  # the whole packed tile; past key_end the causal mask hides it
             scores = tile(scores_buffer, rows, cols)
-            np.dot(q_tile, k[k0:k0 + cols].T, scores)
+            np.dot(q_tile, tile(key_tiles[k0 * depth:], depth, cols), scores)
             mask_tile(scores, mask, has_mask, is_causal, q0, k0)
             rescale_running(scores, running_max, running_sum, acc_tile, shift)
             exp_shifted_rows(scores, shift[:rows])
@@ -253,6 +255,23 @@ def mask_tile(scores, mask, has_mask, is_causal, q0, k0):
         for i in range(rows):
             for j in range(max(q0 + i + 1 - k0, 0), cols):
                 scores[i, j] = -np.inf
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def pack_key_tiles(k, block_k, key_tiles):
+    """K^T tile by tile: keys [k0, k0 + cols) as a C-contiguous (depth, cols) block from k0 * depth on.
+
+    OpenBLAS multiplies Q_tile (64 x 32) by a contiguous K^T tile at ~1.5x the rate it gets from
+    the transposed view k[k0:k0 + cols].T (`python -m benchmarks.ab attention`: GEMM rates); one
+    transposition per head, its cost amortised over every query tile.
+    """
+    keys, depth = k.shape
+    for k0 in range(0, keys, block_k):
+        cols = min(block_k, keys - k0)
+        block = tile(key_tiles[k0 * depth:], depth, cols)
+        for j in range(cols):
+            for d in range(depth):
+                block[d, j] = k[k0 + j, d]
 
 
 @njit(cache=True, fastmath=FASTMATH)
