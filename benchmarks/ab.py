@@ -282,17 +282,37 @@ def attention_stages():
     return stages
 
 
-def gemm_rate(shape_a, shape_b, seconds=0.3, b_transposed=False):
-    """GFLOP/s of NumPy's float32 ``a @ b`` (one thread) at one shape, repeated for ``seconds``;
-    ``b_transposed``: b is the transposed view of a C-contiguous array (BLAS's "T" operand)."""
+def gemm_rate(shape_a, shape_b, b_transposed=False, torch=None):
+    """GFLOP/s of float32 ``a @ b`` (one thread) at one shape: NumPy's (OpenBLAS), or ``torch.mm``'s
+    (MKL) when ``torch`` is given; ``b_transposed``: b is the transposed view of a C-contiguous
+    array (BLAS's "T" operand)."""
     a, b = (np.random.default_rng(0).standard_normal(s).astype(np.float32) for s in (shape_a, shape_b[::-1]))
     b = b.T if b_transposed else b.reshape(shape_b)
     out = np.empty((shape_a[0], shape_b[1]), np.float32)
+    flops = 2.0 * shape_a[0] * shape_a[1] * shape_b[1]
+    if torch is None:
+        return flops * calls_per_second(lambda: np.dot(a, b, out)) / 1e9
+    a, b, out = (torch.from_numpy(x) for x in (a, b, out))
+    return flops * calls_per_second(lambda: torch.mm(a, b, out=out)) / 1e9
+
+
+def exp_rate(exp, torch=None, size=1 << 16):
+    """G values/s of ``exp(x, out)`` on float32 x in [-20, 0] (softmax's shifted scores), one thread;
+    x and out are torch tensors when ``torch`` is given."""
+    x = np.random.default_rng(0).uniform(-20, 0, size).astype(np.float32)
+    out = np.empty_like(x)
+    if torch is not None:
+        x, out = torch.from_numpy(x), torch.from_numpy(out)
+    return size * calls_per_second(lambda: exp(x, out)) / 1e9
+
+
+def calls_per_second(call, seconds=0.3):
+    """How often ``call()`` runs per second of thread CPU time, over ``seconds``."""
     calls, start = 0, time.thread_time()
     while time.thread_time() - start < seconds:
-        np.dot(a, b, out)
+        call()
         calls += 1
-    return 2.0 * shape_a[0] * shape_a[1] * shape_b[1] * calls / (time.thread_time() - start) / 1e9
+    return calls / (time.thread_time() - start)
 
 
 def profile_attention_forward(repeats, lengths=(1024, 4096)):
@@ -311,10 +331,13 @@ def profile_attention_forward(repeats, lengths=(1024, 4096)):
              "the same, K^T a transposed view": ((block_q, depth), (depth, block_k), True),
              "P V tile": ((block_q, block_k), (block_k, depth), False),
              "square": ((1024, 1024), (1024, 1024), False)}
-    rates = ", ".join(f"{name} {a[0]}x{a[1]} @ {b[0]}x{b[1]} {gemm_rate(a, b, b_transposed=t):.1f}"
-                      for name, (a, b, t) in gemms.items())
+    rates = ", ".join(f"{name} {a[0]}x{a[1]} @ {b[0]}x{b[1]} {gemm_rate(a, b, t):.1f} "
+                      f"({gemm_rate(a, b, t, torch):.1f})" for name, (a, b, t) in gemms.items())
+    exp_rates = (f"NumPy {exp_rate(lambda x, out: np.exp(x, out=out)):.2f}, "
+                 f"torch {exp_rate(lambda x, out: torch.exp(x, out=out), torch):.2f}")
     print(f"attention forward {workload.describe('T')}, tiles {cpu.FORWARD_TILES}; "
-          f"GEMM rates (GFLOP/s, NumPy float32, 1 thread): {rates}", flush=True)
+          f"GEMM rates (GFLOP/s, float32, 1 thread: NumPy's OpenBLAS (torch.mm's MKL)): {rates}; "
+          f"float32 exp rates (G/s, 1 thread): {exp_rates}", flush=True)
     for length in lengths:
         q, k, v, _ = attention.make_inputs(workload, length)
         out, logsumexp = np.empty_like(q), np.empty(q.shape[:3], np.float32)
