@@ -15,6 +15,7 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
                                                            # NumPy/SciPy; SiLU, GELU ops vs their compositions
     python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
     python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
+    python -m benchmarks.ab attention [--repeats 5]        # the attention forward by phase, T=1024, 4096
 """
 import argparse
 import collections
@@ -332,12 +333,173 @@ def compare_lstm_forward(repeats):
               flush=True)
 
 
+# The attention forward's phases, in the order forward_head runs them on each (query tile, key tile).
+ATTENTION_PHASES = ("Q K^T tile products", "causal mask", "row max + rescale of l and acc", "exp",
+                    "row sums", "P V tile products (+ add into acc)", "final normalisation")
+
+
+def attention_stages():
+    """A compiled copy of ``cpu.forward_heads`` whose first argument ``last_phase`` stops each tile
+    after that phase.
+
+    Intended near-copy of ``cpu.forward_head`` (a profiling probe: the kernel itself stays
+    branch-free); timing stage n and stage n - 1 on the same data gives phase n's cost in place,
+    with the caches as warm as in the real kernel. One compilation serves every stage (the
+    branches cost a compare per tile).
+    """
+    from numba import njit
+    from scratchgen.kernels.attention import cpu
+
+    no_mask = np.zeros((1, 1), np.float32)
+
+    @njit(nogil=True, fastmath=cpu.FASTMATH)
+    def stages(last_phase, q, k, v, scale, out, logsumexp, block_q, block_k, workspace):
+        depth, value_depth = q.shape[3], v.shape[3]
+        for b in range(q.shape[0]):
+            for h in range(q.shape[1]):
+                queries = q.shape[2]
+                scaled_queries, at = cpu.carve(workspace, 0, block_q * depth)
+                acc, at = cpu.carve(workspace, at, block_q * value_depth)
+                scores_buffer, at = cpu.carve(workspace, at, block_q * block_k)
+                product_buffer, at = cpu.carve(workspace, at, block_q * value_depth)
+                running_max, at = cpu.carve(workspace, at, block_q)
+                running_sum, at = cpu.carve(workspace, at, block_q)
+                shift, at = cpu.carve(workspace, at, block_q)
+                key_tiles, at = cpu.carve(workspace, at, k.shape[2] * depth)
+                cpu.pack_key_tiles(k[b, h], block_k, key_tiles)
+                for q0 in range(0, queries, block_q):
+                    rows = min(block_q, queries - q0)
+                    q_tile, acc_tile = cpu.tile(scaled_queries, rows, depth), cpu.tile(acc, rows, value_depth)
+                    cpu.scale_into(q[b, h, q0:q0 + rows], scale, q_tile)
+                    acc_tile[:] = 0
+                    running_max[:rows] = -np.inf
+                    running_sum[:rows] = 0
+                    for k0 in range(0, q0 + rows, block_k):
+                        cols = min(block_k, k.shape[2] - k0)
+                        scores = cpu.tile(scores_buffer, rows, cols)
+                        np.dot(q_tile, cpu.tile(key_tiles[k0 * depth:], depth, cols), scores)
+                        if last_phase >= 1:
+                            cpu.mask_tile(scores, no_mask, False, True, q0, k0)
+                        if last_phase >= 2:
+                            cpu.rescale_running(scores, running_max, running_sum, acc_tile, shift)
+                        if last_phase >= 3:
+                            cpu.exp_shifted_rows(scores, shift[:rows])
+                        if last_phase >= 4:
+                            cpu.add_row_sums(scores, running_sum)
+                        if last_phase >= 5:
+                            cpu.add_product(scores, v[b, h, k0:k0 + cols], acc_tile, product_buffer)
+                    if last_phase >= 6:
+                        cpu.normalise_rows(acc_tile, running_max, running_sum, out[b, h, q0:q0 + rows],
+                                           logsumexp[b, h, q0:q0 + rows])
+    return stages
+
+
+def gemm_rate(shape_a, shape_b, b_transposed=False, torch=None):
+    """GFLOP/s of float32 ``a @ b`` (one thread) at one shape: NumPy's (OpenBLAS), or ``torch.mm``'s
+    (MKL) when ``torch`` is given; ``b_transposed``: b is the transposed view of a C-contiguous
+    array (BLAS's "T" operand)."""
+    a, b = (np.random.default_rng(0).standard_normal(s).astype(np.float32) for s in (shape_a, shape_b[::-1]))
+    b = b.T if b_transposed else b.reshape(shape_b)
+    out = np.empty((shape_a[0], shape_b[1]), np.float32)
+    flops = 2.0 * shape_a[0] * shape_a[1] * shape_b[1]
+    if torch is None:
+        return flops * calls_per_second(lambda: np.dot(a, b, out)) / 1e9
+    a, b, out = (torch.from_numpy(x) for x in (a, b, out))
+    return flops * calls_per_second(lambda: torch.mm(a, b, out=out)) / 1e9
+
+
+def exp_rate(exp, torch=None, size=1 << 16):
+    """G values/s of ``exp(x, out)`` on float32 x in [-20, 0] (softmax's shifted scores), one thread;
+    x and out are torch tensors when ``torch`` is given."""
+    x = np.random.default_rng(0).uniform(-20, 0, size).astype(np.float32)
+    out = np.empty_like(x)
+    if torch is not None:
+        x, out = torch.from_numpy(x), torch.from_numpy(out)
+    return size * calls_per_second(lambda: exp(x, out)) / 1e9
+
+
+def calls_per_second(call, seconds=0.3):
+    """How often ``call()`` runs per second of thread CPU time, over ``seconds``."""
+    calls, start = 0, time.thread_time()
+    while time.thread_time() - start < seconds:
+        call()
+        calls += 1
+    return calls / (time.thread_time() - start)
+
+
+def profile_attention_forward(repeats, lengths=(1024, 4096)):
+    """The DESIGN attention forward (causal, B=8, heads=4, head_dim=32, float32, one thread) split
+    into its phases: each phase's thread CPU time (stage n minus stage n - 1, medians over
+    ``repeats`` rounds), its FLOPs or elements, and the tile GEMMs' rate against NumPy's GEMM at the
+    same tile shape and at a large shape; then the whole kernel against PyTorch's forward."""
+    import torch
+    from . import attention
+    from scratchgen.kernels.attention import cpu
+    torch.set_num_threads(1)
+    workload, (block_q, block_k) = attention.WORKLOAD, cpu.FORWARD_TILES
+    depth = workload.head_dim
+    stages = attention_stages()
+    gemms = {"Q K^T tile": ((block_q, depth), (depth, block_k), False),
+             "the same, K^T a transposed view": ((block_q, depth), (depth, block_k), True),
+             "P V tile": ((block_q, block_k), (block_k, depth), False),
+             "square": ((1024, 1024), (1024, 1024), False)}
+    rates = ", ".join(f"{name} {a[0]}x{a[1]} @ {b[0]}x{b[1]} {gemm_rate(a, b, t):.1f} "
+                      f"({gemm_rate(a, b, t, torch):.1f})" for name, (a, b, t) in gemms.items())
+    exp_rates = (f"NumPy {exp_rate(lambda x, out: np.exp(x, out=out)):.2f}, "
+                 f"torch {exp_rate(lambda x, out: torch.exp(x, out=out), torch):.2f}")
+    print(f"attention forward {workload.describe('T')}, tiles {cpu.FORWARD_TILES}; "
+          f"GEMM rates (GFLOP/s, float32, 1 thread: NumPy's OpenBLAS (torch.mm's MKL)): {rates}; "
+          f"float32 exp rates (G/s, 1 thread): {exp_rates}", flush=True)
+    for length in lengths:
+        q, k, v, _ = attention.make_inputs(workload, length)
+        out, logsumexp = np.empty_like(q), np.empty(q.shape[:3], np.float32)
+        workspace = np.empty(block_q * (depth + block_k + 2 * depth + 3) + length * depth, np.float32)
+        scale = np.float32(depth ** -0.5)
+        calls = [lambda last=last: stages(last, q, k, v, scale, out, logsumexp, block_q, block_k, workspace)
+                 for last in range(len(ATTENTION_PHASES))]
+        kernel, _ = attention.kernel_calls(cpu, workload, (q, k, v, None))
+        torch_forward, _ = attention.torch_calls(workload, (q, k, v, q))
+        calls += [kernel, torch_forward]
+        seconds = [[] for _ in calls]
+        for round_index in range(repeats + 1):  # round 0 compiles and warms up
+            order = range(len(calls)) if round_index % 2 == 0 else reversed(range(len(calls)))
+            for index in order:
+                start = time.thread_time()
+                calls[index]()
+                if round_index:
+                    seconds[index].append(time.thread_time() - start)
+        median = [statistics.median(s) for s in seconds]
+        report_attention_phases(workload, length, block_q, block_k, median)
+
+
+def report_attention_phases(workload, length, block_q, block_k, median):
+    """Print one length's phase table from the stage medians (seconds; then kernel, torch)."""
+    heads, depth = workload.batch * workload.heads, workload.head_dim
+    # (query, key) pairs the kernel computes: whole key tiles up to each query tile's diagonal
+    pairs = heads * sum(block_q * min(-(-(q0 + block_q) // block_k) * block_k, length)
+                        for q0 in range(0, length, block_q))
+    work = {0: f"{2 * pairs * depth / 1e9:.2f} GFLOP", 5: f"{2 * pairs * depth / 1e9:.2f} GFLOP",
+            3: f"{pairs / 1e6:.0f} M exps", 6: f"{heads * length * depth / 1e6:.1f} M values"}
+    kernel, torch_forward = median[-2:]
+    flops = workload.forward_flops(length) / 1e9  # the causal half's two products, either side's work
+    print(f"T={length}: kernel[cpu] {kernel * 1e3:.0f} ms, torch {torch_forward * 1e3:.0f} ms "
+          f"(kernel/torch {kernel / torch_forward:.2f}); the stages' sum {median[-3] * 1e3:.0f} ms; "
+          f"{flops:.2f} GFLOP: kernel {flops / kernel:.1f} GFLOP/s, torch {flops / torch_forward:.1f}")
+    previous = 0.0
+    for index, name in enumerate(ATTENTION_PHASES):
+        spent = median[index] - previous
+        previous = median[index]
+        rate = (f", {2 * pairs * depth / spent / 1e9:.1f} GFLOP/s" if index in (0, 5) else
+                f", {pairs / spent / 1e9:.2f} G/s" if index == 3 else "")
+        print(f"  {name:38s} {spent * 1e3:7.1f} ms  {spent / median[-3]:5.1%}  {work.get(index, '')}{rate}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("what", choices=("conv", "optim", "step", "revisions", "elementwise", "norms",
-                                         "lstm"))
+                                         "lstm", "attention"))
     parser.add_argument("names", nargs="*", metavar="MODEL | A B",
                         help="optim, step: the model (e.g. diffusion); "
                              f"revisions: two git revisions ({revisions.WORKTREE}: the checkout as it is)")
@@ -368,6 +530,8 @@ def main(argv=None):
             compare_norm_kernels(args.repeats)
         elif args.what == "lstm":
             compare_lstm_forward(args.repeats)
+        elif args.what == "attention":
+            profile_attention_forward(args.repeats)
         elif args.what == "optim":
             compare_optimizer_step(args.names[0], args.repeats)
         else:

@@ -31,16 +31,18 @@ what remains once the GEMMs are in BLAS.
 Threads and memory: the (batch * head) units are split over ``numba.get_num_threads()`` Python
 threads (the kernels release the GIL), while BLAS is held to one thread (``tile_blas``). Each
 thread gets one scratch *workspace* allocated here with NumPy, so ``tracemalloc`` sees every
-byte: a few tiles for the forward, plus O(L * D) for the backward's scaled queries. The Numba
-code itself allocates nothing.
+byte: a few tiles and K^T packed tile by tile (O(S * D)) for the forward, plus O(L * D) for the
+backward's scaled queries. The Numba code itself allocates nothing.
 """
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .._float32 import exp
 from ._shapes import check_attention_gradient_inputs, check_attention_inputs
@@ -63,7 +65,7 @@ def attention_forward(q, k, v, mask, is_causal, scale, tiles=FORWARD_TILES):
     out = np.empty(scores_shape[:3] + (v.shape[3],), dtype=q.dtype)
     logsumexp = np.empty(scores_shape[:3], dtype=q.dtype)
     block_q, block_k = tiles
-    workspace_size = block_q * (q.shape[3] + block_k + 2 * v.shape[3] + 3)  # see forward_head
+    workspace_size = block_q * (q.shape[3] + block_k + 2 * v.shape[3] + 3) + k[0, 0].size  # see forward_head
     run_over_heads(forward_heads, q, workspace_size, q, k, v, *mask_view(mask, q.dtype), bool(is_causal),
                    q.dtype.type(scale), out, logsumexp, block_q, block_k)
     return out, logsumexp
@@ -161,6 +163,8 @@ def forward_head(q, k, v, mask, has_mask, is_causal, scale, out, logsumexp, bloc
     running_max, at = carve(workspace, at, block_q)
     running_sum, at = carve(workspace, at, block_q)
     shift, at = carve(workspace, at, block_q)
+    key_tiles, at = carve(workspace, at, keys * depth)
+    pack_key_tiles(k, block_k, key_tiles)
     for q0 in range(0, queries, block_q):
         rows = min(block_q, queries - q0)
         q_tile, acc_tile = tile(scaled_queries, rows, depth), tile(acc, rows, value_depth)
@@ -170,9 +174,9 @@ def forward_head(q, k, v, mask, has_mask, is_causal, scale, out, logsumexp, bloc
         running_sum[:rows] = 0
         key_end = min(keys, q0 + rows) if is_causal else keys  # later tiles are all above the diagonal
         for k0 in range(0, key_end, block_k):
-            cols = min(block_k, key_end - k0)
+            cols = min(block_k, keys - k0)  # the whole packed tile; past key_end the causal mask hides it
             scores = tile(scores_buffer, rows, cols)
-            np.dot(q_tile, k[k0:k0 + cols].T, scores)
+            np.dot(q_tile, tile(key_tiles[k0 * depth:], depth, cols), scores)
             mask_tile(scores, mask, has_mask, is_causal, q0, k0)
             rescale_running(scores, running_max, running_sum, acc_tile, shift)
             exp_shifted_rows(scores, shift[:rows])
@@ -254,6 +258,23 @@ def mask_tile(scores, mask, has_mask, is_causal, q0, k0):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def pack_key_tiles(k, block_k, key_tiles):
+    """K^T tile by tile: keys [k0, k0 + cols) as a C-contiguous (depth, cols) block from k0 * depth on.
+
+    OpenBLAS multiplies Q_tile (64 x 32) by a contiguous K^T tile at ~1.5x the rate it gets from
+    the transposed view k[k0:k0 + cols].T (`python -m benchmarks.ab attention`: GEMM rates); one
+    transposition per head, its cost amortised over every query tile.
+    """
+    keys, depth = k.shape
+    for k0 in range(0, keys, block_k):
+        cols = min(block_k, keys - k0)
+        block = tile(key_tiles[k0 * depth:], depth, cols)
+        for j in range(cols):
+            for d in range(depth):
+                block[d, j] = k[k0 + j, d]
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def add_product(a, b, target, buffer):
     """``target += a @ b`` through BLAS (np.dot cannot accumulate, so via a scratch tile)."""
     product = tile(buffer, a.shape[0], b.shape[1])
@@ -270,6 +291,24 @@ def scale_into(source, factor, target):
             target[i, j] = source[i, j] * factor
 
 
+@intrinsic
+def nan_maximum(typingctx, a, b):
+    """max(a, b), NaN if either is NaN (NumPy's maximum; Python's max drops a NaN): LLVM's
+    ``llvm.maximum``, which the loop vectoriser turns into a vector reduction. Written as compares
+    ("x > m or x != x", or a select plus a NaN flag) the row max stays a scalar chain: the phase
+    "row max + rescale" took a third of the forward, 6-7x its time now (`python -m benchmarks.ab
+    attention`).
+    """
+    def codegen(context, builder, signature, args):
+        value_type = args[0].type
+        name = "llvm.maximum.f32" if value_type == ir.FloatType() else "llvm.maximum.f64"
+        function_type = ir.FunctionType(value_type, [value_type, value_type])
+        return builder.call(cgutils.get_or_insert_function(builder.module, function_type, name), args)
+    if a != b or a not in (types.float32, types.float64):
+        return None
+    return a(a, b), codegen
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def rescale_running(scores, running_max, running_sum, acc, shift):
     """Raise each row's running max by the new tile; rescale its sum and output to match.
@@ -280,8 +319,7 @@ def rescale_running(scores, running_max, running_sum, acc, shift):
     for i in range(scores.shape[0]):
         new_max = running_max[i]
         for j in range(scores.shape[1]):
-            if scores[i, j] > new_max or scores[i, j] != scores[i, j]:
-                new_max = scores[i, j]  # a NaN wins and stays, as in NumPy's max (Python's max drops it)
+            new_max = nan_maximum(new_max, scores[i, j])
         shift[i] = new_max if new_max > -np.inf else 0
         correction = np.exp(running_max[i] - shift[i])
         running_sum[i] *= correction
