@@ -204,6 +204,10 @@ class GroupNormAffineBackward(Function):
                                                             inverse_std, weight)
         return grads[0].reshape(x.shape), grads[1], grads[2]
 
+    def backward(self, *grads):
+        raise RuntimeError("GroupNormAffineBackward has no derivative of its own: differentiate "
+                           "GroupNormAffine with create_graph=True, whose gradient is then written with ops")
+
 
 def _group_norm_gradient_graph(grad, x, weight, groups, eps):
     """GroupNormAffine's (dx, dw, db) with differentiable ops: the composed GroupNorm's gradient."""
