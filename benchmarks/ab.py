@@ -13,7 +13,8 @@ fused optimizers; the suite's wall-clock, PyTorch-relative figures stay the ones
         [--contender 'scratchgen compiled[cpu]']                          # another contender than eager
     python -m benchmarks.ab elementwise [--repeats 80]     # float32 sigmoid, row scatter-add kernels vs
                                                            # NumPy/SciPy; SiLU, GELU ops vs their compositions
-    python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference
+    python -m benchmarks.ab norms [--repeats 80]           # kernels.normalization: cpu vs reference; the
+                                                           # fused GroupNorm op vs its former composition
     python -m benchmarks.ab lstm [--repeats 30]            # the LSTM forward and its GEMMs against PyTorch's
     python -m benchmarks.ab attention [--repeats 5]        # the attention forward by phase, T=1024, 4096
 """
@@ -265,6 +266,37 @@ def compare_norm_kernels(repeats):
         for pass_name, bind in passes.items():
             print(f"norm {shape} float32 {pass_name}: cpu/reference "
                   f"{summary(interleaved_ratios(bind(reference), bind(cpu), repeats))}", flush=True)
+
+
+# The U-Net's GroupNorm(8) inputs (float32): 64 images, 32 and 64 channels on 8x8 maps, 64 and 128 on 4x4.
+GROUP_NORM_SHAPES = [(64, 32, 8, 8), (64, 64, 8, 8), (64, 64, 4, 4), (64, 128, 4, 4)]
+
+
+def compare_group_norm(repeats):
+    """``F.group_norm`` with weight and bias (one ``GroupNormAffine`` op each way, B) against the
+    composition it was before (A: Reshape, Moments + Normalize, Reshape, ChannelAffine), the forward
+    alone and forward+backward (with the weight's and bias's gradients), on ``GROUP_NORM_SHAPES``."""
+    import scratchgen as sg
+    import scratchgen.functional as F
+    from scratchgen.ops.reduction import standardize
+
+    def composed(x, weight, bias):
+        out = standardize(F.reshape(x, (x.shape[0], 8, -1)), (2,))[0]
+        return F.channel_affine(F.reshape(out, x.shape), weight, bias)
+
+    def fused(x, weight, bias):
+        return F.group_norm(x, 8, weight, bias)
+    rng = np.random.default_rng(0)
+    for shape in GROUP_NORM_SHAPES:
+        x = sg.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        seed = sg.tensor(rng.standard_normal(shape).astype(np.float32))
+        weight, bias = (sg.tensor(rng.standard_normal(shape[1]).astype(np.float32), requires_grad=True)
+                        for _ in range(2))
+        passes = {"forward": lambda norm: lambda: norm(x, weight, bias),
+                  "forward+backward": lambda norm: lambda: norm(x, weight, bias).backward(seed)}
+        for pass_name, bind in passes.items():
+            print(f"group_norm {shape} float32 {pass_name}: op/composition "
+                  f"{summary(interleaved_ratios(bind(composed), bind(fused), repeats))}", flush=True)
 
 
 def compare_optimizer_step(model, repeats):
@@ -528,6 +560,7 @@ def main(argv=None):
             compare_elementwise_kernels(args.repeats)
         elif args.what == "norms":
             compare_norm_kernels(args.repeats)
+            compare_group_norm(args.repeats)
         elif args.what == "lstm":
             compare_lstm_forward(args.repeats)
         elif args.what == "attention":

@@ -16,6 +16,7 @@ from .ops.elementwise import (abs, clamp, dropout, erf, exp, gelu, log, maximum,
                               sigmoid, silu, softplus, sqrt, tanh, where)
 from .ops.elementwise import channel_affine
 from .ops.linalg import matmul
+from .ops.reduction import group_norm_affine
 from .ops.reduction import log_softmax, logsumexp, mean, softmax, standardize, sum  # noqa: F401
 from .ops.recurrence import lstm, lstm_cell  # noqa: F401
 from .ops.shape import getitem, pad, reshape  # noqa: F401
@@ -75,10 +76,16 @@ def _channel_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
+def _affine_fuses(out, weight, bias):
+    """Whether a per-channel weight and bias (C,) share out's float dtype: one fused op can take them."""
+    return (backend.is_floating(out.dtype) and weight.dtype == out.dtype
+            and (bias is None or bias.dtype == out.dtype))
+
+
 def _channel_affine(out, weight, bias):
     """out * weight + bias with per-channel weight and bias of shape (C,): one ``ChannelAffine`` op
     when there is a weight of out's dtype (the norm layers' case)."""
-    if weight is not None and weight.dtype == out.dtype and (bias is None or bias.dtype == out.dtype):
+    if weight is not None and _affine_fuses(out, weight, bias):
         return channel_affine(out, weight, bias)
     if weight is not None:
         out = out * reshape(weight, _channel_shape(out.ndim))
@@ -110,6 +117,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if input.ndim < 2 or input.shape[1] % num_groups:
         raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by "
                          f"num_groups={num_groups}, got shape {input.shape}")
+    if weight is not None and bias is not None and _affine_fuses(input, weight, bias):
+        return group_norm_affine(input, num_groups, weight, bias, eps)
     grouped = reshape(input, (input.shape[0], num_groups, -1))  # (N, G, C/G * positions)
     out = reshape(standardize(grouped, (2,), eps)[0], input.shape)
     return _channel_affine(out, weight, bias)

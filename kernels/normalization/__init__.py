@@ -12,6 +12,8 @@ Contract (the same names and argument order in every implementation)::
     moments(x, eps) -> (mean, variance, inverse_std)
     normalize(x, mean, inverse_std) -> y
     normalize_backward(grad_y, y, inverse_std) -> grad_x
+    affine_normalize(x, mean, inverse_std, weight, bias) -> y                (GroupNorm with its affine)
+    affine_normalize_backward(grad_y, x, mean, inverse_std, weight) -> (grad_x, grad_weight, grad_bias)
 
 Layout: every norm is a reduction of a C-contiguous (A, C, B) array over its first and last axes,
 one statistic per middle index c (the caller reshapes, nothing is copied for these)::
@@ -19,6 +21,12 @@ one statistic per middle index c (the caller reshapes, nothing is copied for the
     LayerNorm  (rows, D)           as (1, rows, D)
     GroupNorm  (N, C, H, W)        as (1, N * G, C / G * H * W)
     BatchNorm  (N, C, H, W)        as (N, C, H * W)       (BatchNorm1d on (N, C): (N, C, 1))
+
+The affine pair takes GroupNorm's x (N, C, H, W) as (N, G, K = C / G, H * W), the statistics of
+``moments`` on (1, N * G, K * H * W) and weight, bias (C,) = (G * K,) of x's dtype, and fuses the affine
+map into the normalisation's passes (y = xhat * weight + bias, xhat = (x - mean) * inverse_std):
+the gradient then reads (grad_y, x) twice and writes grad_x once; grad_weight = sum grad_y * xhat and
+grad_bias = sum grad_y (over n and positions) come from the same first pass.
 
 x, y, grad_y and grad_x share one float dtype (float32 or float64); the statistics are (C,) float64
 arrays whatever that dtype, so a float32 input keeps its digits (see below). M = A * B values per c.

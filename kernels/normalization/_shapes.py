@@ -17,10 +17,14 @@ def check_moments_input(op, x):
 def check_statistics(op, x, **statistics):
     """Check x (A, C, B) and the per-c statistics: (C,) float64, C-contiguous."""
     check_moments_input(op, x)
+    _check_vectors(op, x.shape[1], statistics)
+
+
+def _check_vectors(op, length, statistics):
     for name, array in statistics.items():
-        if array.dtype != np.float64 or array.shape != (x.shape[1],) or not array.flags.c_contiguous:
+        if array.dtype != np.float64 or array.shape != (length,) or not array.flags.c_contiguous:
             raise ValueError(f"{op}: expected {name} as a C-contiguous float64 array of shape "
-                             f"({x.shape[1]},), got {array.dtype} of shape {tuple(array.shape)}")
+                             f"({length},), got {array.dtype} of shape {tuple(array.shape)}")
 
 
 def check_gradient_inputs(op, grad_y, y, inverse_std):
@@ -28,3 +32,21 @@ def check_gradient_inputs(op, grad_y, y, inverse_std):
     if grad_y.shape != y.shape:
         raise ValueError(f"{op}: expected grad_y of y's shape {tuple(y.shape)}, got {tuple(grad_y.shape)}")
     check_statistics(op, y, inverse_std=inverse_std)
+
+
+def check_affine_inputs(op, x, mean, inverse_std, weight, bias, **grads):
+    """Check x (N, G, K, P) (and a gradient of its shape), the (N * G,) float64 statistics and the
+    (G * K,) weight and bias of x's dtype (bias may be None)."""
+    check_float_arrays(op, x=x, weight=weight, bias=bias, **grads)
+    check_ndim(op, "x", x, 4, "(N, G, K, P): statistics per (n, g), weight and bias per (g, k)")
+    for name, grad in grads.items():
+        if grad.shape != x.shape:
+            raise ValueError(f"{op}: expected {name} of x's shape {tuple(x.shape)}, got {tuple(grad.shape)}")
+    if x.shape[2] * x.shape[3] == 0 and x.shape[0] * x.shape[1] > 0:
+        raise ValueError(f"{op}: expected at least one value per statistic (K * P >= 1), got x of shape "
+                         f"{tuple(x.shape)}")
+    _check_vectors(op, x.shape[0] * x.shape[1], dict(mean=mean, inverse_std=inverse_std))
+    for name, parameter in (("weight", weight), ("bias", bias)):
+        if parameter is not None and parameter.shape != (x.shape[1] * x.shape[2],):
+            raise ValueError(f"{op}: expected {name} of shape ({x.shape[1] * x.shape[2]},) (G * K), got "
+                             f"{tuple(parameter.shape)}")

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._shapes import check_gradient_inputs, check_moments_input, check_statistics
+from ._shapes import check_affine_inputs, check_gradient_inputs, check_moments_input, check_statistics
 
 LARGEST_EXPONENT = 1023
 LOOP_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz", "arcp"})
@@ -49,6 +49,21 @@ def normalize_backward(grad_y, y, inverse_std):
     grad_x = np.empty_like(grad_y)
     _normalize_backward_loop(grad_y, y, inverse_std, grad_x)
     return grad_x
+
+
+def affine_normalize(x, mean, inverse_std, weight, bias):
+    check_affine_inputs("affine_normalize", x, mean, inverse_std, weight, bias)
+    y = np.empty_like(x)
+    _affine_normalize_loop(x, mean, inverse_std, weight, bias, y)
+    return y
+
+
+def affine_normalize_backward(grad_y, x, mean, inverse_std, weight):
+    check_affine_inputs("affine_normalize_backward", x, mean, inverse_std, weight, None, grad_y=grad_y)
+    grad_x = np.empty_like(x)
+    grad_weight, grad_bias = np.zeros(weight.shape[0]), np.zeros(weight.shape[0])
+    _affine_normalize_backward_loop(grad_y, x, mean, inverse_std, weight, grad_x, grad_weight, grad_bias)
+    return grad_x, grad_weight.astype(x.dtype), grad_bias.astype(x.dtype)
 
 
 @njit(**LOOP_OPTIONS)
@@ -123,3 +138,47 @@ def _normalize_backward_loop(grad_y, y, inverse_std, grad_x):
             for b in range(inner):
                 grad_x[a, c, b] = factor * (np.float64(grad_y[a, c, b]) - average_grad
                                             - np.float64(y[a, c, b]) * average_grad_y)
+
+
+@njit(**LOOP_OPTIONS)
+def _affine_normalize_loop(x, mean, inverse_std, weight, bias, y):
+    batch, groups, per_group, positions = x.shape
+    for n in range(batch):
+        for g in range(groups):
+            shift, factor = mean[n * groups + g], inverse_std[n * groups + g]
+            for k in range(per_group):
+                c = g * per_group + k
+                scale, offset = factor * np.float64(weight[c]), np.float64(bias[c])
+                for p in range(positions):
+                    y[n, g, k, p] = (np.float64(x[n, g, k, p]) - shift) * scale + offset
+
+
+@njit(**LOOP_OPTIONS)
+def _affine_normalize_backward_loop(grad_y, x, mean, inverse_std, weight, grad_x, grad_weight, grad_bias):
+    """Per (n, g) two passes over (grad_y, x): the sums, then grad_x. With g = grad_y w[c] the group's
+    sums are sum g = sum_c w[c] sum grad_y and sum g xhat = sum_c w[c] sum grad_y xhat, the per-channel
+    sums that grad_bias and grad_weight (float64, zeroed by the caller) accumulate over n anyway."""
+    batch, groups, per_group, positions = x.shape
+    count = per_group * positions
+    for n in range(batch):
+        for g in range(groups):
+            shift, factor = mean[n * groups + g], inverse_std[n * groups + g]
+            total = total_times_normalized = 0.0
+            for k in range(per_group):
+                c = g * per_group + k
+                plain = times_normalized = 0.0
+                for p in range(positions):
+                    grad = np.float64(grad_y[n, g, k, p])
+                    plain += grad
+                    times_normalized += grad * ((np.float64(x[n, g, k, p]) - shift) * factor)
+                grad_bias[c] += plain
+                grad_weight[c] += times_normalized
+                total += np.float64(weight[c]) * plain
+                total_times_normalized += np.float64(weight[c]) * times_normalized
+            average, average_times_normalized = total / count, total_times_normalized / count
+            for k in range(per_group):
+                w = np.float64(weight[g * per_group + k])
+                for p in range(positions):
+                    normalized = (np.float64(x[n, g, k, p]) - shift) * factor
+                    grad_x[n, g, k, p] = factor * (np.float64(grad_y[n, g, k, p]) * w - average
+                                                   - normalized * average_times_normalized)

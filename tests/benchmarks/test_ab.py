@@ -83,7 +83,9 @@ def test_an_exported_revision_is_laid_out_as_installed_and_times_its_workloads(t
 
 def test_norms_comparison_runs(capsys, monkeypatch):
     monkeypatch.setattr(ab, "NORM_SHAPES", [(2, 3, 5)])
+    monkeypatch.setattr(ab, "GROUP_NORM_SHAPES", [(2, 16, 3, 3)])
     assert ab.main(["norms", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "norm (2, 3, 5) float32 forward: cpu/reference median" in out
     assert "norm (2, 3, 5) float32 backward: cpu/reference median" in out
+    assert "group_norm (2, 16, 3, 3) float32 forward+backward: op/composition median" in out

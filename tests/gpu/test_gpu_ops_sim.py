@@ -86,3 +86,10 @@ def test_the_norms():
     """LayerNorm's, GroupNorm's and BatchNorm's layouts through kernels.normalization's gpu module."""
     check_against_reference(lambda x: (F.layer_norm(x, x.shape[1:]), F.group_norm(x, 2),
                                        F.batch_norm(x, None, None, training=True)), randn(3, 4, 5))
+
+
+
+def test_the_fused_group_norm():
+    """GroupNorm with its weight and bias: one GroupNormAffine op, the gpu module's affine pair."""
+    check_against_reference(lambda x, weight, bias: F.group_norm(x, 2, weight, bias), randn(3, 4, 5, 2),
+                            randn(4), randn(4))

@@ -222,6 +222,9 @@ def flat_spread(axes_of):
     return reject
 
 
+group_spread = flat_spread(lambda a, groups: (a.reshape(a.shape[0], groups, -1), (2,)))
+
+
 @st.composite
 def normalize_backward_draw(draw):
     """(g, y, r) of ``NormalizeBackward``: (rows, M) arrays and a positive inverse_std with the reduced
@@ -241,6 +244,13 @@ def channel_affine_draw(draw, with_bias=True):
     spatial = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
     vectors = tuple(draw(arrays((channels,))) for _ in range(1 + with_bias))
     return (draw(arrays((batch, channels) + spatial)),) + vectors, {}
+
+
+@st.composite
+def group_norm_affine_draw(draw):
+    """x (N, C, *spatial) with C divisible by ``groups``, weight and bias (C,): the fused GroupNorm."""
+    (x,), options = draw(norm_draw())
+    return (x, draw(arrays((x.shape[1],))), draw(arrays((x.shape[1],)))), options
 
 
 @st.composite
@@ -267,6 +277,9 @@ NORM_CASES = [
              torch_fn("lambda a, w, b: F.group_norm(a, 1, w, b)"),
              reject=lambda a, w, b: bool(np.any(np.std(a.reshape(a.shape[0], -1), axis=1) < 0.3)),
              second_order=True),
+    GradCase("group_norm_affine_groups", lambda a, w, b, groups: F.group_norm(a, groups, w, b),
+             group_norm_affine_draw(), torch_fn("lambda a, w, b, groups: F.group_norm(a, groups, w, b)"),
+             reject=lambda a, w, b, groups: group_spread(a, groups), second_order=True),
     GradCase("normalize_backward", lambda g, y, r, axes: NormalizeBackward.apply(g, y, r, axes=axes),
              normalize_backward_draw(), second_order=True),
     GradCase("layer_norm", lambda a, groups: F.layer_norm(a, a.shape[1:]), norm_draw(),
@@ -274,7 +287,7 @@ NORM_CASES = [
              reject=flat_spread(lambda a, g: (a, tuple(range(1, a.ndim)))), second_order=True),
     GradCase("group_norm", lambda a, groups: F.group_norm(a, groups), norm_draw(),
              torch_fn("lambda a, groups: F.group_norm(a, groups)"),
-             reject=flat_spread(lambda a, g: (a.reshape(a.shape[0], g, -1), (2,))), second_order=True),
+             reject=group_spread, second_order=True),
     GradCase("batch_norm", lambda a, groups: F.batch_norm(a, None, None, training=True), norm_draw(),
              torch_fn("lambda a, groups: F.batch_norm(a, None, None, training=True)"),
              reject=flat_spread(lambda a, g: (a, (0,) + tuple(range(2, a.ndim)))), second_order=True),

@@ -112,8 +112,17 @@ def run_normalization(kernels, case, dtype, xp):
     mean, variance, inverse_std = kernels.moments(x, 1e-5)
     y = kernels.normalize(x, mean, inverse_std)
     grad_y = xp.asarray(rng.standard_normal(case["shape"]).astype(dtype))
+    n, g, m = case["shape"]
+    grouped = x.reshape(n, g, 1, m)   # GroupNorm's (N, G, K, P) with K = 1, the statistics of (1, N * G, P)
+    statistics = kernels.moments(x.reshape(1, n * g, m), 1e-5)
+    weight, bias = (xp.asarray(rng.standard_normal(g).astype(dtype)) for _ in range(2))
+    affine_grads = kernels.affine_normalize_backward(grad_y.reshape(grouped.shape), grouped, statistics[0],
+                                                     statistics[2], weight)
     return {"mean": mean, "variance": variance, "inverse_std": inverse_std, "y": y,
-            "grad_x": kernels.normalize_backward(grad_y, y, inverse_std)}
+            "grad_x": kernels.normalize_backward(grad_y, y, inverse_std),
+            "affine y": kernels.affine_normalize(grouped, statistics[0], statistics[2], weight, bias),
+            **{f"affine {name}": grad for name, grad in zip(("grad_x", "grad_weight", "grad_bias"),
+                                                           affine_grads)}}
 
 
 def run_optim(kernels, case, dtype, xp):

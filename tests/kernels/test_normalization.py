@@ -59,6 +59,51 @@ def test_cpu_equals_the_reference(drawn):
         np.testing.assert_allclose(got, expected, err_msg=name, **tolerance)
 
 
+@st.composite
+def grouped_inputs(draw):
+    """GroupNorm's x (N, G, K, P) and grad_y drawn as ``inputs`` (N, G, K * P), weight and bias (G * K,)."""
+    x, grad_y = draw(inputs())
+    per_group = draw(st.sampled_from([k for k in (1, 2, 3) if x.shape[2] % k == 0]))
+    shape = (x.shape[0], x.shape[1], per_group, x.shape[2] // per_group)
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    weight, bias = rng.standard_normal((2, shape[1] * per_group)).astype(x.dtype)
+    return x.reshape(shape), grad_y.astype(x.dtype).reshape(shape), weight, bias
+
+
+def run_affine(implementation, x, grad_y, weight, bias):
+    mean, _, inverse_std = implementation.moments(x.reshape(1, x.shape[0] * x.shape[1], -1), EPS)
+    return (implementation.affine_normalize(x, mean, inverse_std, weight, bias),
+            *implementation.affine_normalize_backward(grad_y, x, mean, inverse_std, weight))
+
+
+@settings(deadline=None, max_examples=60)
+@given(grouped_inputs())
+def test_affine_cpu_equals_the_reference(drawn):
+    tolerance = dict(rtol=1e-5, atol=1e-5) if drawn[0].dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for name, got, expected in zip(("y", "grad_x", "grad_weight", "grad_bias"), run_affine(cpu, *drawn),
+                                   run_affine(reference, *drawn)):
+        assert got.dtype == expected.dtype and got.shape == expected.shape, name
+        np.testing.assert_allclose(got, expected, err_msg=name, **tolerance)
+
+
+@settings(deadline=None, max_examples=30)
+@given(grouped_inputs())
+def test_affine_reference_is_normalize_then_the_affine_map(drawn):
+    """The fused pair against the unfused one in float64: normalize, then * weight + bias, and back."""
+    x, grad_y, weight, bias = (a.astype(np.float64) for a in drawn)
+    flat = x.reshape(1, x.shape[0] * x.shape[1], -1)
+    mean, _, inverse_std = reference.moments(flat, EPS)
+    normalized = reference.normalize(flat, mean, inverse_std).reshape(x.shape)
+    per_channel = weight.reshape(1, x.shape[1], x.shape[2], 1)
+    grad_x = reference.normalize_backward((grad_y * per_channel).reshape(flat.shape),
+                                          normalized.reshape(flat.shape), inverse_std).reshape(x.shape)
+    expected = (normalized * per_channel + bias.reshape(per_channel.shape), grad_x,
+                (grad_y * normalized).sum(axis=(0, 3)).ravel(), grad_y.sum(axis=(0, 3)).ravel())
+    for name, got, want in zip(("y", "grad_x", "grad_weight", "grad_bias"),
+                               run_affine(reference, x, grad_y, weight, bias), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
 @settings(deadline=None, max_examples=40)
 @given(inputs(dtype=st.just(np.float32)))
 def test_float32_is_the_float64_result_rounded_once(drawn):
@@ -117,6 +162,13 @@ def test_checks_name_the_problem():
         cpu.normalize(x, np.zeros(3), np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="expected grad_y of y's shape"):
         cpu.normalize_backward(np.zeros((2, 3, 5), np.float32), x, np.zeros(3))
+    grouped, weight = np.zeros((2, 3, 2, 4), np.float32), np.zeros(6, np.float32)
+    with pytest.raises(ValueError, match="expected weight of shape \\(6,\\) \\(G \\* K\\)"):
+        cpu.affine_normalize(grouped, np.zeros(6), np.zeros(6), np.zeros(3, np.float32), weight)
+    with pytest.raises(ValueError, match="mean as a C-contiguous float64 array of shape \\(6,\\)"):
+        cpu.affine_normalize_backward(grouped, grouped, np.zeros(3), np.zeros(6), weight)
+    with pytest.raises(ValueError, match="expected grad_y of x's shape"):
+        cpu.affine_normalize_backward(grouped[:1], grouped, np.zeros(6), np.zeros(6), weight)
 
 
 @pytest.mark.parametrize("shape, axes", [((4, 6), (1,)), ((2, 3, 4, 5), (0, 2, 3)), ((2, 3, 5), (2,)),
