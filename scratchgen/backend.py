@@ -79,6 +79,21 @@ def device_of(array):
     return CPU  # one shared object: asked for on every op, so not parsed afresh each time
 
 
+def broadcast_shape(a, b):
+    """The shape that shapes ``a`` and ``b`` broadcast to (NumPy's rule: aligned from the right,
+    each pair equal or one of them 1), or None when they do not. ``np.broadcast_shapes`` gives the
+    same, for about a microsecond more per call, which every broadcasting op pays."""
+    if len(a) < len(b):
+        a, b = b, a
+    lead = len(a) - len(b)
+    out = list(a[:lead])
+    for m, n in zip(a[lead:], b):
+        if m != n and m != 1 and n != 1:
+            return None
+        out.append(n if m == 1 else m)
+    return tuple(out)
+
+
 def require_cupy(purpose):
     """Import CuPy for ``purpose`` or say exactly why it cannot be used and how to fix it."""
     cupy = cupy_or_none()

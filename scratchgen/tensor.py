@@ -154,7 +154,7 @@ class Tensor:
 
     @property
     def T(self):
-        return self.permute(*reversed(range(self.ndim)))
+        return _ops.shape.reverse_axes(self)
 
     @property
     def mT(self):

@@ -40,17 +40,15 @@ def binary_operands(op, a, b, elementwise=True):
     elif not isinstance(b, Tensor):
         b = as_tensor_operand(b, a)
     a_data, b_data = a.data, b.data
-    same_shape = a_data.shape == b_data.shape or not elementwise or not a_data.ndim or not b_data.ndim
-    if same_shape and type(a_data) is np.ndarray and type(b_data) is np.ndarray and a_data.dtype == b_data.dtype:
-        return a, b  # the common case, in every op: nothing to check, promote or broadcast
+    fits = a_data.shape == b_data.shape or not elementwise or not a_data.ndim or not b_data.ndim \
+        or backend.broadcast_shape(a_data.shape, b_data.shape) is not None  # (a 0-d operand: anything)
+    if fits and type(a_data) is np.ndarray and type(b_data) is np.ndarray and a_data.dtype == b_data.dtype:
+        return a, b  # the common case, in every op: one device, nothing to promote
     if a.device != b.device:
         raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {b.device}; "
                            "move one with .to(device)")
-    if not same_shape:  # a 0-d operand broadcasts to anything
-        try:
-            np.broadcast_shapes(a_data.shape, b_data.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} are not broadcastable") from None
+    if not fits:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} are not broadcastable")
     dtype = backend.result_dtype(a_data.dtype, b_data.dtype)
     return cast(a, dtype), cast(b, dtype)
 

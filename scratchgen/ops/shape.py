@@ -22,6 +22,8 @@ def is_int(value):
 
 def normalize_dim(op, dim, ndim):
     """A possibly negative ``dim`` as an index in [0, ndim), or a clear IndexError."""
+    if type(dim) is int and -ndim <= dim < ndim:  # the common case (ndim 0 falls through)
+        return dim % ndim
     if not is_int(dim):
         raise TypeError(f"{op}: expected dim to be an int, got {type(dim).__name__}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):
@@ -60,12 +62,20 @@ class Permute(Function):
         return x.transpose(dims)
 
     def backward(self, grad):
-        return permute(grad, *np.argsort(self.dims))
+        inverse = [0] * len(self.dims)
+        for position, axis in enumerate(self.dims):  # (np.argsort of a tuple costs microseconds)
+            inverse[axis] = position
+        return Permute.apply(grad, dims=tuple(inverse))  # a permutation, and not the identity
 
 
 def _sizes(op, sizes):
     if len(sizes) == 1 and not is_int(sizes[0]):
         sizes = tuple(sizes[0])
+    for size in sizes:  # all Python ints, the usual case: the tuple as it is
+        if type(size) is not int:
+            break
+    else:
+        return sizes
     if not all(map(is_int, sizes)):
         raise TypeError(f"{op}: expected int sizes, got {sizes}")
     return tuple(int(s) for s in sizes)
@@ -105,10 +115,17 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0, dim1):
-    order = list(range(x.ndim))
     a, b = normalize_dim("transpose", dim0, x.ndim), normalize_dim("transpose", dim1, x.ndim)
+    if a == b:
+        return x
+    order = list(range(x.ndim))
     order[a], order[b] = order[b], order[a]
-    return permute(x, *order)
+    return Permute.apply(x, dims=tuple(order))  # a permutation by construction: permute's checks pass
+
+
+def reverse_axes(x):
+    """``x.T``: the axes in reverse order (nothing to do below 2 dims)."""
+    return x if x.ndim < 2 else Permute.apply(x, dims=tuple(range(x.ndim - 1, -1, -1)))
 
 
 def t(x):
@@ -200,7 +217,7 @@ def sum_to(x, shape):
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    if np.broadcast_shapes(shape, x.shape) != x.shape:
+    if backend.broadcast_shape(shape, x.shape) != x.shape:
         raise ValueError(f"sum_to: shape {x.shape} does not reduce to {shape}")
     return SumTo.apply(x, shape=shape)
 
