@@ -386,11 +386,10 @@ def where(condition, a, b):
                            b if isinstance(b, Tensor) else as_tensor_operand(b, like))
     if condition.dtype != np.bool_:
         raise TypeError(f"where: expected a bool condition, got dtype {condition.dtype}")
-    try:
-        np.broadcast_shapes(condition.shape, a.shape, b.shape)
-    except ValueError:
+    operands = backend.broadcast_shape(a.data.shape, b.data.shape)  # (binary_operands checked it)
+    if condition.shape != operands and backend.broadcast_shape(condition.shape, operands) is None:
         raise ValueError(f"where: condition {tuple(condition.shape)} does not broadcast with "
-                         f"{a.shape} and {b.shape}") from None
+                         f"{a.shape} and {b.shape}")
     return Where.apply(a, b, condition=condition)
 
 

@@ -6,6 +6,7 @@ Only ``Sum``, ``Amax``, ``Normalize`` (the norm layers' fused standardisation, t
 come for free.
 """
 import builtins
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -15,7 +16,7 @@ from ..autograd import Function, is_grad_enabled
 from ..kernels import implementation
 from ..tensor import Tensor
 from .elementwise import ChannelDot, channel_affine, exp, isfinite, log, sqrt, where
-from .shape import expand, normalize_dim, normalize_dims, reshape, sum_array
+from .shape import broadcast_back, expand, normalize_dim, normalize_dims, reshape, sum_array
 
 
 def _keepdim_shape(shape, axes):
@@ -30,7 +31,7 @@ class Sum(Function):
         return sum_array(x, axes, keepdim)
 
     def backward(self, grad):
-        return expand(reshape(grad, _keepdim_shape(self.input_shape, self.axes)), self.input_shape)
+        return broadcast_back(grad, _keepdim_shape(self.input_shape, self.axes), self.input_shape)
 
 
 class Amax(Function):
@@ -60,7 +61,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001 (PyTorch's name)
 
 
 def _count(x, axes):
-    return int(np.prod([x.shape[a] for a in axes]))
+    return math.prod([x.shape[a] for a in axes])  # (np.prod of a list costs microseconds)
 
 
 def mean(x, dim=None, keepdim=False):

@@ -208,6 +208,15 @@ def expand(x, *sizes):
 broadcast_to = expand
 
 
+def broadcast_back(grad, kept, shape):
+    """``expand(reshape(grad, kept), shape)`` for a reduction's gradient: ``kept`` is the reduced
+    shape with its axes kept as 1s, so both steps are valid by construction and skip the checks
+    that user calls go through (each one a few microseconds, on every reduction's backward)."""
+    if grad.shape != kept:
+        grad = Reshape.apply(grad, shape=kept)
+    return grad if kept == shape else Expand.apply(grad, shape=shape)
+
+
 def expand_as(x, other):
     return expand(x, other.shape)
 
