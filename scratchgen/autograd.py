@@ -562,8 +562,9 @@ def _root_gradients(outputs, grad_outputs, op):
 
 def _ones_like(out):
     """The seed of a scalar output's backward (a constant one of its dtype, on its device), made
-    directly on the CPU: it is made once per backward, and ``ones_like`` parses its arguments."""
-    if type(out.data) is np.ndarray:
+    directly on the CPU: it is made once per backward, and ``ones_like`` parses its arguments. (A
+    loss is mostly a NumPy scalar, ``np.generic``: what NumPy's reductions to 0-d return.)"""
+    if isinstance(out.data, (np.ndarray, np.generic)):
         return Tensor._from_node(np.ones(out.data.shape, out.data.dtype))
     return ones_like(out)
 

@@ -16,6 +16,8 @@ from ..tensor import Tensor
 
 
 # ---- operands: scalars, dtype promotion, devices, broadcasting ----------------------------------
+HOST_ARRAYS = (np.ndarray, np.generic)  # what a CPU tensor holds (a reduction to 0-d gives a NumPy scalar)
+
 def as_tensor_operand(value, like):
     """``value`` as a Tensor on ``like``'s device (Python scalars take ``like``'s dtype)."""
     if isinstance(value, Tensor):
@@ -42,7 +44,8 @@ def binary_operands(op, a, b, elementwise=True):
     a_data, b_data = a.data, b.data
     fits = a_data.shape == b_data.shape or not elementwise or not a_data.ndim or not b_data.ndim \
         or backend.broadcast_shape(a_data.shape, b_data.shape) is not None  # (a 0-d operand: anything)
-    if fits and type(a_data) is np.ndarray and type(b_data) is np.ndarray and a_data.dtype == b_data.dtype:
+    host = isinstance(a_data, HOST_ARRAYS) and isinstance(b_data, HOST_ARRAYS)
+    if fits and host and a_data.dtype == b_data.dtype:
         return a, b  # the common case, in every op: one device, nothing to promote
     if a.device != b.device:
         raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {b.device}; "

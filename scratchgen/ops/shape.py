@@ -5,6 +5,7 @@ Most come in adjoint pairs, and each one's backward *is* its partner: expand <->
 getitem <-> index_add, pad -> getitem, cat -> getitem. So every derivative here is itself
 differentiable, to any order.
 """
+import itertools
 import math
 import numbers
 
@@ -410,7 +411,7 @@ def split(x, split_size_or_sections, dim=0):
         sizes = list(split_size_or_sections)
         if sum(sizes) != length:
             raise ValueError(f"split: sections {sizes} do not sum to dim {dim}'s size {length}")
-    bounds = np.cumsum([0] + sizes)
+    bounds = list(itertools.accumulate(sizes, initial=0))  # (np.cumsum of a list costs microseconds)
     lead = (slice(None),) * dim
     return tuple(getitem(x, lead + (slice(int(a), int(b)),)) for a, b in zip(bounds[:-1], bounds[1:]))
 
