@@ -485,7 +485,6 @@ def _match_input(grad, meta, node):
     shape, dtype = meta
     array = grad.data
     if array.shape != shape:
-        from .ops.shape import sum_to
         try:
             grad = sum_to(grad, shape)
         except ValueError as error:
@@ -573,3 +572,6 @@ def _ones_like(out):
 # once every name above exists, breaks the cycle (``scratchgen/__init__`` imports this module
 # before ``tensor``) without a slow import statement inside each op's ``apply``.
 from .tensor import Tensor, ones_like, zeros  # noqa: E402
+# tensor's own last import loaded the ops; _match_input un-broadcasts with sum_to, and an import
+# statement there (run for every broadcast gradient) was 1.5% of the autoencoder's step.
+from .ops.shape import sum_to  # noqa: E402
