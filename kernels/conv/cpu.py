@@ -24,9 +24,12 @@ asks reference quality for them). Interpolation is the reference's two small pro
 plane, ``A_h @ x @ A_w^T``, except on small maps, where NumPy's loop over thousands of tiny
 matrices cost more than the arithmetic: there it is one product with the Kronecker matrix.
 """
+import math
+
 import numpy as np
 from numba import njit
 
+from . import reference
 from ._geometry import check_conv2d_backward, check_conv2d_forward
 from .reference import (avg_pool2d_backward, avg_pool2d_forward, interpolation_matrices,  # noqa: F401
                         max_pool2d_backward, max_pool2d_forward, max_pool2d_gather)
@@ -490,22 +493,27 @@ def _backward_weight_channels_last(grad_y, x, geometry, groups):
 KRONECKER_MAX_ENTRIES = 1 << 16
 
 
+def _kronecker_pays(input_hw, output_hw):
+    """Whether (A_h kron A_w), (OH*OW) x (H*W) entries, is small enough to be the one product."""
+    return math.prod(input_hw) * math.prod(output_hw) <= KRONECKER_MAX_ENTRIES
+
+
 def interpolate_forward(x, output_hw, mode, align_corners, scale_factor):
     """``y[n, c] = A_h @ x[n, c] @ A_w^T``; on small maps ``y_flat = x_flat @ (A_h kron A_w)^T``, since
     ``(A_h kron A_w)[(p, q), (i, j)] = A_h[p, i] A_w[q, j]``."""
+    if not _kronecker_pays(x.shape[2:], output_hw):
+        return reference.interpolate_forward(x, output_hw, mode, align_corners, scale_factor)
     rows, columns = interpolation_matrices("interpolate_forward", x, x.shape[2:], output_hw, mode,
                                            align_corners, scale_factor)
-    if rows.size * columns.size > KRONECKER_MAX_ENTRIES:
-        return rows @ x @ columns.T
     planes = x.shape[0] * x.shape[1]
     return (x.reshape(planes, -1) @ np.kron(rows, columns).T).reshape(x.shape[:2] + tuple(output_hw))
 
 
 def interpolate_backward(grad_y, input_hw, mode, align_corners, scale_factor):
     """``grad_x[n, c] = A_h^T @ grad_y[n, c] @ A_w``; on small maps ``grad_y_flat @ (A_h kron A_w)``."""
+    if not _kronecker_pays(input_hw, grad_y.shape[2:]):
+        return reference.interpolate_backward(grad_y, input_hw, mode, align_corners, scale_factor)
     rows, columns = interpolation_matrices("interpolate_backward", grad_y, input_hw, grad_y.shape[2:], mode,
                                            align_corners, scale_factor)
-    if rows.size * columns.size > KRONECKER_MAX_ENTRIES:
-        return rows.T @ grad_y @ columns
     planes = grad_y.shape[0] * grad_y.shape[1]
     return (grad_y.reshape(planes, -1) @ np.kron(rows, columns)).reshape(grad_y.shape[:2] + tuple(input_hw))
